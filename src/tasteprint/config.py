@@ -1,0 +1,58 @@
+"""One Settings object. Precedence: explicit argument (CLI flag) > TASTEPRINT_* environment > default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import ConfigError
+
+ENV_PREFIX = "TASTEPRINT_"
+
+
+class Settings(BaseModel):
+    """Everything that configures a Tasteprint instance.
+
+    The API key itself is never stored: only the *name* of the environment variable that holds it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    store: Path = Field(default=Path(".tasteprint"), description="store directory (SQLite + Chroma)")
+    llm: Literal["local", "openai", "scripted"] = "local"
+    model: str | None = Field(default=None, description="GGUF path (local) or model name (openai)")
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    json_mode: Literal["auto", "json_schema", "json_object"] = Field(
+        default="auto", description="how the hosted backend asks for JSON; auto falls back on rejection"
+    )
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    temperature: float = 0.1
+    seed: int = 42
+    timeout_s: float = 60.0
+    max_retries: int = 4
+    prompts_dir: Path | None = None
+    chroma_url: str | None = None
+
+    @classmethod
+    def load(cls, **overrides: object) -> Settings:
+        """Build settings from TASTEPRINT_* variables, then apply non-None overrides on top."""
+        values: dict[str, object] = {}
+        if home := os.environ.get("TASTEPRINT_HOME"):
+            values["store"] = home
+        for name in cls.model_fields:
+            raw = os.environ.get(ENV_PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - set(cls.model_fields)
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        try:
+            return cls.model_validate(values)
+        except ValueError as exc:
+            raise ConfigError(f"invalid settings: {exc}") from exc

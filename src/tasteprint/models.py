@@ -1,0 +1,203 @@
+"""Pydantic types at the seams of the pipeline: ingest -> facts -> profile -> recommend."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+EventKind = Literal["rating", "review", "tag", "view", "purchase", "search", "like"]
+EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
+
+
+class Event(BaseModel):
+    """One thing a user did with an item (or a search query, whose text is the query)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user_id: str = Field(min_length=1)
+    item_id: str = Field(min_length=1)
+    kind: EventKind
+    timestamp: int = Field(description="seconds since the Unix epoch, UTC")
+    rating: float | None = None
+    text: str | None = None
+    platform: str = "default"
+
+
+class Item(BaseModel):
+    """A catalogue entry. `attributes` maps an attribute name (genres, category, brand...) to values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str = Field(min_length=1)
+    title: str = ""
+    description: str = ""
+    attributes: dict[str, list[str]] = Field(default_factory=dict)
+    platform: str = "default"
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _values_as_lists(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    def labels(self) -> set[str]:
+        """Every attribute value of the item, the vocabulary profile claims are checked against."""
+        return {v for values in self.attributes.values() for v in values if v}
+
+
+class UserAttributes(BaseModel):
+    """Demographics where the data has them (MovieLens 100K)."""
+
+    user_id: str
+    age: int | None = None
+    gender: str | None = None
+    occupation: str | None = None
+
+
+class RejectedRecord(BaseModel):
+    file: str
+    line: int
+    reason: str
+
+
+class IngestReport(BaseModel):
+    """What one ingest did. `duplicates` counts exact repeats, already stored or within the input."""
+
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    items: int = 0
+    users: int = 0
+    errors: list[RejectedRecord] = Field(default_factory=list)
+    format: str = ""
+
+    def reject(self, file: str, line: int, reason: str) -> None:
+        self.rejected += 1
+        self.errors.append(RejectedRecord(file=file, line=line, reason=reason))
+
+    def rejected_by_reason(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for error in self.errors:
+            key = error.reason.split(":")[0]
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+
+class ItemRef(BaseModel):
+    """An item as facts cite it: id, title, and what the user did with it."""
+
+    item_id: str
+    title: str
+    rating: float | None = None
+    timestamp: int = 0
+    labels: list[str] = Field(default_factory=list)
+
+
+class AttributeStat(BaseModel):
+    """How often an attribute value appears in a user's history and how the user rated it."""
+
+    label: str
+    attribute: str
+    count: int
+    share: float = Field(description="fraction of the user's items carrying the label")
+    mean_rating: float | None = None
+    lift: float = Field(description="share in the user's history / share in the whole catalogue's events")
+    item_ids: list[str] = Field(description="the user's items with this label, best rated first")
+
+
+class UserFacts(BaseModel):
+    """Deterministic evidence about one user, computed from data. Ground truth for verification."""
+
+    user_id: str
+    n_events: int
+    n_items: int
+    kinds: dict[str, int]
+    platforms: list[str]
+    first_timestamp: int
+    last_timestamp: int
+    rating_mean: float | None = None
+    rating_histogram: dict[str, int] = Field(default_factory=dict)
+    top_attributes: list[AttributeStat] = Field(default_factory=list)
+    loved: list[ItemRef] = Field(default_factory=list)
+    disliked: list[ItemRef] = Field(default_factory=list)
+    recent: list[ItemRef] = Field(default_factory=list)
+    recent_shift: dict[str, float] = Field(
+        default_factory=dict, description="label -> share in recent items minus share overall"
+    )
+    snippets: list[str] = Field(default_factory=list, description="bounded excerpts of the user's own text")
+    context: dict[str, str] = Field(default_factory=dict)
+    history_item_ids: list[str] = Field(default_factory=list)
+    item_labels: dict[str, list[str]] = Field(
+        default_factory=dict, description="item id -> labels (attributes plus the user's own tags)"
+    )
+    item_ratings: dict[str, float] = Field(default_factory=dict)
+    item_platforms: dict[str, str] = Field(default_factory=dict)
+    user_attributes: UserAttributes | None = None
+
+
+class Interest(BaseModel):
+    label: str
+    weight: float = Field(ge=0, le=1)
+    evidence: list[str]
+    platforms: list[str] = Field(default_factory=list)
+
+
+class Dislike(BaseModel):
+    label: str
+    evidence: list[str]
+
+
+class VerificationStats(BaseModel):
+    """What claim verification kept and dropped for one profile."""
+
+    interests_proposed: int = 0
+    interests_kept: int = 0
+    dislikes_proposed: int = 0
+    dislikes_kept: int = 0
+    evidence_proposed: int = 0
+    evidence_dropped: int = 0
+    summary_replaced: bool = False
+    reasons: list[str] = Field(default_factory=list)
+
+    @property
+    def claims_proposed(self) -> int:
+        return self.interests_proposed + self.dislikes_proposed
+
+    @property
+    def claims_dropped(self) -> int:
+        return self.claims_proposed - self.interests_kept - self.dislikes_kept
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UserProfile(BaseModel):
+    """A structured, verified profile. Every interest and dislike cites items from the user's history."""
+
+    user_id: str
+    version: int = 1
+    summary: str = Field(max_length=400)
+    interests: list[Interest]
+    dislikes: list[Dislike]
+    context: dict[str, str]
+    sources: list[str]
+    model: str
+    prompt: str = Field(description="name of the prompt template that built this version")
+    created_at: datetime = Field(default_factory=utcnow)
+    verification: VerificationStats
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+
+class Recommendation(BaseModel):
+    item_id: str
+    title: str
+    score: float
+    explanation: str
+    evidence: list[str] = Field(description="ids of items in the user's history the explanation cites")
+    sources: dict[str, float] = Field(default_factory=dict, description="retrieval scores by retriever")
