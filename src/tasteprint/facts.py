@@ -115,6 +115,7 @@ def build_facts(
         snippets=_snippets(histories),
         history_item_ids=sorted(histories),
         item_labels=labels_of,
+        item_titles={i: items[i].title if i in items and items[i].title else i for i in histories},
         item_ratings={i: h.rating for i, h in histories.items() if h.rating is not None},
         item_platforms={i: h.platform for i, h in histories.items()},
         user_attributes=user_attributes,

@@ -133,6 +133,7 @@ class UserFacts(BaseModel):
     item_labels: dict[str, list[str]] = Field(
         default_factory=dict, description="item id -> labels (attributes plus the user's own tags)"
     )
+    item_titles: dict[str, str] = Field(default_factory=dict)
     item_ratings: dict[str, float] = Field(default_factory=dict)
     item_platforms: dict[str, str] = Field(default_factory=dict)
     user_attributes: UserAttributes | None = None

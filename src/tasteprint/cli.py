@@ -1,0 +1,140 @@
+"""Command line: parses arguments, calls the library, prints rich tables or exact JSON.
+
+This is the one place that turns a TasteprintError into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .api import Tasteprint
+from .errors import IngestError, TasteprintError
+from .models import IngestReport, UserProfile
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="LLM user profiles and explained recommendations.")
+console = Console()
+err_console = Console(stderr=True)
+
+StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="store directory [env TASTEPRINT_HOME; default ./.tasteprint]")]
+LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="local | openai [env TASTEPRINT_LLM]")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help="GGUF path (local) or model name (openai) [env TASTEPRINT_MODEL]")]
+BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible endpoint [env TASTEPRINT_BASE_URL]")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print exactly the pydantic JSON")]
+
+
+def friendly_errors(command):
+    """Turn library errors into one line on stderr and exit code 1 (2 for bad input under --strict)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except TasteprintError as exc:
+            err_console.print(f"[bold red]error:[/] {exc.message}")
+            if exc.hint:
+                err_console.print(f"[yellow]hint:[/] {exc.hint}")
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def open_tasteprint(store, llm, model, base_url) -> Tasteprint:
+    return Tasteprint(store=store, llm=llm, model=model, base_url=base_url)
+
+
+@app.command()
+@friendly_errors
+def ingest(
+    path: Annotated[Path, typer.Argument(help="data file or folder")],
+    format: Annotated[Optional[str], typer.Option("--format", help="movielens | ml100k | amazon | events")] = None,
+    platform: Annotated[Optional[str], typer.Option("--platform", help="platform name for these events")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="exit non-zero if any record is rejected")] = False,
+    store: StoreOpt = None, llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+):
+    """Load a data set into the store; report every rejected record by file, line and reason."""
+    tp = open_tasteprint(store, llm, model, base_url)
+    report = tp.ingest(path, format, platform)
+    if as_json:
+        print(report.model_dump_json(include={"accepted", "rejected", "duplicates", "items", "errors", "format"}))
+    else:
+        print_ingest(report)
+    if strict and report.rejected:
+        raise IngestError(f"{report.rejected} record(s) rejected under --strict")
+
+
+def print_ingest(report: IngestReport) -> None:
+    table = Table(title=f"ingest ({report.format})", show_header=False)
+    for key in ("accepted", "duplicates", "rejected", "items", "users"):
+        table.add_row(key, str(getattr(report, key)))
+    console.print(table)
+    if report.errors:
+        errors = Table(title="rejected records (first 20)")
+        for column in ("file", "line", "reason"):
+            errors.add_column(column)
+        for error in report.errors[:20]:
+            errors.add_row(Path(error.file).name, str(error.line), error.reason)
+        console.print(errors)
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in report.rejected_by_reason().items())
+        console.print(f"rejected by reason: {reasons}")
+
+
+@app.command()
+@friendly_errors
+def profile(
+    user_id: Annotated[str, typer.Argument(help="user id, as in the source data")],
+    refresh: Annotated[bool, typer.Option("--refresh", help="build a new version even if one is stored")] = False,
+    store: StoreOpt = None, llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+):
+    """Show a user's profile, building it with the LLM if none is stored yet."""
+    tp = open_tasteprint(store, llm, model, base_url)
+    result = tp.profile(user_id, refresh=refresh)
+    if as_json:
+        print(result.model_dump_json())
+    else:
+        print_profile(result, tp)
+
+
+def print_profile(result: UserProfile, tp: Tasteprint) -> None:
+    titles = tp.facts(result.user_id).item_titles
+    console.print(f"[bold]User {result.user_id}[/] - profile v{result.version} by {result.model}")
+    console.print(result.summary)
+    table = Table(title="interests")
+    for column in ("label", "weight", "evidence", "platforms"):
+        table.add_column(column)
+    for interest in result.interests:
+        evidence = "; ".join(f"{titles.get(i, i)} [{i}]" for i in interest.evidence)
+        table.add_row(interest.label, f"{interest.weight:.2f}", evidence, ", ".join(interest.platforms))
+    console.print(table)
+    if result.dislikes:
+        dislikes = Table(title="dislikes")
+        dislikes.add_column("label")
+        dislikes.add_column("evidence")
+        for dislike in result.dislikes:
+            dislikes.add_row(dislike.label, "; ".join(f"{titles.get(i, i)} [{i}]" for i in dislike.evidence))
+        console.print(dislikes)
+    for key, value in result.context.items():
+        console.print(f"[dim]{key}:[/] {value}")
+    v = result.verification
+    console.print(
+        f"[dim]verification: {v.interests_kept}/{v.interests_proposed} interests, {v.dislikes_kept}/"
+        f"{v.dislikes_proposed} dislikes kept, {v.evidence_dropped}/{v.evidence_proposed} evidence ids dropped, "
+        f"summary {'replaced' if v.summary_replaced else 'kept'}[/]"
+    )
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

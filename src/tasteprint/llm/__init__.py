@@ -1,0 +1,31 @@
+"""Language-model backends behind one interface, chosen by Settings."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from ..errors import ConfigError
+from .base import Completion, LLMBackend, Message
+from .scripted import ScriptedBackend
+from .structured import Structured, generate
+
+
+def make_backend(settings: Settings) -> LLMBackend:
+    """Build the backend the settings name: `local` (default), `openai`, or `scripted` (empty script)."""
+    if settings.llm == "local":
+        from .llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend(settings.model, n_ctx=settings.n_ctx, n_threads=settings.n_threads, seed=settings.seed)
+    if settings.llm == "openai":
+        from .openai_compat import OpenAICompatBackend
+
+        if not settings.model:
+            raise ConfigError("--model is required with --llm openai", hint="e.g. --model gpt-4o-mini")
+        return OpenAICompatBackend(
+            settings.model, base_url=settings.base_url, api_key_env=settings.api_key_env,
+            json_mode=settings.json_mode, timeout_s=settings.timeout_s, max_retries=settings.max_retries,
+            seed=settings.seed,
+        )
+    return ScriptedBackend()
+
+
+__all__ = ["Completion", "LLMBackend", "Message", "ScriptedBackend", "Structured", "generate", "make_backend"]

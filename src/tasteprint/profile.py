@@ -1,0 +1,307 @@
+"""Facts -> LLM draft (confined by a grammar to what the data allows) -> verified UserProfile.
+
+The model picks labels and evidence ids from enums built from the user's own facts and writes a
+short summary. Verification then drops any claim the facts do not support and counts it; interest
+weights are computed from the data, not by the model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from pydantic import BaseModel, Field
+
+from .facts import DISLIKED_MAX
+from .errors import StructuredOutputError
+from .llm import LLMBackend, generate
+from .models import Dislike, Interest, UserFacts, UserProfile, VerificationStats
+from .prompting import render
+
+MAX_INTERESTS = 5
+MAX_DISLIKES = 3
+MAX_EVIDENCE = 3
+SUMMARY_MAX = 300
+PROMPT_NAME = "profile_user.j2"
+
+
+class DraftClaim(BaseModel):
+    label: str
+    evidence: list[str] = Field(default_factory=list)
+
+
+class ProfileDraft(BaseModel):
+    """What the model is asked for. Shape only; whether each claim is true is checked afterwards."""
+
+    interests: list[DraftClaim] = Field(default_factory=list)
+    dislikes: list[DraftClaim] = Field(default_factory=list)
+
+
+def _claims_schema(evidence_by_label: dict[str, list[str]], max_items: int, min_items: int = 0) -> dict:
+    """An array of claims where each label can only cite the user's items that carry that label, so a
+    mislabelled claim ("The Lion King" as Action) cannot be generated at all."""
+    choices = [
+        {
+            "type": "object",
+            "properties": {
+                "label": {"const": label},
+                "evidence": {"type": "array", "minItems": 1, "maxItems": MAX_EVIDENCE, "items": {"enum": ids}},
+            },
+            "required": ["label", "evidence"],
+        }
+        for label, ids in evidence_by_label.items()
+        if ids
+    ]
+    if not choices:
+        return {"type": "array", "maxItems": 0}
+    return {"type": "array", "minItems": min(min_items, len(choices)), "maxItems": max_items,
+            "items": {"anyOf": choices}}
+
+
+def draft_schema(facts: UserFacts) -> dict:
+    """A JSON schema that only admits the user's own labels, each with its own items, and bounded lengths."""
+    liked = {a.label: [i for i in a.item_ids if facts.item_ratings.get(i, 5.0) > DISLIKED_MAX]
+             for a in facts.top_attributes}
+    allowed = dislikable_labels(facts)
+    disliked: dict[str, list[str]] = {}
+    for item in facts.disliked:
+        for label in item.labels:
+            if label in allowed:
+                disliked.setdefault(label, []).append(item.item_id)
+    return {
+        "type": "object",
+        "properties": {
+            "interests": _claims_schema(liked, MAX_INTERESTS, min_items=3),
+            "dislikes": _claims_schema(disliked, MAX_DISLIKES),
+        },
+        "required": ["interests", "dislikes"],
+    }
+
+
+def dislikable_labels(facts: UserFacts) -> set[str]:
+    """Labels the user rates below their own mean: only these may be claimed as dislikes, so one bad
+    film never makes a generally well-rated genre a "dislike"."""
+    if facts.rating_mean is None:
+        return set()
+    totals: dict[str, list[float]] = {}
+    for item_id, rating in facts.item_ratings.items():
+        for label in facts.item_labels.get(item_id, []):
+            totals.setdefault(label, []).append(rating)
+    return {label for label, rs in totals.items() if sum(rs) / len(rs) < facts.rating_mean}
+
+
+# The summary must start like a description and may not contain JSON or markup characters: this stops
+# the small model from echoing the schema or an injected instruction back as the "summary".
+SUMMARY_SCHEMA = {
+    "type": "object",
+    "properties": {"summary": {"type": "string", "pattern": "^(Enjoys|Loves|Likes|Prefers|Watches|Reads|Buys) [^{}<>\\[\\]\"]{20,260}$"}},
+    "required": ["summary"],
+}
+
+
+class SummaryDraft(BaseModel):
+    summary: str
+
+
+def profile_messages(facts: UserFacts, prompts_dir=None) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": render("profile_system.j2", prompts_dir)},
+        {"role": "user", "content": render(PROMPT_NAME, prompts_dir, facts=facts, max_interests=MAX_INTERESTS)},
+    ]
+
+
+def build_profile(
+    facts: UserFacts,
+    backend: LLMBackend,
+    *,
+    vocabulary: set[str] = frozenset(),
+    prompts_dir=None,
+    temperature: float = 0.1,
+) -> UserProfile:
+    """Ask the model for claims, verify them, then ask it to summarise the verified claims.
+
+    Args:
+        facts: the user's facts.
+        backend: any LLM backend.
+        vocabulary: every label in the catalogue; a summary naming one the user never touched is replaced.
+
+    Raises:
+        StructuredOutputError: the model never produced a valid draft.
+    """
+    claims = generate(
+        backend, profile_messages(facts, prompts_dir), ProfileDraft, schema=draft_schema(facts),
+        max_tokens=300, temperature=temperature,
+    )
+    profile = verify_claims(facts, claims.value)
+    calls = [claims]
+    messages = summary_messages(facts, profile, prompts_dir)
+    try:
+        summary = generate(backend, messages, SummaryDraft, schema=SUMMARY_SCHEMA, max_tokens=160,
+                           temperature=temperature)
+        calls.append(summary)
+        profile = check_summary(facts, profile, summary.value.summary, vocabulary,
+                                source_text=messages[-1]["content"])
+    except StructuredOutputError as exc:
+        profile = check_summary(facts, profile, "", vocabulary, problem=f"no valid summary: {exc.message}")
+    return profile.model_copy(update={
+        "model": backend.model_name,
+        "prompt_tokens": sum(c.prompt_tokens for c in calls),
+        "completion_tokens": sum(c.completion_tokens for c in calls),
+        "seconds": round(sum(c.seconds for c in calls), 3),
+    })
+
+
+def summary_messages(facts: UserFacts, profile: UserProfile, prompts_dir=None) -> list[dict[str, str]]:
+    def named(evidence: list[str]) -> list[str]:
+        return [facts.item_titles.get(i, i) for i in evidence[:2]]
+
+    return [
+        {"role": "system", "content": render("profile_system.j2", prompts_dir)},
+        {"role": "user", "content": render(
+            "profile_summary.j2", prompts_dir,
+            interests=[{"label": i.label, "titles": named(i.evidence)} for i in profile.interests],
+            dislikes=[{"label": d.label, "titles": named(d.evidence)} for d in profile.dislikes],
+            context={k: v for k, v in facts.context.items() if k != "activity"},
+        )},
+    ]
+
+
+def label_weights(facts: UserFacts) -> dict[str, float]:
+    """Weight of each label in 0..1: its item count relative to the user's top label, scaled by its
+    mean rating out of 5 where the user rated."""
+    counts = Counter(label for labels in facts.item_labels.values() for label in labels)
+    if not counts:
+        return {}
+    top = max(counts.values())
+    weights = {}
+    for label, count in counts.items():
+        rated = [facts.item_ratings[i] for i, ls in facts.item_labels.items() if label in ls and i in facts.item_ratings]
+        quality = min(1.0, sum(rated) / len(rated) / 5) if rated else 1.0
+        weights[label] = round(count / top * quality, 3)
+    return weights
+
+
+def verify_claims(facts: UserFacts, draft: ProfileDraft) -> UserProfile:
+    """Keep only claims the facts support; count what was dropped and why. The summary is added later."""
+    stats = VerificationStats(interests_proposed=len(draft.interests), dislikes_proposed=len(draft.dislikes))
+    history = set(facts.history_item_ids)
+    weights = label_weights(facts)
+
+    def supported(claim: DraftClaim, kind: str, rating_ok) -> list[str]:
+        kept = []
+        for item_id in dict.fromkeys(claim.evidence):
+            stats.evidence_proposed += 1
+            if item_id not in history:
+                reason = f"{item_id} is not in the user's history"
+            elif claim.label not in facts.item_labels.get(item_id, []):
+                reason = f"{item_id} does not carry {claim.label!r}"
+            elif not rating_ok(facts.item_ratings.get(item_id)):
+                reason = f"{item_id} was rated {facts.item_ratings.get(item_id)}"
+            else:
+                kept.append(item_id)
+                continue
+            stats.evidence_dropped += 1
+            stats.reasons.append(f"{kind} {claim.label!r}: evidence {reason}")
+        return kept
+
+    interests: list[Interest] = []
+    for claim in draft.interests:
+        if any(i.label == claim.label for i in interests):
+            stats.reasons.append(f"interest {claim.label!r}: duplicate")
+            continue
+        evidence = supported(claim, "interest", lambda r: r is None or r > DISLIKED_MAX)
+        if evidence:
+            platforms = sorted({facts.item_platforms[i] for i in evidence})
+            interests.append(Interest(label=claim.label, weight=weights.get(claim.label, 0.0), evidence=evidence,
+                                      platforms=platforms))
+        else:
+            stats.reasons.append(f"interest {claim.label!r}: dropped, no supporting evidence")
+    interests.sort(key=lambda i: -i.weight)
+
+    dislikes: list[Dislike] = []
+    dislikable = dislikable_labels(facts)
+    for claim in draft.dislikes:
+        if any(d.label == claim.label for d in dislikes):
+            stats.reasons.append(f"dislike {claim.label!r}: duplicate")
+            continue
+        evidence = supported(claim, "dislike", lambda r: r is not None and r <= DISLIKED_MAX)
+        if claim.label not in dislikable:
+            stats.reasons.append(f"dislike {claim.label!r}: dropped, rated at or above the user's mean")
+        elif evidence:
+            dislikes.append(Dislike(label=claim.label, evidence=evidence))
+        else:
+            stats.reasons.append(f"dislike {claim.label!r}: dropped, no supporting evidence")
+    stats.interests_kept, stats.dislikes_kept = len(interests), len(dislikes)
+
+    return UserProfile(
+        user_id=facts.user_id, summary="", interests=interests, dislikes=dislikes,
+        context=facts.context, sources=facts.platforms, model="", prompt=PROMPT_NAME, verification=stats,
+    )
+
+
+def check_summary(facts: UserFacts, profile: UserProfile, summary: str, vocabulary: set[str],
+                  problem: str | None = None, source_text: str = "") -> UserProfile:
+    """Keep the model's summary if it passes `summary_problem`; otherwise write one from verified data."""
+    summary = " ".join(summary.split())
+    stats = profile.verification.model_copy(deep=True)
+    problem = problem or summary_problem(summary, profile, vocabulary, source_text)
+    if problem:
+        stats.summary_replaced = True
+        stats.reasons.append(f"summary replaced: {problem}")
+        summary = fallback_summary(facts, profile.interests)
+    return profile.model_copy(update={"summary": summary[:400], "verification": stats})
+
+
+_WORD = re.compile(r"[\w'-]+")
+INJECTION_MARKERS = ("ignore", "instruction", "system prompt", "hacked", "assistant:", "<|", "{\"")
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_INSTRUCTION_ECHOES = ("taste in one or two sentences", "using only these facts", "facts you are given")
+
+
+def summary_problem(summary: str, profile: UserProfile, vocabulary: set[str], source_text: str = "") -> str | None:
+    """Why a summary cannot be kept, or None: too short, degenerate repetition, text that reads like an
+    instruction or echoes ours, a number the model was never shown, a catalogue label that is not one of
+    the verified claims, or no verified claim at all."""
+    words = [w.lower() for w in _WORD.findall(summary)]
+    if len(words) < 4:
+        return "too short"
+    most, count = Counter(words).most_common(1)[0]
+    if count >= 4 and count / len(words) > 0.25:
+        return f"degenerate repetition of {most!r}"
+    lowered = summary.lower()
+    for marker in INJECTION_MARKERS:
+        if marker in lowered:
+            return f"contains {marker!r}, which reads as injected text"
+    for echo in _INSTRUCTION_ECHOES:
+        if echo in lowered:
+            return "repeats the instructions"
+    shown = set(_NUMBER.findall(source_text))
+    for number in _NUMBER.findall(summary):
+        if number not in shown:
+            return f"states the number {number}, which is not in the facts"
+    claimed = [c.label.lower() for c in profile.interests + profile.dislikes]
+    for label in vocabulary:
+        if len(label) >= 4 and label.lower() not in claimed and re.search(rf"\b{re.escape(label.lower())}\b", lowered):
+            return f"names {label!r}, which is not a verified interest or dislike"
+    if claimed and not any(label in lowered for label in claimed):
+        return "mentions none of the verified interests"
+    return None
+
+
+def fallback_summary(facts: UserFacts, interests: list[Interest]) -> str:
+    """A summary written from verified data alone, used when the model's summary fails its checks."""
+    labels = [i.label for i in interests[:3]] or [a.label for a in facts.top_attributes[:3]]
+    parts = [f"Interacted with {facts.n_items} items"]
+    if labels:
+        parts[0] += f", mostly {', '.join(labels)}"
+    if facts.loved:
+        parts.append("Favourites include " + "; ".join(i.title for i in facts.loved[:2]))
+    return (". ".join(parts) + ".")[:400]
+
+
+def profile_text(profile: UserProfile) -> str:
+    """The text embedded for a profile: summary plus interest labels."""
+    labels = ", ".join(i.label for i in profile.interests)
+    return f"{profile.summary} Interests: {labels}." if labels else profile.summary
