@@ -31,7 +31,7 @@ class Settings(BaseModel):
     )
     n_ctx: int = 4096
     n_threads: int | None = None
-    temperature: float = 0.1
+    temperature: float = 0.0
     seed: int = 42
     timeout_s: float = 60.0
     max_retries: int = 4

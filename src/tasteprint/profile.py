@@ -37,9 +37,9 @@ class ProfileDraft(BaseModel):
     dislikes: list[DraftClaim] = Field(default_factory=list)
 
 
-def _claims_schema(evidence_by_label: dict[str, list[str]], max_items: int, min_items: int = 0) -> dict:
+def _claims_schema(evidence_by_label: dict[str, list[str]], max_items: int, min_items: int = 0) -> dict | None:
     """An array of claims where each label can only cite the user's items that carry that label, so a
-    mislabelled claim ("The Lion King" as Action) cannot be generated at all."""
+    mislabelled claim ("The Lion King" as Action) cannot be generated at all. None when nothing qualifies."""
     choices = [
         {
             "type": "object",
@@ -53,7 +53,7 @@ def _claims_schema(evidence_by_label: dict[str, list[str]], max_items: int, min_
         if ids
     ]
     if not choices:
-        return {"type": "array", "maxItems": 0}
+        return None
     return {"type": "array", "minItems": min(min_items, len(choices)), "maxItems": max_items,
             "items": {"anyOf": choices}}
 
@@ -68,14 +68,17 @@ def draft_schema(facts: UserFacts) -> dict:
         for label in item.labels:
             if label in allowed:
                 disliked.setdefault(label, []).append(item.item_id)
-    return {
-        "type": "object",
-        "properties": {
-            "interests": _claims_schema(liked, MAX_INTERESTS, min_items=3),
-            "dislikes": _claims_schema(disliked, MAX_DISLIKES),
-        },
-        "required": ["interests", "dislikes"],
+    # A claim list with no admissible choice is left out of the schema: llama.cpp's grammar does not
+    # honour an empty array bound and would let the model write free-form objects there.
+    properties = {
+        name: schema
+        for name, schema in (
+            ("interests", _claims_schema(liked, MAX_INTERESTS, min_items=3)),
+            ("dislikes", _claims_schema(disliked, MAX_DISLIKES)),
+        )
+        if schema is not None
     }
+    return {"type": "object", "properties": properties, "required": list(properties)}
 
 
 def dislikable_labels(facts: UserFacts) -> set[str]:
@@ -116,7 +119,7 @@ def build_profile(
     *,
     vocabulary: set[str] = frozenset(),
     prompts_dir=None,
-    temperature: float = 0.1,
+    temperature: float = 0.0,
 ) -> UserProfile:
     """Ask the model for claims, verify them, then ask it to summarise the verified claims.
 

@@ -1,0 +1,68 @@
+import csv
+from collections import Counter
+
+from tasteprint.db import Database
+from tasteprint.facts import FactBook, build_facts
+from tasteprint.models import Event, Item
+
+from conftest import MOVIELENS
+
+
+def _user_one_ratings():
+    with (MOVIELENS / "ratings.csv").open() as handle:
+        return {row["movieId"]: float(row["rating"]) for row in csv.DictReader(handle) if row["userId"] == "1"}
+
+
+def test_movielens_user_facts_match_a_hand_count(movielens_store):
+    facts = FactBook(Database(movielens_store)).facts("1")
+    ratings = _user_one_ratings()
+    assert facts.n_items == len(ratings) == 232
+    assert facts.rating_mean == round(sum(ratings.values()) / len(ratings), 3)
+    assert sum(facts.rating_histogram.values()) == 232
+    with (MOVIELENS / "movies.csv").open() as handle:
+        genres = {row["movieId"]: row["genres"].split("|") for row in csv.DictReader(handle)}
+    counts = Counter(g for movie in ratings for g in genres[movie])
+    for stat in facts.top_attributes:
+        if stat.attribute == "genres":
+            assert stat.count == counts[stat.label]
+            for item_id in stat.item_ids:
+                assert stat.label in genres[item_id]
+    assert all(ratings[i.item_id] >= 4.0 for i in facts.loved)
+    assert all(ratings[i.item_id] <= 2.0 for i in facts.disliked)
+    assert set(facts.history_item_ids) == set(ratings)
+    assert facts.context["rating_style"].startswith("generous")
+
+
+def test_tags_become_labels_and_snippets(movielens_store):
+    facts = FactBook(Database(movielens_store)).facts("2")
+    assert "funny" in facts.item_labels["60756"]
+    assert "funny" in facts.snippets
+
+
+def test_amazon_review_text_reaches_the_facts(amazon_store):
+    facts = FactBook(Database(amazon_store)).facts("A5QQOOZJOVPSF")
+    assert any("computer" in s for s in facts.snippets)
+    assert all(len(s) <= 200 for s in facts.snippets)
+    assert facts.platforms == ["amazon"]
+
+
+def test_recent_shift_is_detected():
+    items = {f"a{i}": Item(item_id=f"a{i}", attributes={"genres": ["Drama"]}) for i in range(20)}
+    items |= {f"b{i}": Item(item_id=f"b{i}", attributes={"genres": ["Horror"]}) for i in range(5)}
+    events = [Event(user_id="u", item_id=f"a{i}", kind="rating", rating=4, timestamp=1000 + i) for i in range(20)]
+    events += [Event(user_id="u", item_id=f"b{i}", kind="rating", rating=4, timestamp=5000 + i) for i in range(5)]
+    facts = build_facts("u", events, items, {"Drama": 0.5, "Horror": 0.1})
+    assert facts.recent_shift["Horror"] == 0.8
+    assert facts.recent_shift["Drama"] == -0.8
+    assert "Horror" in facts.context["recent_shift"]
+    horror = next(a for a in facts.top_attributes if a.label == "Horror")
+    assert horror.lift == 2.0
+
+
+def test_unrated_events_count_as_positive():
+    items = {"x": Item(item_id="x", title="X", attributes={"category": ["Tools"]})}
+    events = [Event(user_id="u", item_id="x", kind="purchase", timestamp=10)]
+    facts = build_facts("u", events, items, {})
+    assert facts.rating_mean is None
+    assert [i.item_id for i in facts.loved] == ["x"]
+    assert facts.top_attributes[0].label == "Tools"
