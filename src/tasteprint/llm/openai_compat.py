@@ -13,7 +13,7 @@ from .base import Completion, Message
 
 RETRYABLE = (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError, openai.InternalServerError)
 MAX_RETRY_AFTER_S = 30.0
-_backoff = wait_exponential_jitter(initial=0.5, max=10)
+_backoff = wait_exponential_jitter(max=10)
 
 
 def _is_retryable(exc: BaseException) -> bool:
