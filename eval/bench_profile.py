@@ -1,0 +1,91 @@
+"""Benchmark: profile N users on the embedded model and print throughput, token speeds and the ratio of
+grammar-constrained decode speed to llama.cpp's raw unconstrained decode of the same model.
+
+    .venv/bin/python eval/bench_profile.py --data ../shared/data/ml-latest-small --users 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tasteprint.db import Database
+from tasteprint.facts import FactBook
+from tasteprint.ingest import ingest
+from tasteprint.llm.llamacpp import LlamaCppBackend
+from tasteprint.profile import build_profile, draft_schema, profile_messages
+
+
+def decode_speed(backend: LlamaCppBackend, messages, schema, max_tokens: int) -> tuple[float, int]:
+    """Decode tokens/s for one request: total time minus the time to evaluate the prompt alone."""
+    prompt_only = backend.complete(messages, max_tokens=1)
+    full = backend.complete(messages, json_schema=schema, max_tokens=max_tokens)
+    decode_s = max(full.seconds - prompt_only.seconds, 1e-6)
+    return full.completion_tokens / decode_s, full.completion_tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/data/ml-latest-small")
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--model", default=None, help="GGUF path (default: the embedded SmolLM2-135M)")
+    args = parser.parse_args()
+
+    store = Path(tempfile.mkdtemp(prefix="bench-profile-"))
+    db = Database(store)
+    ingest(db, Path(args.data))
+    book = FactBook(db)
+    backend = LlamaCppBackend(args.model)
+    users = db.user_ids()[: args.users]
+
+    start = time.perf_counter()
+    profiles = [build_profile(book.facts(u), backend, vocabulary=set(book.global_shares)) for u in users]
+    wall = time.perf_counter() - start
+
+    prompt_tokens = sum(p.prompt_tokens for p in profiles)
+    completion_tokens = sum(p.completion_tokens for p in profiles)
+    claims = sum(p.verification.claims_proposed for p in profiles)
+    dropped = sum(p.verification.claims_dropped for p in profiles)
+    evidence = sum(p.verification.evidence_proposed for p in profiles)
+    evidence_dropped = sum(p.verification.evidence_dropped for p in profiles)
+    summaries_replaced = sum(p.verification.summary_replaced for p in profiles)
+
+    # Same prompt, same model: grammar-constrained decode versus raw decode.
+    facts = book.facts(users[0])
+    messages = profile_messages(facts)
+    probe = backend.complete(messages, max_tokens=1)
+    prompt_tps = probe.prompt_tokens / max(probe.seconds, 1e-6)
+    constrained_tps, _ = decode_speed(backend, messages, draft_schema(facts), 200)
+    raw_tps, _ = decode_speed(backend, messages, None, 200)
+
+    table = Table(title=f"bench_profile: {len(users)} users of {args.data} on {backend.model_name}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("machine", f"{platform.machine()}, {backend.n_threads} threads"),
+        ("wall time (s)", f"{wall:.1f}"),
+        ("users/minute", f"{len(users) / wall * 60:.2f}"),
+        ("seconds/user", f"{wall / len(users):.1f}"),
+        ("prompt tokens/user", f"{prompt_tokens / len(users):.0f}"),
+        ("completion tokens/user", f"{completion_tokens / len(users):.0f}"),
+        ("prompt eval tokens/s", f"{prompt_tps:.1f}"),
+        ("constrained decode tokens/s", f"{constrained_tps:.1f}"),
+        ("raw unconstrained decode tokens/s", f"{raw_tps:.1f}"),
+        ("constrained / raw decode ratio", f"{constrained_tps / raw_tps:.2f}"),
+        ("claims dropped by verification", f"{dropped}/{claims} ({dropped / max(claims, 1):.1%})"),
+        ("evidence ids dropped", f"{evidence_dropped}/{evidence} ({evidence_dropped / max(evidence, 1):.1%})"),
+        ("summaries replaced", f"{summaries_replaced}/{len(users)}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
