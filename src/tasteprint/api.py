@@ -6,16 +6,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from rich.progress import Progress
 
 from .config import Settings
 from .db import Database
-from .errors import TasteprintError, UnknownUserError
+from .errors import TasteprintError, UnknownItemError, UnknownUserError
 from .facts import FactBook
+from .embed import Embedder, profile_text
+from .explain import explain_item
 from .ingest import ingest as ingest_path
 from .llm import LLMBackend, make_backend
-from .models import IngestReport, UserFacts, UserProfile
+from .models import Explanation, IngestReport, Recommendation, UserFacts, UserProfile
 from .profile import build_profile
+from .rerank import RerankResult, nearest_history, positive_history
+from .rerank import rerank as rerank_candidates
+from .retrieve import EASE, Interactions, Retriever
+from .store import VectorStore, index_items
+
+EMBED_NEIGHBOURS = 200
 
 
 @dataclass
@@ -41,6 +50,10 @@ class Tasteprint:
         self.db = Database(Path(self.settings.store))
         self.factbook = FactBook(self.db)
         self._backend = llm if llm is not None and not isinstance(llm, str) else None
+        self.embed = Embedder()
+        self._vectors: VectorStore | None = None
+        self._retriever: tuple[int, Retriever] | None = None
+        self.last_rerank: RerankResult | None = None
 
     @property
     def backend(self) -> LLMBackend:
@@ -56,6 +69,102 @@ class Tasteprint:
         report = ingest_path(self.db, Path(path), fmt, platform)
         self.factbook = FactBook(self.db)
         return report
+
+    @property
+    def vectors(self) -> VectorStore:
+        if self._vectors is None:
+            self._vectors = VectorStore(Path(self.settings.store), self.settings.chroma_url)
+        return self._vectors
+
+    def index(self, progress: bool = True) -> int:
+        """Embed catalogue items missing from the vector store; returns how many were added."""
+        return index_items(self.vectors, self.db.items(), self.embed, progress=progress)
+
+    def retriever(self) -> Retriever:
+        """The hybrid retriever over all stored interactions; EASE weights are cached per data version."""
+        version = self.db.data_version()
+        if self._retriever and self._retriever[0] == version:
+            return self._retriever[1]
+        interactions = Interactions.from_pairs((e.user_id, e.item_id) for e in self.db.iter_events()
+                                               if e.kind != "search")
+        cache = Path(self.settings.store) / f"ease-v{version}.npz"
+        ease = EASE()
+        if cache.exists():
+            saved = np.load(cache)
+            ease.columns, ease.weights = saved["columns"], saved["weights"]
+        else:
+            ease.fit(interactions)
+            for old in Path(self.settings.store).glob("ease-v*.npz"):
+                old.unlink()
+            np.savez(cache, columns=ease.columns, weights=ease.weights)
+        self._retriever = (version, Retriever(interactions, ease))
+        return self._retriever[1]
+
+    def _query_vector(self, facts: UserFacts, profile: UserProfile | None) -> np.ndarray | None:
+        """Profile embedding blended with the mean of the user's loved items: the embedding retriever's query."""
+        loved = self.vectors.item_vectors([i.item_id for i in facts.loved])
+        parts = [np.mean(list(loved.values()), axis=0)] if loved else []
+        if profile is not None:
+            vector = self.embed([profile_text(profile)])[0]
+            self.vectors.upsert_profile(facts.user_id, vector, {"version": profile.version})
+            parts.append(vector)
+        if not parts:
+            return None
+        query = np.sum(parts, axis=0)
+        return query / (np.linalg.norm(query) + 1e-9)
+
+    def recommend(self, user_id: str, k: int = 10, *, rerank: bool = True, n_candidates: int = 20,
+                  exclude: Iterable[str] = ()) -> list[Recommendation]:
+        """Top-k unconsumed items for the user, each with an explanation citing the user's history.
+
+        Retrieval (EASE, item co-occurrence, embeddings, popularity) proposes `n_candidates`; with
+        `rerank` the LLM reorders them (blended with the retrieval order) and picks each citation.
+        `exclude` drops further items (e.g. what was shown already).
+        """
+        user_id = str(user_id)
+        facts = self.facts(user_id)
+        profile = self.profile(user_id) if rerank else self.db.latest_profile(user_id)
+        self.index()
+        query = self._query_vector(facts, profile)
+        neighbours = [i for i, _ in self.vectors.nearest_items(query, EMBED_NEIGHBOURS)] if query is not None else []
+        history = facts.history_item_ids + list(exclude)
+        candidates = self.retriever().candidates(history, neighbours, n=max(n_candidates, k))
+        items = self.db.items([c.item_id for c in candidates])
+        evidence = self.evidence_for(facts, [c.item_id for c in candidates], items)
+        self.last_rerank = rerank_result = rerank_candidates(
+            facts, profile, candidates, items, evidence, self.backend if rerank else None, k=k,
+            blend=self.settings.rerank_blend, prompts_dir=self.settings.prompts_dir,
+        )
+        return rerank_result.recommendations
+
+    def evidence_for(self, facts: UserFacts, item_ids: list[str], items: dict) -> dict[str, list[str]]:
+        """For each item, the user's nearest (not disliked) history items: the citations it may use."""
+        vectors = self.vectors.item_vectors(list(item_ids) + positive_history(facts))
+        return {i: nearest_history(vectors.get(i), vectors, facts, items.get(i)) for i in item_ids}
+
+    def explain(self, user_id: str, item_id: str) -> Explanation:
+        """Why `item_id` (recommended or not) fits the user, citing the user's own history."""
+        user_id, item_id = str(user_id), str(item_id)
+        facts = self.facts(user_id)
+        items = self.db.items([item_id])
+        if item_id not in items:
+            raise UnknownItemError(item_id)
+        self.index()
+        evidence = self.evidence_for(facts, [item_id], items)[item_id]
+        return explain_item(facts, items[item_id], evidence, self.backend, self.settings.prompts_dir)
+
+    def similar_items(self, item_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
+        """Items nearest to `item_id` by embedding, excluding `exclude` and the item itself."""
+        self.index()
+        vector = self.vectors.item_vectors([str(item_id)]).get(str(item_id))
+        if vector is None:
+            raise UnknownItemError(str(item_id))
+        skip = set(exclude) | {str(item_id)}
+        return [(i, s) for i, s in self.vectors.nearest_items(vector, k + len(skip)) if i not in skip][:k]
+
+    def find_items(self, text: str) -> list[str]:
+        """Item ids whose title contains `text` (case-insensitive), shortest title first."""
+        return self.db.find_items_by_title(text)
 
     def users(self) -> list[str]:
         return self.db.user_ids()

@@ -35,6 +35,7 @@ class Settings(BaseModel):
     seed: int = 42
     timeout_s: float = 60.0
     max_retries: int = 4
+    rerank_blend: float = Field(default=0.3, ge=0, le=1, description="weight of the LLM rank in the final order")
     prompts_dir: Path | None = None
     chroma_url: str | None = None
 

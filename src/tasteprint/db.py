@@ -189,6 +189,13 @@ class Database:
                     counts[value] = counts.get(value, 0) + n
         return {label: n / total for label, n in counts.items()} if total else {}
 
+    def find_items_by_title(self, text: str, limit: int = 10) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT item_id FROM items WHERE title LIKE ? ESCAPE '\\' ORDER BY length(title) LIMIT ?",
+            ("%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%", limit),
+        ).fetchall()
+        return [r[0] for r in rows]
+
     def latest_profile(self, user_id: str) -> UserProfile | None:
         row = self.conn.execute(
             "SELECT body FROM profiles WHERE user_id=? ORDER BY version DESC LIMIT 1", (user_id,)

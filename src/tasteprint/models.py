@@ -202,3 +202,16 @@ class Recommendation(BaseModel):
     explanation: str
     evidence: list[str] = Field(description="ids of items in the user's history the explanation cites")
     sources: dict[str, float] = Field(default_factory=dict, description="retrieval scores by retriever")
+
+
+class Explanation(BaseModel):
+    """Why an item fits a user: the nearest history items and shared labels, and a sentence citing them."""
+
+    user_id: str
+    item_id: str
+    title: str
+    evidence: list[str] = Field(description="ids of the user's items the sentence cites")
+    shared_labels: list[str]
+    sentence: str
+    grounded: bool = Field(description="the sentence cites at least one history item and nothing else")
+    by_llm: bool = Field(description="the sentence was written by the model (else built from the evidence)")

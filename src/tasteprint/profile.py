@@ -106,7 +106,7 @@ def _literal(text: str) -> str:
     return text.replace(".", "[.]").replace("(", "\\(").replace(")", "\\)")
 
 
-def _one_of(options: list[str]) -> str:
+def one_of(options: list[str]) -> str:
     """A regex alternation of literal options, or "" when none is usable.
 
     llama.cpp's pattern converter mishandles some escapes (it copies "\\." into the grammar, which
@@ -127,14 +127,14 @@ def summary_schema(facts: UserFacts, profile: UserProfile, confined: bool) -> di
     clauses = [
         f"{label}, (such as|for example|especially) {titles}"
         for i in profile.interests
-        if (label := _one_of([i.label])) and (titles := _one_of([facts.item_titles[e] for e in i.evidence]))
+        if (label := one_of([i.label])) and (titles := one_of([facts.item_titles[e] for e in i.evidence]))
     ]
     if confined and clauses:
         likes = "(" + "|".join(clauses) + ")"
         pattern = f"^(Enjoys|Loves|Likes|Prefers) {likes}(, and {likes})?[.]"
-        if dislikes := _one_of([d.label for d in profile.dislikes]):
+        if dislikes := one_of([d.label for d in profile.dislikes]):
             pattern += f"( (Rates|Is less keen on) {dislikes}( and {dislikes})? (low|lower)[.])?"
-        if phrases := _one_of([v.split(" (")[0] for k, v in facts.context.items() if k in ("rating_style", "era")]):
+        if phrases := one_of([v.split(" (")[0] for k, v in facts.context.items() if k in ("rating_style", "era")]):
             pattern += f"( (A|Tends to be a|Favours) {phrases}[.])?"
         pattern += "$"
     return {"type": "object", "properties": {"summary": {"type": "string", "pattern": pattern}},
@@ -343,9 +343,3 @@ def fallback_summary(facts: UserFacts, interests: list[Interest]) -> str:
     if facts.loved:
         parts.append("Favourites include " + "; ".join(i.title for i in facts.loved[:2]))
     return (". ".join(parts) + ".")[:400]
-
-
-def profile_text(profile: UserProfile) -> str:
-    """The text embedded for a profile: summary plus interest labels."""
-    labels = ", ".join(i.label for i in profile.interests)
-    return f"{profile.summary} Interests: {labels}." if labels else profile.summary

@@ -1,0 +1,157 @@
+"""Candidate retrieval without the LLM: EASE, item-item co-occurrence, embeddings and popularity, fused
+by weighted reciprocal rank. Consumed items are never candidates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import sparse
+
+RRF_K = 60
+LIST_DEPTH = 200
+COLD_START_MAX = 5
+DEFAULT_WEIGHTS = {"ease": 1.0, "itemknn": 0.7, "embed": 0.4, "pop": 0.2}
+COLD_WEIGHTS = {"ease": 0.5, "itemknn": 0.5, "embed": 1.0, "pop": 0.6}
+
+
+@dataclass
+class Interactions:
+    """A binary user x item matrix over the items users interacted with."""
+
+    users: list[str]
+    items: list[str]
+    matrix: sparse.csr_matrix
+    user_index: dict[str, int] = field(init=False)
+    item_index: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.user_index = {u: i for i, u in enumerate(self.users)}
+        self.item_index = {it: i for i, it in enumerate(self.items)}
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[str, str]]) -> Interactions:
+        pairs = list(dict.fromkeys(pairs))
+        users = sorted({u for u, _ in pairs})
+        items = sorted({i for _, i in pairs})
+        u_index = {u: n for n, u in enumerate(users)}
+        i_index = {it: n for n, it in enumerate(items)}
+        rows = [u_index[u] for u, _ in pairs]
+        cols = [i_index[i] for _, i in pairs]
+        matrix = sparse.csr_matrix((np.ones(len(pairs), dtype=np.float32), (rows, cols)), shape=(len(users), len(items)))
+        return cls(users, items, matrix)
+
+    @property
+    def popularity(self) -> np.ndarray:
+        return np.asarray(self.matrix.sum(axis=0)).ravel()
+
+    def vector(self, history: Iterable[str]) -> np.ndarray:
+        row = np.zeros(len(self.items), dtype=np.float32)
+        for item_id in history:
+            if (index := self.item_index.get(item_id)) is not None:
+                row[index] = 1.0
+        return row
+
+
+class EASE:
+    """Embarrassingly Shallow Autoencoder (Steck 2019), closed form: B = I - P / diag(P), P = (X'X + λI)^-1.
+
+    Fitted on items with at least `min_count` interactions, which bounds the cubic cost of the inverse.
+    """
+
+    def __init__(self, lam: float = 250.0, min_count: int = 2):
+        self.lam = lam
+        self.min_count = min_count
+        self.columns: np.ndarray = np.zeros(0, dtype=int)
+        self.weights: np.ndarray = np.zeros((0, 0), dtype=np.float32)
+
+    def fit(self, interactions: Interactions) -> EASE:
+        self.columns = np.flatnonzero(interactions.popularity >= self.min_count)
+        x = interactions.matrix[:, self.columns]
+        gram = (x.T @ x).toarray().astype(np.float32)
+        gram[np.diag_indices_from(gram)] += self.lam
+        precision = np.linalg.inv(gram)
+        weights = -precision / np.diag(precision)
+        weights[np.diag_indices_from(weights)] = 0.0
+        self.weights = weights.astype(np.float32)
+        return self
+
+    def scores(self, user_vector: np.ndarray) -> np.ndarray:
+        full = np.zeros_like(user_vector)
+        full[self.columns] = user_vector[self.columns] @ self.weights
+        return full
+
+
+def itemknn_scores(interactions: Interactions, user_vector: np.ndarray) -> np.ndarray:
+    """Sum over the user's items of cosine similarity between item interaction columns."""
+    history = np.flatnonzero(user_vector)
+    if history.size == 0:
+        return np.zeros_like(user_vector)
+    x = interactions.matrix.tocsc()
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel()) + 1e-9
+    co = (x[:, history].T @ x).toarray()
+    return (co / norms[history][:, None] / norms[None, :]).sum(axis=0).astype(np.float32)
+
+
+@dataclass
+class Candidate:
+    item_id: str
+    score: float
+    ranks: dict[str, int] = field(default_factory=dict)
+
+
+def top_ids(items: list[str], scores: np.ndarray, exclude: set[str], depth: int = LIST_DEPTH) -> list[str]:
+    order = np.argsort(-scores, kind="stable")
+    ranked = []
+    for index in order:
+        if scores[index] <= 0 and ranked:
+            break
+        if items[index] not in exclude:
+            ranked.append(items[index])
+        if len(ranked) == depth:
+            break
+    return ranked
+
+
+def fuse(ranked_lists: dict[str, list[str]], weights: dict[str, float], k: int = RRF_K) -> list[Candidate]:
+    """Weighted reciprocal rank fusion: score(i) = sum over lists of weight / (k + rank)."""
+    fused: dict[str, Candidate] = {}
+    for source, ranked in ranked_lists.items():
+        weight = weights.get(source, 0.0)
+        for rank, item_id in enumerate(ranked, start=1):
+            candidate = fused.setdefault(item_id, Candidate(item_id, 0.0))
+            candidate.score += weight / (k + rank)
+            candidate.ranks[source] = rank
+    return sorted(fused.values(), key=lambda c: (-c.score, c.item_id))
+
+
+class Retriever:
+    """Hybrid retrieval over one interaction matrix, plus optional embedding neighbours."""
+
+    def __init__(self, interactions: Interactions, ease: EASE | None = None,
+                 weights: dict[str, float] | None = None, cold_weights: dict[str, float] | None = None):
+        self.interactions = interactions
+        self.ease = ease or EASE().fit(interactions)
+        self.weights = weights or DEFAULT_WEIGHTS
+        self.cold_weights = cold_weights or COLD_WEIGHTS
+        self._popular = top_ids(interactions.items, interactions.popularity.astype(np.float32), set(), 10 * LIST_DEPTH)
+
+    def ranked_lists(self, history: list[str], embedding_neighbours: list[str] | None = None) -> dict[str, list[str]]:
+        """Each retriever's own ranking of unconsumed items, best first."""
+        consumed = set(history)
+        vector = self.interactions.vector(history)
+        lists = {"pop": [i for i in self._popular if i not in consumed][:LIST_DEPTH]}
+        if vector.any():
+            items = self.interactions.items
+            lists["ease"] = top_ids(items, self.ease.scores(vector), consumed)
+            lists["itemknn"] = top_ids(items, itemknn_scores(self.interactions, vector), consumed)
+        if embedding_neighbours:
+            lists["embed"] = [i for i in embedding_neighbours if i not in consumed][:LIST_DEPTH]
+        return lists
+
+    def candidates(self, history: list[str], embedding_neighbours: list[str] | None = None,
+                   n: int = 50) -> list[Candidate]:
+        """Fused candidates; a user with little history leans on popularity and text similarity."""
+        weights = self.cold_weights if len(set(history)) <= COLD_START_MAX else self.weights
+        return fuse(self.ranked_lists(history, embedding_neighbours), weights)[:n]
