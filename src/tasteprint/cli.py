@@ -132,6 +132,118 @@ def print_profile(result: UserProfile, tp: Tasteprint) -> None:
     )
 
 
+@app.command()
+@friendly_errors
+def recommend(
+    user_id: Annotated[str, typer.Argument(help="user id")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="how many items")] = 10,
+    no_rerank: Annotated[bool, typer.Option("--no-rerank", help="retrieval order, no LLM")] = False,
+    candidates: Annotated[int, typer.Option("--candidates", min=1, help="candidates the LLM reranks")] = 20,
+    store: StoreOpt = None, llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+):
+    """Recommend unconsumed items, each with an explanation citing the user's own history."""
+    tp = open_tasteprint(store, llm, model, base_url)
+    recommendations = tp.recommend(user_id, k=k, rerank=not no_rerank, n_candidates=candidates)
+    if as_json:
+        print(json.dumps([r.model_dump() for r in recommendations]))
+        return
+    print_recommendations(tp, user_id, recommendations)
+    if tp.last_rerank and tp.last_rerank.stats.fallback:
+        err_console.print(f"[yellow]rerank fell back to retrieval order:[/] {tp.last_rerank.stats.fallback}")
+
+
+def print_recommendations(tp: Tasteprint, user_id: str, recommendations) -> None:
+    titles = tp.facts(user_id).item_titles
+    table = Table(title=f"recommendations for user {user_id}")
+    for column in ("#", "item", "score", "why", "evidence"):
+        table.add_column(column)
+    for n, r in enumerate(recommendations, start=1):
+        evidence = "; ".join(f"{titles.get(i, i)} [{i}]" for i in r.evidence)
+        table.add_row(str(n), f"{r.title} [{r.item_id}]", f"{r.score:.3f}", r.explanation, evidence)
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def explain(
+    user_id: Annotated[str, typer.Argument(help="user id")],
+    item_id: Annotated[str, typer.Argument(help="item id, recommended or not")],
+    store: StoreOpt = None, llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+):
+    """Explain how an item relates to a user's history."""
+    tp = open_tasteprint(store, llm, model, base_url)
+    explanation = tp.explain(user_id, item_id)
+    if as_json:
+        print(explanation.model_dump_json())
+        return
+    titles = tp.facts(user_id).item_titles
+    console.print(f"[bold]{explanation.title}[/] for user {user_id}")
+    console.print(explanation.sentence)
+    console.print("evidence: " + "; ".join(f"{titles.get(i, i)} [{i}]" for i in explanation.evidence))
+    if explanation.shared_labels:
+        console.print("shared labels: " + ", ".join(explanation.shared_labels))
+    console.print(f"[dim]grounded: {explanation.grounded}; written by the LLM: {explanation.by_llm}[/]")
+
+
+@app.command()
+@friendly_errors
+def chat(
+    user: Annotated[Optional[str], typer.Option("--user", help="start as this user")] = None,
+    no_rerank: Annotated[bool, typer.Option("--no-rerank", help="recommend without the LLM rerank")] = False,
+    store: StoreOpt = None, llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+):
+    """Ask about recommendations in plain language. Reads one question per line when stdin is not a terminal."""
+    from .chat import HELP, ChatSession
+
+    session = ChatSession(open_tasteprint(store, llm, model, base_url), rerank=not no_rerank)
+    interactive = sys.stdin.isatty()
+    if user is not None:
+        console.print(session.switch(user))
+    if interactive:
+        console.print(HELP)
+    while True:
+        try:
+            question = console.input("[bold]> [/]") if interactive else sys.stdin.readline()
+        except EOFError:
+            break
+        if not interactive:
+            if not question:
+                break
+            question = question.strip()
+            if not question:
+                continue
+            console.print(f"> {question}")
+        reply = session.answer(question)
+        if reply is None:
+            break
+        console.print(reply, markup=False, highlight=False)
+
+
+@app.command()
+@friendly_errors
+def index(store: StoreOpt = None):
+    """Embed every catalogue item into the vector store (done on demand by recommend too)."""
+    tp = Tasteprint(store=store)
+    console.print(f"indexed {tp.index()} new items")
+
+
+@app.command()
+@friendly_errors
+def demo(
+    data: Annotated[Optional[Path], typer.Option("--data", help="MovieLens folder (default: ../shared data if present)")] = None,
+    users: Annotated[str, typer.Option("--users", help="comma-separated user ids to show")] = "1,2,3",
+    k: Annotated[int, typer.Option("-k", min=1)] = 5,
+    store: StoreOpt = None, llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+):
+    """Ingest a slice of MovieLens (or the built-in sample), profile a few users, recommend with reasons."""
+    from .demo import run_demo
+
+    run_demo(console, data=data, user_ids=[u.strip() for u in users.split(",") if u.strip()], k=k,
+             store=store, llm=llm, model=model, base_url=base_url)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
