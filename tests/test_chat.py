@@ -1,0 +1,66 @@
+"""Chat routing (pure) and a scripted conversation over the built-in sample with real embeddings."""
+
+import pytest
+
+from tasteprint import Tasteprint
+from tasteprint.chat import ChatSession, route
+from tasteprint.demo import BUILT_IN
+from tasteprint.llm import ScriptedBackend
+
+from schema_replies import schema_reply
+
+
+@pytest.mark.parametrize("question, intent, argument", [
+    ("why did you recommend Orbital Drift?", "why", "Orbital Drift"),
+    ("Why was 'The Ledger' recommended... why did you suggest The Ledger", "why", "The Ledger"),
+    ("What do you know about me?", "profile", None),
+    ("show me something different", "different", None),
+    ("more like Riverwitch", "like", "Riverwitch"),
+    ("switch to user ben", "switch", "ben"),
+    ("recommend something", "recommend", None),
+    ("quit", "quit", None),
+    ("what's the weather", "help", None),
+])
+def test_routing(question, intent, argument):
+    assert route(question) == (intent, argument)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    backend = ScriptedBackend()
+    backend.enqueue(*[schema_reply] * 200)
+    tp = Tasteprint(store=tmp_path_factory.mktemp("chat"), llm=backend)
+    tp.ingest(BUILT_IN)
+    return tp
+
+
+def test_conversation_keeps_context_and_cites_history(sample):
+    session = ChatSession(sample, user_id="ana")
+    recommended = session.answer("recommend something")
+    assert recommended.startswith("Recommended for user ana:")
+    first = session.last[0]
+    ana_history = set(sample.facts("ana").history_item_ids)
+    assert first.item_id not in ana_history
+    why = session.answer(f"why did you recommend {first.title}?")
+    assert why.startswith(f"I recommended {first.title}")
+    titles = sample.facts("ana").item_titles
+    assert any(titles[i] in why for i in ana_history)
+
+    shown = {r.item_id for r in session.last}
+    different = session.answer("show me something different")
+    assert different.startswith("Something different:")
+    assert not shown & {r.item_id for r in session.last}
+    assert not ana_history & {r.item_id for r in session.last}
+
+    more = session.answer("more like Orbital Drift")
+    assert more.startswith("More like Orbital Drift")
+    assert "Science Fiction" in more
+
+    about = session.answer("what do you know about me?")
+    assert "you like" in about
+
+    assert session.answer("switch to user nobody") == "I don't know user 'nobody'."
+    assert session.answer("switch to user ben").startswith("Now talking about user ben")
+    assert session.last == []
+    assert session.answer("why did you recommend Nonexistent Book?") == "I can't find an item called 'Nonexistent Book'."
+    assert session.answer("quit") is None

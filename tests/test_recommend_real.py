@@ -1,0 +1,98 @@
+"""End to end on real parts: the embedded model, real embeddings, a real Chroma (local and server)."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tasteprint import Tasteprint
+from tasteprint.cli import app
+from tasteprint.demo import BUILT_IN
+from tasteprint.store import VectorStore
+
+from servers import free_port, wait_for
+
+pytestmark = pytest.mark.model
+
+
+def assert_grounded(recommendations, facts, k):
+    history = set(facts.history_item_ids)
+    ids = [r["item_id"] for r in recommendations]
+    assert len(ids) == k and len(set(ids)) == k
+    assert not history & set(ids)
+    for r in recommendations:
+        assert r["explanation"].strip()
+        assert r["evidence"] and set(r["evidence"]) <= history
+
+
+def test_sample_profile_recommend_explain_on_the_local_model(tmp_path, local_backend):
+    tp = Tasteprint(store=tmp_path, llm=local_backend)
+    tp.ingest(BUILT_IN)
+    recommendations = tp.recommend("ana", k=5)
+    facts = tp.facts("ana")
+    assert_grounded([r.model_dump() for r in recommendations], facts, 5)
+    stats = tp.last_rerank.stats
+    assert stats.fallback is None and stats.valid_passes == 2
+    assert stats.out_of_candidates == 0 and stats.missing == 0
+    explanation = tp.explain("ana", recommendations[0].item_id)
+    assert explanation.grounded and set(explanation.evidence) <= set(facts.history_item_ids)
+    if explanation.by_llm:
+        assert any(facts.item_titles[i] in explanation.sentence for i in explanation.evidence)
+
+
+@pytest.fixture(scope="module")
+def indexed_movielens(movielens_store, tmp_path_factory):
+    store = tmp_path_factory.mktemp("ml-indexed") / "store"
+    shutil.copytree(movielens_store, store)
+    Tasteprint(store=store).index(progress=False)
+    return store
+
+
+def test_cli_recommend_json_and_chat_on_movielens(indexed_movielens):
+    runner = CliRunner()
+    result = runner.invoke(app, ["recommend", "1", "--store", str(indexed_movielens), "-k", "10", "--json"])
+    assert result.exit_code == 0, result.output
+    recommendations = json.loads(result.stdout)
+    tp = Tasteprint(store=indexed_movielens)
+    facts = tp.facts("1")
+    assert_grounded(recommendations, facts, 10)
+
+    first = recommendations[0]["title"]
+    chat = runner.invoke(app, ["chat", "--store", str(indexed_movielens), "--user", "1", "--no-rerank"],
+                         input=f"why did you recommend {first}?\n")
+    assert chat.exit_code == 0, chat.output
+    answer = chat.stdout.split(f"> why did you recommend {first}?", 1)[1]
+    assert any(title in answer for title in facts.item_titles.values())
+
+    plain = runner.invoke(app, ["recommend", "1", "--store", str(indexed_movielens), "-k", "10", "--json",
+                                "--no-rerank"])
+    retrieval = json.loads(plain.stdout)
+    assert [r["item_id"] for r in retrieval] == [r.item_id for r in tp.recommend("1", k=10, rerank=False)]
+    assert all("llm" not in r["sources"] for r in retrieval)
+    scores = [r["score"] for r in retrieval]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == 10
+
+
+def test_chroma_server_round_trip(tmp_path):
+    port = free_port()
+    chroma = Path(sys.executable).parent / "chroma"
+    process = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
+                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/api/v2/heartbeat", process)
+        tp = Tasteprint(store=tmp_path / "store", llm="scripted", chroma_url=f"http://127.0.0.1:{port}")
+        tp.ingest(BUILT_IN)
+        assert tp.index(progress=False) == 36
+        assert isinstance(tp.vectors, VectorStore) and tp.vectors.lock is None
+        assert not (tmp_path / "store" / "chroma").exists()
+        neighbours = tp.similar_items("b001", k=3)
+        assert len(neighbours) == 3 and "b001" not in dict(neighbours)
+        recommendations = tp.recommend("ben", k=3, rerank=False)
+        assert len(recommendations) == 3
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
