@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .api import Tasteprint
+from .config import Settings
 from .errors import IngestError, TasteprintError
 from .models import IngestReport, UserProfile
 
@@ -242,6 +243,43 @@ def demo(
 
     run_demo(console, data=data, user_ids=[u.strip() for u in users.split(",") if u.strip()], k=k,
              store=store, llm=llm, model=model, base_url=base_url)
+
+
+@app.command("eval")
+@friendly_errors
+def eval_command(
+    path: Annotated[Path, typer.Argument(help="data file or folder, any format ingest reads")],
+    protocol: Annotated[str, typer.Option("--protocol", help="loo | cand20 | msr | all")] = "all",
+    methods: Annotated[str, typer.Option("--methods", help="comma-separated methods")] = "random,pop,itemknn,ease,hybrid,tasteprint",
+    users: Annotated[int, typer.Option("--users", min=1, help="users sampled for LLM methods")] = 50,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    out: Annotated[Path, typer.Option("--out", help="report folder")] = Path("eval-report"),
+    format: Annotated[Optional[str], typer.Option("--format")] = None,
+    candidates: Annotated[int, typer.Option("--candidates", min=2, help="candidates the LLM reranks")] = 20,
+    store: StoreOpt = None, llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+):
+    """Evaluate methods on real data: report.md, results.json and PNG plots in --out."""
+    from .evaluate import PROTOCOLS
+    from .report import EvalConfig, run_eval
+
+    protocols = list(PROTOCOLS) if protocol == "all" else [p.strip() for p in protocol.split(",")]
+    if set(protocols) - set(PROTOCOLS):
+        raise TasteprintError(f"unknown protocol in {protocol!r}", hint="use loo, cand20, msr or all")
+    settings = Settings.load(store=store or out / "store", llm=llm, model=model, base_url=base_url)
+    config = EvalConfig(path=path, out=out, protocols=protocols, methods=[m.strip() for m in methods.split(",")],
+                        users=users, seed=seed, n_candidates=candidates, fmt=format)
+    try:
+        document = run_eval(config, settings, console)
+    except ValueError as exc:
+        raise TasteprintError(str(exc)) from exc
+    main_rows = [r for r in document["results"] if r["metric"] == "ndcg@10"]
+    table = Table(title=f"NDCG@10 ({out / 'report.md'})")
+    for column in ("protocol", "method", "population", "users", "NDCG@10", "95% CI"):
+        table.add_column(column)
+    for r in main_rows:
+        table.add_row(r["protocol"], r["method"], r["population"], str(r["n_users"]), f"{r['value']:.4f}",
+                      f"± {r['ci95']:.4f}")
+    console.print(table)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -209,6 +209,16 @@ def describe_context(facts: UserFacts, items: dict[str, Item]) -> dict[str, str]
     return context
 
 
+def label_shares(events: list[Event], items: dict[str, Item]) -> dict[str, float]:
+    """Share of `events` whose item carries each label (the same baseline as `Database.label_event_shares`,
+    computed from a given set of events, e.g. a training split)."""
+    counts: Counter[str] = Counter()
+    for event in events:
+        if item := items.get(event.item_id):
+            counts.update(item.labels())
+    return {label: n / len(events) for label, n in counts.items()} if events else {}
+
+
 class FactBook:
     """Facts for users of one store, with the catalogue-wide label shares computed once."""
 

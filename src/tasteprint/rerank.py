@@ -60,6 +60,20 @@ class RerankStats:
 class RerankResult:
     recommendations: list[Recommendation]
     stats: RerankStats = field(default_factory=RerankStats)
+    llm_rank: dict[str, float] = field(default_factory=dict)
+    citations: dict[str, str] = field(default_factory=dict)
+
+
+def blend_order(order: list[str], llm_rank: dict[str, float], blend: float) -> list[tuple[float, str]]:
+    """Final (score, id) best first: (1 - blend) * retrieval score + blend * LLM score, each 1 - rank / n.
+    Items the LLM did not rank keep their retrieval rank on the LLM side."""
+    n = len(order)
+    weight = blend if llm_rank else 0.0
+    scored = [
+        ((1 - weight) * (1 - position / n) + weight * (1 - llm_rank.get(c, position) / n), c)
+        for position, c in enumerate(order)
+    ]
+    return sorted(scored, key=lambda s: (-s[0], order.index(s[1])))
 
 
 def positive_history(facts: UserFacts) -> list[str]:
@@ -178,10 +192,9 @@ def rerank(
     """
     stats = RerankStats()
     order = list(dict.fromkeys(c.item_id for c in candidates))
-    n = len(order)
     llm_rank: dict[str, float] = {}
     cites: dict[str, str] = {}
-    if backend is not None and n:
+    if backend is not None and order:
         try:
             ranks: dict[str, list[int]] = {c: [] for c in order}
             # The second pass (reversed order) only re-judges fit; citations come from the first.
@@ -196,13 +209,7 @@ def rerank(
         except LLMError as exc:
             stats.fallback = f"{type(exc).__name__}: {exc.message}"
             llm_rank, cites = {}, {}
-    weight = blend if llm_rank else 0.0
-    scored = []
-    for position, c in enumerate(order):
-        retrieval = 1 - position / n
-        llm = 1 - llm_rank.get(c, position) / n
-        scored.append(((1 - weight) * retrieval + weight * llm, c))
-    scored.sort(key=lambda s: (-s[0], order.index(s[1])))
+    scored = blend_order(order, llm_rank, blend)
     sources = {c.item_id: c for c in candidates}
     recommendations = []
     for score, c in scored[:k]:
@@ -213,4 +220,4 @@ def rerank(
             sources={name: float(rank) for name, rank in sources[c].ranks.items()} | (
                 {"llm": llm_rank[c]} if c in llm_rank else {}),
         ))
-    return RerankResult(recommendations, stats)
+    return RerankResult(recommendations, stats, llm_rank, cites)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from scipy import sparse
@@ -42,9 +43,15 @@ class Interactions:
         matrix = sparse.csr_matrix((np.ones(len(pairs), dtype=np.float32), (rows, cols)), shape=(len(users), len(items)))
         return cls(users, items, matrix)
 
-    @property
+    @cached_property
     def popularity(self) -> np.ndarray:
         return np.asarray(self.matrix.sum(axis=0)).ravel()
+
+    @cached_property
+    def columns(self) -> tuple[sparse.csc_matrix, np.ndarray]:
+        """The matrix by columns and each column's L2 norm, for item-item cosine."""
+        by_column = self.matrix.tocsc()
+        return by_column, np.sqrt(np.asarray(by_column.multiply(by_column).sum(axis=0)).ravel()) + 1e-9
 
     def vector(self, history: Iterable[str]) -> np.ndarray:
         row = np.zeros(len(self.items), dtype=np.float32)
@@ -88,8 +95,7 @@ def itemknn_scores(interactions: Interactions, user_vector: np.ndarray) -> np.nd
     history = np.flatnonzero(user_vector)
     if history.size == 0:
         return np.zeros_like(user_vector)
-    x = interactions.matrix.tocsc()
-    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel()) + 1e-9
+    x, norms = interactions.columns
     co = (x[:, history].T @ x).toarray()
     return (co / norms[history][:, None] / norms[None, :]).sum(axis=0).astype(np.float32)
 

@@ -83,8 +83,9 @@ class LlamaCppBackend:
         if json_schema is not None:
             options["response_format"] = {"type": "json_object", "schema": json_schema}
         start = time.perf_counter()
+        # No reset between calls: llama-cpp-python reuses the longest common token prefix with the
+        # previous prompt, which the two rerank passes and a user's successive prompts share.
         with self._lock:
-            self.llama.reset()
             try:
                 reply = self.llama.create_chat_completion(
                     messages=messages, max_tokens=max_tokens, temperature=temperature,

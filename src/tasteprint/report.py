@@ -1,0 +1,290 @@
+"""`tasteprint eval`: run the evaluation protocols and write report.md, results.json and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import platform
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+
+from .api import Tasteprint
+from .config import Settings
+from .evaluate import (CLASSICAL, LLM_METHODS, PROTOCOLS, EvalContext, UserOutcome, build_tasks, run_method,
+                       tune_blend, validation_task)
+from .facts import label_shares
+from .metrics import catalogue_coverage, mean_ci95, popularity_bias, rate
+from .split import leave_last_out
+
+TUNING_USERS = 10
+
+
+@dataclass
+class EvalConfig:
+    path: Path
+    out: Path
+    protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
+    methods: list[str] = field(default_factory=lambda: ["random", "pop", "itemknn", "ease", "hybrid", "tasteprint"])
+    users: int = 50
+    seed: int = 42
+    k: int = 10
+    n_candidates: int = 20
+    fmt: str | None = None
+
+
+def item_vectors(tp: Tasteprint, catalogue: list[str]) -> np.ndarray:
+    """Embeddings of every catalogue item, in catalogue order, through the vector store."""
+    tp.index()
+    found = tp.vectors.item_vectors(catalogue)
+    return np.stack([found[i] for i in catalogue])
+
+
+def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
+    unknown = set(config.methods) - set(CLASSICAL) - set(LLM_METHODS)
+    if unknown:
+        raise ValueError(f"unknown method(s): {', '.join(sorted(unknown))}")
+    started = time.perf_counter()
+    config.out.mkdir(parents=True, exist_ok=True)
+    tp = Tasteprint(settings=settings)
+    report = tp.ingest(config.path, config.fmt)
+    events = [e for e in tp.db.iter_events() if e.kind != "search"]
+    items = tp.db.items()
+    catalogue = sorted(items)
+    vectors = item_vectors(tp, catalogue)
+    loo = leave_last_out(events)
+    train_events = [e for es in loo.train.values() for e in es]
+    wants_llm = bool(set(config.methods) & set(LLM_METHODS))
+    context = EvalContext(items, label_shares(train_events, items), tp.embed,
+                          tp.backend if wants_llm else None, n_candidates=config.n_candidates,
+                          blend=settings.rerank_blend)
+    sample = sorted(random.Random(config.seed).sample(loo.evaluated_users(),
+                                                      min(config.users, len(loo.evaluated_users()))))
+    profiles: dict = {}
+    results: list[dict] = []
+    per_user: dict[tuple[str, str], list[UserOutcome]] = {}
+    tuning: dict = {}
+    with Progress(console=console, transient=True) as progress:
+        if "tasteprint" in config.methods:
+            valid = validation_task(events, catalogue, vectors)
+            outcomes = run_method("tasteprint", valid, sample[:TUNING_USERS], config.k, config.seed, context,
+                                  profiles, progress)
+            context.blend, means = tune_blend(outcomes, config.k)
+            tuning = {"users": len(outcomes), "ndcg_by_blend": means, "chosen": context.blend}
+        for task in build_tasks(events, catalogue, vectors, config.protocols, config.seed):
+            users = task.split.evaluated_users()
+            for method in config.methods:
+                if method == "llm" and not task.protocol.startswith("cand20"):
+                    continue  # the LLM alone can only order a short candidate list
+                chosen = users if method in CLASSICAL else [u for u in sample if u in task.split.test]
+                outcomes = run_method(method, task, chosen, config.k, config.seed, context, profiles, progress)
+                per_user[(method, task.protocol)] = outcomes
+                results += summarise(method, task.protocol, outcomes, config.k, "all" if method in CLASSICAL else "sample",
+                                     len(catalogue), task.world.popularity, catalogue)
+                if method in CLASSICAL and method != "random":
+                    on_sample = [o for o in outcomes if o.user_id in set(sample)]
+                    results += summarise(method, task.protocol, on_sample, config.k, "sample", len(catalogue),
+                                         task.world.popularity, catalogue)
+    llm_stages = [stage_metrics(m, p, o) for (m, p), o in per_user.items() if m in LLM_METHODS]
+    document = {
+        "config": {"path": str(config.path), "protocols": config.protocols, "methods": config.methods,
+                   "users": config.users, "seed": config.seed, "k": config.k, "n_candidates": config.n_candidates,
+                   "format": report.format},
+        "data": {"events": len(events), "items": len(catalogue), "users": len(loo.train),
+                 "evaluated_users": len(loo.evaluated_users()), "sample": sample},
+        "model": tp.backend.model_name if wants_llm else None,
+        "versions": {name: _version(name) for name in ("tasteprint", "llama-cpp-python", "chromadb",
+                                                         "sentence-transformers", "torch", "numpy")},
+        "hardware": {"machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version(),
+                     "cpus": __import__("os").cpu_count()},
+        "blend_tuning": tuning,
+        "benchmarks": benchmark_figures(per_user, time.perf_counter() - started),
+        "results": results,
+        "llm_stages": llm_stages,
+    }
+    (config.out / "results.json").write_text(json.dumps(document, indent=1, default=float))
+    plots = write_plots(config.out, results, per_user, config.k)
+    (config.out / "report.md").write_text(render_report(document, plots, config.k))
+    return document
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def summarise(method, protocol, outcomes, k, population, catalogue_size, popularity, catalogue) -> list[dict]:
+    """Mean and 95% CI per metric, plus coverage and popularity bias, as self-describing rows."""
+    if not outcomes:
+        return []
+    columns = defaultdict(list)
+    for outcome in outcomes:
+        for name, value in outcome.metrics(k, protocol.split("-")[0]).items():
+            columns[name].append(value)
+    rows = []
+    base = {"method": method, "protocol": protocol, "population": population, "n_users": len(outcomes)}
+    for name, values in columns.items():
+        mean, ci = mean_ci95(values)
+        rows.append(base | {"metric": name, "value": round(mean, 5), "ci95": round(ci, 5)})
+    lists = [o.ranked[:k] for o in outcomes]
+    counts = {item: int(popularity[n]) for n, item in enumerate(catalogue)}
+    rows.append(base | {"metric": f"coverage@{k}", "value": round(catalogue_coverage(lists, catalogue_size, k), 5), "ci95": 0.0})
+    rows.append(base | {"metric": "popularity_bias", "value": round(popularity_bias(lists, counts, k), 5), "ci95": 0.0})
+    return rows
+
+
+def stage_metrics(method: str, protocol: str, outcomes: list[UserOutcome]) -> dict:
+    """Error modes of the LLM stages: validity, out-of-candidate, duplicates, consumed, grounding, drops, cost."""
+    reranks = [o.rerank for o in outcomes if o.rerank is not None]
+    stats = [r.stats for r in reranks]
+    profiles = [o.profile for o in outcomes if o.profile is not None]
+    explained = [(rec, o.history) for o in outcomes if o.rerank for rec in o.rerank.recommendations]
+    grounded = sum(1 for rec, history in explained if rec.evidence and set(rec.evidence) <= history)
+    claims = sum(p.verification.claims_proposed for p in profiles)
+    return {
+        "method": method, "protocol": protocol, "users": len(outcomes),
+        "json_validity_rate": rate(sum(s.valid_passes for s in stats), sum(s.passes for s in stats)),
+        "out_of_candidate_rate": rate(sum(s.out_of_candidates for s in stats), sum(s.judgements for s in stats)),
+        "duplicate_rate": rate(sum(o.duplicates for o in outcomes), sum(min(len(o.ranked), 10) for o in outcomes)),
+        "consumed_item_rate": rate(sum(o.consumed_overlap for o in outcomes), sum(min(len(o.ranked), 10) for o in outcomes)),
+        "explanation_grounding_rate": rate(grounded, len(explained)),
+        "fallback_rate": rate(sum(1 for s in stats if s.fallback), len(stats)),
+        "profile_claim_drop_rate": rate(sum(p.verification.claims_dropped for p in profiles), claims),
+        "summary_replaced_rate": rate(sum(p.verification.summary_replaced for p in profiles), len(profiles)),
+        "tokens_per_user": rate(sum(s.prompt_tokens + s.completion_tokens for s in stats)
+                                + sum(p.prompt_tokens + p.completion_tokens for p in profiles), len(outcomes)),
+        "seconds_per_user": {stage: rate(sum(o.seconds.get(stage, 0.0) for o in outcomes), len(outcomes))
+                             for stage in ("profile", "retrieve", "rerank", "total")},
+    }
+
+
+def benchmark_figures(per_user: dict, wall_s: float) -> dict:
+    reranks = [o.rerank.stats for os_ in per_user.values() for o in os_ if o.rerank]
+    tokens = sum(s.completion_tokens for s in reranks)
+    seconds = sum(s.seconds for s in reranks)
+    llm_users = {o.user_id for (m, _), os_ in per_user.items() if m in LLM_METHODS for o in os_}
+    return {"wall_seconds": round(wall_s, 1),
+            "rerank_completion_tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+            "llm_users_per_minute": round(len(llm_users) / wall_s * 60, 2) if llm_users else None}
+
+
+def write_plots(out: Path, results: list[dict], per_user: dict, k: int) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    metric = f"ndcg@{k}"
+    rows = [r for r in results if r["metric"] == metric and r["population"] == "sample"]
+    protocols = sorted({r["protocol"] for r in rows})
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    if rows:
+        fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(protocols)), 4))
+        width = 0.8 / max(len(methods), 1)
+        for n, method in enumerate(methods):
+            values = {r["protocol"]: r for r in rows if r["method"] == method}
+            xs = [p + n * width for p in range(len(protocols))]
+            ax.bar(xs, [values[p]["value"] if p in values else 0 for p in protocols], width,
+                   yerr=[values[p]["ci95"] if p in values else 0 for p in protocols], label=method, capsize=2)
+        ax.set_xticks([p + width * (len(methods) - 1) / 2 for p in range(len(protocols))], protocols)
+        ax.set_ylabel(f"NDCG@{k} (sample users, 95% CI)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "ndcg_by_method.png", dpi=110)
+        plt.close(fig)
+        written.append("ndcg_by_method.png")
+    loo = {m: os_ for (m, p), os_ in per_user.items() if p == "loo"}
+    if loo:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        lengths = sorted(o.history_length for os_ in loo.values() for o in os_)
+        edges = np.unique(np.quantile(lengths, [0, 0.25, 0.5, 0.75, 1.0]))
+        for method, outcomes in loo.items():
+            xs, ys = [], []
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                values = [o.metrics(k, "loo")[metric] for o in outcomes if lo <= o.history_length <= hi]
+                if values:
+                    xs.append((lo + hi) / 2)
+                    ys.append(np.mean(values))
+            ax.plot(xs, ys, marker="o", label=method)
+        ax.set_xscale("log")
+        ax.set_xlabel("history length (items, quartile bins)")
+        ax.set_ylabel(f"NDCG@{k} (loo)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "ndcg_by_history_length.png", dpi=110)
+        plt.close(fig)
+        written.append("ndcg_by_history_length.png")
+    stages = defaultdict(list)
+    for (method, _), outcomes in per_user.items():
+        if method in LLM_METHODS:
+            for stage in ("profile", "retrieve", "rerank"):
+                stages[(method, stage)] += [o.seconds.get(stage, 0.0) for o in outcomes]
+    if stages:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        labels = [f"{m}\n{s}" for m, s in stages]
+        ax.bar(labels, [np.mean(v) for v in stages.values()])
+        ax.set_ylabel("seconds per user (mean)")
+        plt.setp(ax.get_xticklabels(), fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "latency_by_stage.png", dpi=110)
+        plt.close(fig)
+        written.append("latency_by_stage.png")
+    return written
+
+
+def render_report(document: dict, plots: list[str], k: int) -> str:
+    hw, bench, data = document["hardware"], document["benchmarks"], document["data"]
+    lines = [
+        f"# tasteprint evaluation: {document['config']['path']}",
+        "",
+        f"- hardware: {hw['machine']}, {hw['cpus']} CPUs, Python {hw['python']}",
+        f"- model: {document['model'] or 'none (classical methods only)'}",
+        f"- rerank decode speed: {bench['rerank_completion_tokens_per_s']} tokens/s; LLM users/minute: "
+        f"{bench['llm_users_per_minute']}; wall time {bench['wall_seconds']} s",
+        f"- data: {data['events']} events, {data['items']} items, {data['users']} users "
+        f"({data['evaluated_users']} evaluated by loo); LLM sample: {len(data['sample'])} users; seed "
+        f"{document['config']['seed']}",
+    ]
+    if document["blend_tuning"]:
+        tuning = document["blend_tuning"]
+        grid = ", ".join(f"{w}: {v:.4f}" for w, v in tuning["ndcg_by_blend"].items())
+        lines.append(f"- rerank blend tuned on the validation item of {tuning['users']} users: "
+                     f"{tuning['chosen']} (NDCG@{k} by weight: {grid})")
+    lines += ["", "Classical methods are reported on all evaluated users and on the LLM sample; LLM methods "
+              "on the sample. Values are means with 95% confidence half-widths.", ""]
+    by_protocol = defaultdict(list)
+    for row in document["results"]:
+        by_protocol[row["protocol"]].append(row)
+    for protocol, rows in by_protocol.items():
+        metrics = list(dict.fromkeys(r["metric"] for r in rows))
+        lines += [f"## {protocol}", "", "| method | users | population | " + " | ".join(metrics) + " |",
+                  "|---|---:|---|" + "---:|" * len(metrics)]
+        keys = list(dict.fromkeys((r["method"], r["population"]) for r in rows))
+        for method, population in keys:
+            cells = {r["metric"]: r for r in rows if r["method"] == method and r["population"] == population}
+            n = next(iter(cells.values()))["n_users"]
+            values = [f"{cells[m]['value']:.4f} ± {cells[m]['ci95']:.4f}" if m in cells else "" for m in metrics]
+            lines.append(f"| {method} | {n} | {population} | " + " | ".join(values) + " |")
+        lines.append("")
+    if document["llm_stages"]:
+        lines += ["## LLM stages", "", "| method | protocol | users | JSON valid | out of candidates | duplicates | "
+                  "consumed | grounded | fallback | claims dropped | summaries replaced | tokens/user | s/user |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for s in document["llm_stages"]:
+            lines.append(
+                f"| {s['method']} | {s['protocol']} | {s['users']} | {s['json_validity_rate']:.3f} | "
+                f"{s['out_of_candidate_rate']:.3f} | {s['duplicate_rate']:.3f} | {s['consumed_item_rate']:.3f} | "
+                f"{s['explanation_grounding_rate']:.3f} | {s['fallback_rate']:.3f} | {s['profile_claim_drop_rate']:.3f} | "
+                f"{s['summary_replaced_rate']:.3f} | {s['tokens_per_user']:.0f} | {s['seconds_per_user']['total']:.1f} |")
+        lines.append("")
+    lines += [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
