@@ -30,6 +30,13 @@ CLASSICAL = ("random", "pop", "itemknn", "ease", "hybrid")
 LLM_METHODS = ("embed", "llm", "tasteprint")
 PROTOCOLS = ("loo", "cand20", "msr")
 BLEND_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+FUSION_GRID = (
+    DEFAULT_WEIGHTS,
+    {"ease": 1.0, "itemknn": 0.3, "embed": 0.2, "pop": 0.1},
+    {"ease": 1.0, "itemknn": 0.0, "embed": 0.3, "pop": 0.0},
+    {"ease": 1.0, "itemknn": 0.5, "embed": 0.0, "pop": 0.0},
+    {"ease": 1.0, "itemknn": 0.0, "embed": 0.0, "pop": 0.0},
+)
 SAMPLED_NEGATIVES = 19
 
 
@@ -68,7 +75,9 @@ class UserOutcome:
 class World:
     """Everything fitted on one split's known events: the interaction matrix, EASE, item-kNN, popularity."""
 
-    def __init__(self, histories: dict[str, list[Event]], catalogue: list[str], vectors: np.ndarray):
+    def __init__(self, histories: dict[str, list[Event]], catalogue: list[str], vectors: np.ndarray,
+                 weights: dict[str, float] | None = None):
+        self.weights = weights or DEFAULT_WEIGHTS
         self.interactions = Interactions.from_pairs((u, e.item_id) for u, es in histories.items() for e in es)
         self.ease = EASE().fit(self.interactions)
         self.catalogue = catalogue
@@ -108,16 +117,19 @@ class World:
         scores = self.scores(method, history, query)
         return sorted(candidates, key=lambda c: (-scores[self.position[c]], -self.popularity[self.position[c]], c))
 
-    def hybrid(self, history: list[str], candidates: list[str], query: np.ndarray | None) -> list[Candidate]:
-        """tasteprint's retrieval restricted to `candidates`: each scorer's ranking, fused by weighted RRF."""
+    def ranked_lists(self, history: list[str], candidates: list[str], query: np.ndarray | None) -> dict[str, list[str]]:
         lists = {}
         for source in ("ease", "itemknn", "embed", "pop"):
             if source == "embed" and query is None:
                 continue
             scores = self.scores(source, history, query)
             lists[source] = sorted(candidates, key=lambda c: (-scores[self.position[c]], c))
-        weights = COLD_WEIGHTS if len(set(history)) <= COLD_START_MAX else DEFAULT_WEIGHTS
-        return fuse(lists, weights)
+        return lists
+
+    def hybrid(self, history: list[str], candidates: list[str], query: np.ndarray | None) -> list[Candidate]:
+        """tasteprint's retrieval restricted to `candidates`: each scorer's ranking, fused by weighted RRF."""
+        weights = COLD_WEIGHTS if len(set(history)) <= COLD_START_MAX else self.weights
+        return fuse(self.ranked_lists(history, candidates, query), weights)
 
     def query(self, facts: UserFacts, profile_vector: np.ndarray | None) -> np.ndarray | None:
         """Mean of the user's loved items' vectors, plus the profile's vector when there is one."""
@@ -254,15 +266,31 @@ def tune_blend(outcomes: list[UserOutcome], k: int) -> tuple[float, dict[float, 
     return best, means
 
 
+def tune_fusion(task: Task, users: list[str], context: EvalContext, k: int) -> tuple[dict[str, float], list[float]]:
+    """The fusion weights from FUSION_GRID with the best mean NDCG@k on validation (first wins ties)."""
+    totals = np.zeros(len(FUSION_GRID))
+    for user_id in users:
+        events = task.history(user_id)
+        history = list(dict.fromkeys(e.item_id for e in events))
+        query = task.world.query(build_facts(user_id, events, context.items, {}), None)
+        candidates = task.candidates(user_id, set(history))
+        lists = task.world.ranked_lists(history, candidates, query)
+        for n, weights in enumerate(FUSION_GRID):
+            ranked = [c.item_id for c in fuse(lists, weights)]
+            totals[n] += ndcg_at_k(task.relevant(user_id), ranked, k)
+    means = (totals / max(len(users), 1)).tolist()
+    return FUSION_GRID[int(np.argmax(means))], means
+
+
 def build_tasks(events: list[Event], catalogue: list[str], vectors: np.ndarray, protocols: list[str],
-                seed: int) -> list[Task]:
+                seed: int, weights: dict[str, float] | None = None) -> list[Task]:
     """The splits and worlds every method shares. Worlds are fitted on what each target may see."""
     tasks: list[Task] = []
     loo = leave_last_out(events)
     if {"loo", "cand20"} & set(protocols):
-        test_world = World({u: loo.history_for_test(u) for u in loo.train}, catalogue, vectors)
+        test_world = World({u: loo.history_for_test(u) for u in loo.train}, catalogue, vectors, weights)
         cold = cold_start(loo)
-        cold_world = World(cold.train, catalogue, vectors)
+        cold_world = World(cold.train, catalogue, vectors, weights)
         if "loo" in protocols:
             tasks += [Task("loo", loo, test_world, all_unseen(catalogue)),
                       Task("loo-cold", cold, cold_world, all_unseen(catalogue))]
@@ -271,7 +299,7 @@ def build_tasks(events: list[Event], catalogue: list[str], vectors: np.ndarray, 
                       Task("cand20-cold", cold, cold_world, sampled_candidates(catalogue, cold, seed))]
     if "msr" in protocols:
         msr = random_split(events, seed=seed)
-        tasks.append(Task("msr", msr, World(msr.train, catalogue, vectors), all_unseen(catalogue)))
+        tasks.append(Task("msr", msr, World(msr.train, catalogue, vectors, weights), all_unseen(catalogue)))
     return tasks
 
 

@@ -17,13 +17,14 @@ from rich.progress import Progress
 
 from .api import Tasteprint
 from .config import Settings
-from .evaluate import (CLASSICAL, LLM_METHODS, PROTOCOLS, EvalContext, UserOutcome, build_tasks, run_method,
-                       tune_blend, validation_task)
+from .evaluate import (CLASSICAL, FUSION_GRID, LLM_METHODS, PROTOCOLS, EvalContext, UserOutcome, build_tasks,
+                       run_method, tune_blend, tune_fusion, validation_task)
 from .facts import label_shares
 from .metrics import catalogue_coverage, mean_ci95, popularity_bias, rate
 from .split import leave_last_out
 
 TUNING_USERS = 10
+FUSION_TUNING_USERS = 200
 
 
 @dataclass
@@ -70,14 +71,23 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
     results: list[dict] = []
     per_user: dict[tuple[str, str], list[UserOutcome]] = {}
     tuning: dict = {}
+    fusion = {}
+    weights = None
     with Progress(console=console, transient=True) as progress:
-        if "tasteprint" in config.methods:
+        if {"hybrid", "tasteprint"} & set(config.methods):
             valid = validation_task(events, catalogue, vectors)
+            tuning_users = sorted(random.Random(config.seed).sample(
+                valid.split.evaluated_users(), min(FUSION_TUNING_USERS, len(valid.split.evaluated_users()))))
+            weights, means = tune_fusion(valid, tuning_users, context, config.k)
+            valid.world.weights = weights
+            fusion = {"users": len(tuning_users), "chosen": weights,
+                      "ndcg_by_weights": [{"weights": w, "ndcg": round(m, 5)} for w, m in zip(FUSION_GRID, means)]}
+        if "tasteprint" in config.methods:
             outcomes = run_method("tasteprint", valid, sample[:TUNING_USERS], config.k, config.seed, context,
                                   profiles, progress)
             context.blend, means = tune_blend(outcomes, config.k)
             tuning = {"users": len(outcomes), "ndcg_by_blend": means, "chosen": context.blend}
-        for task in build_tasks(events, catalogue, vectors, config.protocols, config.seed):
+        for task in build_tasks(events, catalogue, vectors, config.protocols, config.seed, weights):
             users = task.split.evaluated_users()
             for method in config.methods:
                 if method == "llm" and not task.protocol.startswith("cand20"):
@@ -104,6 +114,7 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
         "hardware": {"machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version(),
                      "cpus": __import__("os").cpu_count()},
         "blend_tuning": tuning,
+        "fusion_tuning": fusion,
         "benchmarks": benchmark_figures(per_user, time.perf_counter() - started),
         "results": results,
         "llm_stages": llm_stages,
@@ -259,6 +270,10 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
         grid = ", ".join(f"{w}: {v:.4f}" for w, v in tuning["ndcg_by_blend"].items())
         lines.append(f"- rerank blend tuned on the validation item of {tuning['users']} users: "
                      f"{tuning['chosen']} (NDCG@{k} by weight: {grid})")
+    if document["fusion_tuning"]:
+        fusion = document["fusion_tuning"]
+        lines.append(f"- retrieval fusion weights tuned on the validation item of {fusion['users']} users: "
+                     f"{fusion['chosen']}")
     lines += ["", "Classical methods are reported on all evaluated users and on the LLM sample; LLM methods "
               "on the sample. Values are means with 95% confidence half-widths.", ""]
     by_protocol = defaultdict(list)

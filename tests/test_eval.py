@@ -1,0 +1,37 @@
+"""The evaluation harness end to end on the built-in sample, with a schema-following scripted LLM."""
+
+import json
+
+from rich.console import Console
+
+from tasteprint.config import Settings
+from tasteprint.demo import BUILT_IN
+from tasteprint.llm import ScriptedBackend
+from tasteprint.report import EvalConfig, run_eval
+
+from schema_replies import schema_reply
+
+
+def test_eval_writes_agreeing_report_results_and_plots(tmp_path, monkeypatch):
+    backend = ScriptedBackend([schema_reply] * 500)
+    monkeypatch.setattr("tasteprint.api.make_backend", lambda settings: backend)
+    out = tmp_path / "R"
+    config = EvalConfig(path=BUILT_IN, out=out, users=3, methods=["random", "pop", "ease", "hybrid", "llm", "tasteprint"])
+    document = run_eval(config, Settings.load(store=tmp_path / "store"), Console(quiet=True))
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["seed"] == 42 and results["model"] == "scripted"
+    row = next(r for r in results["results"] if r["method"] == "ease" and r["protocol"] == "cand20"
+               and r["metric"] == "ndcg@10" and r["population"] == "all")
+    assert 0 <= row["value"] <= 1 and row["n_users"] == 12
+    assert f"{row['value']:.4f}" in (out / "report.md").read_text()
+    assert {r["protocol"] for r in results["results"]} == {"loo", "loo-cold", "cand20", "cand20-cold", "msr"}
+    assert not any(r["method"] == "llm" and not r["protocol"].startswith("cand20") for r in results["results"])
+    stages = {(s["method"], s["protocol"]): s for s in results["llm_stages"]}
+    tp = stages[("tasteprint", "loo")]
+    assert tp["users"] == 3 and tp["json_validity_rate"] == 1.0
+    assert tp["consumed_item_rate"] == 0.0 and tp["duplicate_rate"] == 0.0
+    assert tp["explanation_grounding_rate"] == 1.0
+    assert results["blend_tuning"]["chosen"] in (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert len(pngs) >= 2 and all((out / p).stat().st_size > 1000 for p in pngs)
+    assert document["results"] == results["results"]

@@ -1,0 +1,50 @@
+from tasteprint.models import Event
+from tasteprint.split import cold_start, leave_last_out, random_split
+
+
+def events_for(user, n, start=0):
+    return [Event(user_id=user, item_id=f"{user}-i{i}", kind="rating", rating=4, timestamp=start + i) for i in range(n)]
+
+
+def test_leave_last_out_holds_out_last_two_and_keeps_short_users_in_training():
+    events = events_for("long", 8) + events_for("short", 4)
+    # A tag on the test item must not leak into training either.
+    events.append(Event(user_id="long", item_id="long-i7", kind="tag", text="great", timestamp=3))
+    split = leave_last_out(events)
+    assert split.test == {"long": {"long-i7"}}
+    assert split.valid == {"long": {"long-i6"}}
+    assert "short" in split.train and "short" not in split.test
+    train_items = {e.item_id for e in split.train["long"]}
+    assert "long-i7" not in train_items and "long-i6" not in train_items
+    assert {e.item_id for e in split.history_for_test("long")} == train_items | {"long-i6"}
+
+
+def test_no_test_item_is_seen_during_profiling(movielens_store):
+    from tasteprint.db import Database
+    from tasteprint.facts import build_facts
+
+    db = Database(movielens_store)
+    events = list(db.iter_events())
+    split = leave_last_out(events)
+    items = db.items()
+    for user_id in split.evaluated_users()[:25]:
+        facts = build_facts(user_id, split.train[user_id], items, {})
+        test_item = next(iter(split.test[user_id]))
+        assert test_item not in facts.history_item_ids
+        assert test_item not in facts.item_labels and all(test_item not in a.item_ids for a in facts.top_attributes)
+
+
+def test_random_split_is_seeded_and_disjoint():
+    events = events_for("u", 20)
+    a, b = random_split(events, seed=1), random_split(events, seed=1)
+    assert a.test == b.test and len(a.test["u"]) == 5
+    assert not a.test["u"] & {e.item_id for e in a.train["u"]}
+    assert random_split(events, seed=2).test != a.test
+
+
+def test_cold_start_keeps_five_most_recent_items():
+    split = leave_last_out(events_for("u", 12))
+    cold = cold_start(split)
+    # the validation item (i10) is known history at test time
+    assert {e.item_id for e in cold.train["u"]} == {f"u-i{i}" for i in range(6, 11)}
+    assert cold.test == split.test
