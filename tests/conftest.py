@@ -22,29 +22,26 @@ def _need(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def movielens_store(tmp_path_factory) -> Path:
-    """A store with ml-latest-small ingested once per session. Tests copy it before writing."""
+def _ingested(tmp_path_factory, name: str, source: Path) -> Path:
+    """A store with `source` ingested, once per session. Tests copy it (fresh_copy) before writing."""
     from tasteprint.db import Database
     from tasteprint.ingest import ingest
 
-    store = tmp_path_factory.mktemp("ml-store")
+    store = tmp_path_factory.mktemp(name)
     db = Database(store)
-    ingest(db, _need(MOVIELENS))
+    ingest(db, _need(source))
     db.close()
     return store
+
+
+@pytest.fixture(scope="session")
+def movielens_store(tmp_path_factory) -> Path:
+    return _ingested(tmp_path_factory, "ml-store", MOVIELENS)
 
 
 @pytest.fixture(scope="session")
 def amazon_store(tmp_path_factory) -> Path:
-    from tasteprint.db import Database
-    from tasteprint.ingest import ingest
-
-    store = tmp_path_factory.mktemp("amazon-store")
-    db = Database(store)
-    ingest(db, _need(AMAZON))
-    db.close()
-    return store
+    return _ingested(tmp_path_factory, "amazon-store", AMAZON)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from .rerank import RerankResult, blend_order, nearest_history, rerank
 from .retrieve import COLD_START_MAX, COLD_WEIGHTS, DEFAULT_WEIGHTS, EASE, Candidate, Interactions, fuse, itemknn_scores
 from .split import Split, cold_start, leave_last_out, random_split
 
-CLASSICAL = ("random", "pop", "itemknn", "ease", "hybrid")
+CLASSICAL = ("random", "pop", "itemknn", "ease", "hybrid", "bert-kmeans")
 LLM_METHODS = ("embed", "llm", "tasteprint")
 PROTOCOLS = ("loo", "cand20", "msr")
 BLEND_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
@@ -78,6 +78,7 @@ class World:
     def __init__(self, histories: dict[str, list[Event]], catalogue: list[str], vectors: np.ndarray,
                  weights: dict[str, float] | None = None):
         self.weights = weights or DEFAULT_WEIGHTS
+        self.user_vectors: dict[str, np.ndarray] | None = None  # set by fit_segments (bert-kmeans)
         self.interactions = Interactions.from_pairs((u, e.item_id) for u, es in histories.items() for e in es)
         self.ease = EASE().fit(self.interactions)
         self.catalogue = catalogue
@@ -105,6 +106,23 @@ class World:
             return self._on_catalogue(itemknn_scores(self.interactions, vector))
         raise ValueError(method)
 
+    def fit_segments(self, histories: dict[str, list[Event]], items: dict[str, Item], embed, seed: int) -> None:
+        """The classic BERT + k-means pipeline: embed each user's texts (titles of their items and their own
+        review and tag text), cluster users with k-means, keep each user's vector and centroid."""
+        from sklearn.cluster import KMeans
+
+        users = sorted(histories)
+        texts = []
+        for user_id in users:
+            parts = [items[e.item_id].title for e in histories[user_id] if e.item_id in items]
+            parts += [e.text for e in histories[user_id] if e.text]
+            texts.append(". ".join(parts)[:2000])
+        vectors = embed(texts)
+        k = max(2, min(20, int(np.sqrt(len(users) / 2))))
+        kmeans = KMeans(n_clusters=min(k, len(users)), n_init=4, random_state=seed).fit(vectors)
+        centroids = kmeans.cluster_centers_[kmeans.labels_]
+        self.user_vectors = {u: v for u, v in zip(users, (vectors + centroids) / 2)}
+
     def rank(self, method: str, history: list[str], candidates: list[str], query: np.ndarray | None,
              rng: random.Random) -> list[str]:
         """Rank `candidates` (ties broken by popularity, then id) with a classical method or the hybrid."""
@@ -114,7 +132,7 @@ class World:
             return shuffled
         if method == "hybrid":
             return [c.item_id for c in self.hybrid(history, candidates, query)]
-        scores = self.scores(method, history, query)
+        scores = self.vectors @ query if method == "bert-kmeans" else self.scores(method, history, query)
         return sorted(candidates, key=lambda c: (-scores[self.position[c]], -self.popularity[self.position[c]], c))
 
     def ranked_lists(self, history: list[str], candidates: list[str], query: np.ndarray | None) -> dict[str, list[str]]:
@@ -200,7 +218,14 @@ def evaluate_user(method: str, task: Task, user_id: str, k: int, seed: int, cont
     outcome = UserOutcome(user_id, [], task.relevant(user_id), seen)
     start = time.perf_counter()
     if method in CLASSICAL:
-        query = task.world.query(build_facts(user_id, events, context.items, {}), None) if method == "hybrid" else None
+        query = None
+        if method == "hybrid":
+            query = task.world.query(build_facts(user_id, events, context.items, {}), None)
+        elif method == "bert-kmeans":
+            if task.world.user_vectors is None:
+                task.world.fit_segments({u: task.history(u) for u in task.split.train}, context.items, context.embed,
+                                        seed)
+            query = task.world.user_vectors[user_id]
         outcome.ranked = task.world.rank(method, history, candidates, query, rng)
     else:
         _evaluate_llm_method(method, task, user_id, events, history, candidates, rng, context, profiles, outcome)

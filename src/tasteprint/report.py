@@ -194,6 +194,13 @@ def write_plots(out: Path, results: list[dict], per_user: dict, k: int) -> list[
     import matplotlib.pyplot as plt
 
     written = []
+
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        written.append(name)
+
     metric = f"ndcg@{k}"
     rows = [r for r in results if r["metric"] == metric and r["population"] == "sample"]
     protocols = sorted({r["protocol"] for r in rows})
@@ -209,10 +216,7 @@ def write_plots(out: Path, results: list[dict], per_user: dict, k: int) -> list[
         ax.set_xticks([p + width * (len(methods) - 1) / 2 for p in range(len(protocols))], protocols)
         ax.set_ylabel(f"NDCG@{k} (sample users, 95% CI)")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "ndcg_by_method.png", dpi=110)
-        plt.close(fig)
-        written.append("ndcg_by_method.png")
+        save(fig, "ndcg_by_method.png")
     loo = {m: os_ for (m, p), os_ in per_user.items() if p == "loo"}
     if loo:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -230,10 +234,7 @@ def write_plots(out: Path, results: list[dict], per_user: dict, k: int) -> list[
         ax.set_xlabel("history length (items, quartile bins)")
         ax.set_ylabel(f"NDCG@{k} (loo)")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "ndcg_by_history_length.png", dpi=110)
-        plt.close(fig)
-        written.append("ndcg_by_history_length.png")
+        save(fig, "ndcg_by_history_length.png")
     stages = defaultdict(list)
     for (method, _), outcomes in per_user.items():
         if method in LLM_METHODS:
@@ -245,10 +246,7 @@ def write_plots(out: Path, results: list[dict], per_user: dict, k: int) -> list[
         ax.bar(labels, [np.mean(v) for v in stages.values()])
         ax.set_ylabel("seconds per user (mean)")
         plt.setp(ax.get_xticklabels(), fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "latency_by_stage.png", dpi=110)
-        plt.close(fig)
-        written.append("latency_by_stage.png")
+        save(fig, "latency_by_stage.png")
     return written
 
 
