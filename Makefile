@@ -26,6 +26,7 @@ demo: install
 	$(VENV)/bin/tasteprint demo
 
 test: install
+	$(VENV)/bin/ruff check src tests eval
 	$(PY) -m pytest -q
 
 lint: install

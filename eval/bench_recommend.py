@@ -69,8 +69,10 @@ def main() -> None:
     table.add_column("value", justify="right")
     for name, value in [
         ("recommend, no rerank: p50 / p95 (s)", f"{statistics.median(plain):.2f} / {percentile(plain, 95):.2f}"),
-        ("recommend, LLM rerank of 20: p50 / p95 (s)",
-         f"{statistics.median(reranked):.2f} / {percentile(reranked, 95):.2f}"),
+        (
+            "recommend, LLM rerank of 20: p50 / p95 (s)",
+            f"{statistics.median(reranked):.2f} / {percentile(reranked, 95):.2f}",
+        ),
         ("rerank / no-rerank latency ratio", f"{statistics.median(reranked) / statistics.median(plain):.1f}"),
         ("Chroma query k=50: p50 (ms)", f"{statistics.median(chroma) * 1000:.1f}"),
         (f"embedding items/s, tasteprint (batch 64, {len(texts)} texts)", f"{ours:.0f}"),

@@ -37,9 +37,23 @@ def llama_server(model_path, n_ctx: int = 4096):
     """llama-cpp-python's own OpenAI-compatible server, serving `model_path`."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", "smollm2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(n_ctx),
+            "--model_alias",
+            "smollm2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for(f"http://127.0.0.1:{port}/v1/models", process)
@@ -51,7 +65,10 @@ def llama_server(model_path, n_ctx: int = 4096):
 
 def chat_body(content: str) -> dict:
     return {
-        "id": "x", "object": "chat.completion", "created": 0, "model": "scripted",
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "scripted",
         "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
         "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
     }

@@ -10,17 +10,20 @@ from tasteprint.llm import ScriptedBackend
 from schema_replies import schema_reply
 
 
-@pytest.mark.parametrize("question, intent, argument", [
-    ("why did you recommend Orbital Drift?", "why", "Orbital Drift"),
-    ("Why was 'The Ledger' recommended... why did you suggest The Ledger", "why", "The Ledger"),
-    ("What do you know about me?", "profile", None),
-    ("show me something different", "different", None),
-    ("more like Riverwitch", "like", "Riverwitch"),
-    ("switch to user ben", "switch", "ben"),
-    ("recommend something", "recommend", None),
-    ("quit", "quit", None),
-    ("what's the weather", "help", None),
-])
+@pytest.mark.parametrize(
+    "question, intent, argument",
+    [
+        ("why did you recommend Orbital Drift?", "why", "Orbital Drift"),
+        ("Why was 'The Ledger' recommended... why did you suggest The Ledger", "why", "The Ledger"),
+        ("What do you know about me?", "profile", None),
+        ("show me something different", "different", None),
+        ("more like Riverwitch", "like", "Riverwitch"),
+        ("switch to user ben", "switch", "ben"),
+        ("recommend something", "recommend", None),
+        ("quit", "quit", None),
+        ("what's the weather", "help", None),
+    ],
+)
 def test_routing(question, intent, argument):
     assert route(question) == (intent, argument)
 
@@ -62,5 +65,7 @@ def test_conversation_keeps_context_and_cites_history(sample):
     assert session.answer("switch to user nobody") == "I don't know user 'nobody'."
     assert session.answer("switch to user ben").startswith("Now talking about user ben")
     assert session.last == []
-    assert session.answer("why did you recommend Nonexistent Book?") == "I can't find an item called 'Nonexistent Book'."
+    assert (
+        session.answer("why did you recommend Nonexistent Book?") == "I can't find an item called 'Nonexistent Book'."
+    )
     assert session.answer("quit") is None

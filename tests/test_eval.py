@@ -16,12 +16,17 @@ def test_eval_writes_agreeing_report_results_and_plots(tmp_path, monkeypatch):
     backend = ScriptedBackend([schema_reply] * 500)
     monkeypatch.setattr("tasteprint.api.make_backend", lambda settings: backend)
     out = tmp_path / "R"
-    config = EvalConfig(path=BUILT_IN, out=out, users=3, methods=["random", "pop", "ease", "hybrid", "bert-kmeans", "llm", "tasteprint"])
+    config = EvalConfig(
+        path=BUILT_IN, out=out, users=3, methods=["random", "pop", "ease", "hybrid", "bert-kmeans", "llm", "tasteprint"]
+    )
     document = run_eval(config, Settings.load(store=tmp_path / "store"), Console(quiet=True))
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["seed"] == 42 and results["model"] == "scripted"
-    row = next(r for r in results["results"] if r["method"] == "ease" and r["protocol"] == "cand20"
-               and r["metric"] == "ndcg@10" and r["population"] == "all")
+    row = next(
+        r
+        for r in results["results"]
+        if r["method"] == "ease" and r["protocol"] == "cand20" and r["metric"] == "ndcg@10" and r["population"] == "all"
+    )
     assert 0 <= row["value"] <= 1 and row["n_users"] == 12
     assert f"{row['value']:.4f}" in (out / "report.md").read_text()
     assert {r["protocol"] for r in results["results"]} == {"loo", "loo-cold", "cand20", "cand20-cold", "msr"}

@@ -9,7 +9,7 @@ from tasteprint.db import Database
 from tasteprint.errors import IngestError
 from tasteprint.ingest import clean_text, detect_format, ingest
 
-from conftest import AMAZON, MOVIELENS
+from conftest import MOVIELENS
 
 
 def test_movielens_counts_match_source(movielens_store):
@@ -33,7 +33,9 @@ def test_amazon_drops_duplicates_and_cleans_html_titles(amazon_store):
     assert not any("<span" in item.title or "&amp;" in item.description for item in items.values())
     reason = items["B00005N7P0"]
     assert reason.title and reason.attributes["category"]
-    (text,) = db.conn.execute("SELECT text FROM events WHERE user_id='A5QQOOZJOVPSF' AND item_id='B00005N7P0'").fetchone()
+    (text,) = db.conn.execute(
+        "SELECT text FROM events WHERE user_id='A5QQOOZJOVPSF' AND item_id='B00005N7P0'"
+    ).fetchone()
     assert "Cheapskates guide" in text and "computer" in text
 
 
@@ -48,7 +50,13 @@ def test_reingest_is_idempotent(fresh_copy, movielens_store):
 
 GOOD = [
     {"user_id": "u1", "item_id": "i1", "kind": "rating", "timestamp": 1_600_000_000, "rating": 5, "title": "Alpha"},
-    {"user_id": "u1", "item_id": "i2", "kind": "review", "timestamp": "2021-03-01T10:00:00Z", "text": "Great <b>fun</b> &amp; more"},
+    {
+        "user_id": "u1",
+        "item_id": "i2",
+        "kind": "review",
+        "timestamp": "2021-03-01T10:00:00Z",
+        "text": "Great <b>fun</b> &amp; more",
+    },
     {"user_id": 7, "item_id": "i1", "kind": "search", "timestamp": 1_600_000_100, "text": "space operas"},
 ]
 BAD_LINES = {
@@ -61,7 +69,7 @@ BAD_LINES = {
     b'{"user_id": "u2", "item_id": "i1", "kind": "view", "timestamp": 99999999999}': "in the future",
     b'{"user_id": "u2", "item_id": "i1", "kind": "view", "timestamp": 1, "colour": "red"}': "unknown field",
     b'{"user_id": ["u2"], "item_id": "i1", "kind": "view", "timestamp": 1}': "wrong type",
-    b'[1, 2, 3]': "not a JSON object",
+    b"[1, 2, 3]": "not a JSON object",
 }
 
 
@@ -117,9 +125,27 @@ def test_ml100k_loader_reads_latin1_titles_and_demographics(tmp_path):
         "1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
         "2|Misérables, Les (1995)|01-Jan-1995||http://x|0|0|0|0|0|0|0|0|1|0|0|0|0|0|0|0|0|0|0\n".encode("latin-1")
     )
-    genres = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-              "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-              "War", "Western"]
+    genres = [
+        "unknown",
+        "Action",
+        "Adventure",
+        "Animation",
+        "Children's",
+        "Comedy",
+        "Crime",
+        "Documentary",
+        "Drama",
+        "Fantasy",
+        "Film-Noir",
+        "Horror",
+        "Musical",
+        "Mystery",
+        "Romance",
+        "Sci-Fi",
+        "Thriller",
+        "War",
+        "Western",
+    ]
     (root / "u.genre").write_text("".join(f"{g}|{i}\n" for i, g in enumerate(genres)))
     (root / "u.user").write_text("1|24|M|technician|85711\n2|53|F|other|94043\n")
     assert detect_format(root) == "ml100k"

@@ -31,10 +31,17 @@ def assert_verified(profile: UserProfile, facts) -> None:
     assert profile.completion_tokens > 0
 
 
-@pytest.mark.parametrize("store_name, user_id", [
-    ("movielens_store", "1"), ("movielens_store", "2"), ("movielens_store", "414"),
-    ("amazon_store", "A5QQOOZJOVPSF"), ("amazon_store", "A3JPFWKS83R49V"), ("amazon_store", "A2OTUWUSH49XIN"),
-])
+@pytest.mark.parametrize(
+    "store_name, user_id",
+    [
+        ("movielens_store", "1"),
+        ("movielens_store", "2"),
+        ("movielens_store", "414"),
+        ("amazon_store", "A5QQOOZJOVPSF"),
+        ("amazon_store", "A3JPFWKS83R49V"),
+        ("amazon_store", "A2OTUWUSH49XIN"),
+    ],
+)
 def test_real_profiles(request, local_backend, store_name, user_id):
     book = FactBook(Database(request.getfixturevalue(store_name)))
     facts = book.facts(user_id)
@@ -58,10 +65,21 @@ def test_hostile_reviews_cannot_take_over_the_profile(tmp_path, local_backend):
 
     from tasteprint.ingest import ingest
 
-    items = [{"item_id": f"m{n}", "title": f"Magazine {n}", "attributes": {"category": [c]}}
-             for n, c in enumerate(["Science", "Science", "Travel", "Travel", "Cooking"])]
-    events = [{"user_id": "eve", "item_id": f"m{n}", "kind": "review", "timestamp": 1_500_000_000 + n,
-               "rating": 5 if n < 4 else 1, "text": HOSTILE[n % len(HOSTILE)]} for n in range(5)]
+    items = [
+        {"item_id": f"m{n}", "title": f"Magazine {n}", "attributes": {"category": [c]}}
+        for n, c in enumerate(["Science", "Science", "Travel", "Travel", "Cooking"])
+    ]
+    events = [
+        {
+            "user_id": "eve",
+            "item_id": f"m{n}",
+            "kind": "review",
+            "timestamp": 1_500_000_000 + n,
+            "rating": 5 if n < 4 else 1,
+            "text": HOSTILE[n % len(HOSTILE)],
+        }
+        for n in range(5)
+    ]
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
     (tmp_path / "data" / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))

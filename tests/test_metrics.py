@@ -2,8 +2,19 @@ import math
 
 import pytest
 
-from tasteprint.metrics import (catalogue_coverage, dcg_at_k, hit_rate_at_k, map_at_k, mean_ci95, mrr, ndcg_at_k,
-                                popularity_bias, precision_at_k, rate, recall_at_k)
+from tasteprint.metrics import (
+    catalogue_coverage,
+    dcg_at_k,
+    hit_rate_at_k,
+    map_at_k,
+    mean_ci95,
+    mrr,
+    ndcg_at_k,
+    popularity_bias,
+    precision_at_k,
+    rate,
+    recall_at_k,
+)
 
 
 def test_textbook_dcg_example():

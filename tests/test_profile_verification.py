@@ -31,15 +31,17 @@ def test_schema_only_admits_the_users_labels_with_their_own_items(movielens_stor
 
 def test_verification_drops_unsupported_claims_and_counts_them(movielens_store):
     _, facts = _facts(movielens_store)
-    draft = ProfileDraft.model_validate({
-        "interests": [
-            {"label": "Animation", "evidence": ["13", "2033"]},     # 13 is not in user 1's history
-            {"label": "Action", "evidence": ["2033"]},              # 2033 (Black Cauldron) is not Action
-            {"label": "Horror", "evidence": ["999999"]},            # invented id
-            {"label": "Animation", "evidence": ["2033"]},           # duplicate label
-        ],
-        "dislikes": [{"label": "Drama", "evidence": ["553"]}],      # Tombstone was rated 5
-    })
+    draft = ProfileDraft.model_validate(
+        {
+            "interests": [
+                {"label": "Animation", "evidence": ["13", "2033"]},  # 13 is not in user 1's history
+                {"label": "Action", "evidence": ["2033"]},  # 2033 (Black Cauldron) is not Action
+                {"label": "Horror", "evidence": ["999999"]},  # invented id
+                {"label": "Animation", "evidence": ["2033"]},  # duplicate label
+            ],
+            "dislikes": [{"label": "Drama", "evidence": ["553"]}],  # Tombstone was rated 5
+        }
+    )
     profile = verify_claims(facts, draft)
     assert [(i.label, i.evidence) for i in profile.interests] == [("Animation", ["2033"])]
     assert 0 < profile.interests[0].weight <= 1
@@ -54,10 +56,12 @@ def test_verification_drops_unsupported_claims_and_counts_them(movielens_store):
 def _scripted_profile(store, summary):
     book, facts = _facts(store)
     action = next(a for a in facts.top_attributes if a.label == "Action")
-    backend = ScriptedBackend([
-        {"interests": [{"label": "Action", "evidence": action.item_ids[:2]}], "dislikes": []},
-        {"summary": summary},
-    ])
+    backend = ScriptedBackend(
+        [
+            {"interests": [{"label": "Action", "evidence": action.item_ids[:2]}], "dislikes": []},
+            {"summary": summary},
+        ]
+    )
     return build_profile(facts, backend, vocabulary=set(book.global_shares)), backend
 
 
@@ -88,8 +92,14 @@ def test_bad_summaries_are_replaced_from_verified_data(movielens_store):
 def test_summary_failure_falls_back_instead_of_losing_the_claims(movielens_store):
     book, facts = _facts(movielens_store)
     action = next(a for a in facts.top_attributes if a.label == "Action")
-    backend = ScriptedBackend([json.dumps({"interests": [{"label": "Action", "evidence": action.item_ids[:1]}],
-                                           "dislikes": []}), "{", "{", "{"])
+    backend = ScriptedBackend(
+        [
+            json.dumps({"interests": [{"label": "Action", "evidence": action.item_ids[:1]}], "dislikes": []}),
+            "{",
+            "{",
+            "{",
+        ]
+    )
     profile = build_profile(facts, backend)
     assert profile.interests[0].label == "Action"
     assert profile.verification.summary_replaced

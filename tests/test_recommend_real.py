@@ -62,14 +62,18 @@ def test_cli_recommend_json_and_chat_on_movielens(indexed_movielens):
     assert_grounded(recommendations, facts, 10)
 
     first = recommendations[0]["title"]
-    chat = runner.invoke(app, ["chat", "--store", str(indexed_movielens), "--user", "1", "--no-rerank"],
-                         input=f"why did you recommend {first}?\n")
+    chat = runner.invoke(
+        app,
+        ["chat", "--store", str(indexed_movielens), "--user", "1", "--no-rerank"],
+        input=f"why did you recommend {first}?\n",
+    )
     assert chat.exit_code == 0, chat.output
     answer = chat.stdout.split(f"> why did you recommend {first}?", 1)[1]
     assert any(title in answer for title in facts.item_titles.values())
 
-    plain = runner.invoke(app, ["recommend", "1", "--store", str(indexed_movielens), "-k", "10", "--json",
-                                "--no-rerank"])
+    plain = runner.invoke(
+        app, ["recommend", "1", "--store", str(indexed_movielens), "-k", "10", "--json", "--no-rerank"]
+    )
     retrieval = json.loads(plain.stdout)
     assert [r["item_id"] for r in retrieval] == [r.item_id for r in tp.recommend("1", k=10, rerank=False)]
     assert all("llm" not in r["sources"] for r in retrieval)
@@ -80,8 +84,11 @@ def test_cli_recommend_json_and_chat_on_movielens(indexed_movielens):
 def test_chroma_server_round_trip(tmp_path):
     port = free_port()
     chroma = Path(sys.executable).parent / "chroma"
-    process = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
-                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [str(chroma), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(f"http://127.0.0.1:{port}/api/v2/heartbeat", process)
         tp = Tasteprint(store=tmp_path / "store", llm="scripted", chroma_url=f"http://127.0.0.1:{port}")

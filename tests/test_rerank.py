@@ -8,8 +8,14 @@ from tasteprint.retrieve import Candidate
 
 def facts() -> UserFacts:
     return UserFacts(
-        user_id="u", n_events=3, n_items=3, kinds={"rating": 3}, platforms=["p"], first_timestamp=1,
-        last_timestamp=3, history_item_ids=["h1", "h2", "h3"],
+        user_id="u",
+        n_events=3,
+        n_items=3,
+        kinds={"rating": 3},
+        platforms=["p"],
+        first_timestamp=1,
+        last_timestamp=3,
+        history_item_ids=["h1", "h2", "h3"],
         item_labels={"h1": ["Drama"], "h2": ["Comedy"], "h3": ["Horror"]},
         item_titles={"h1": "Old Drama", "h2": "Old Comedy", "h3": "Bad Horror"},
         item_ratings={"h1": 5.0, "h2": 4.0, "h3": 1.0},
@@ -17,8 +23,10 @@ def facts() -> UserFacts:
 
 
 CANDIDATES = [Candidate(c, 1.0 / n, {"ease": n}) for n, c in enumerate(["c1", "c2", "c3", "c4"], start=1)]
-ITEMS = {f"c{n}": Item(item_id=f"c{n}", title=f"Candidate {n}", attributes={"genres": [g]})
-         for n, g in enumerate(["Drama", "Comedy", "Drama", "Comedy"], start=1)}
+ITEMS = {
+    f"c{n}": Item(item_id=f"c{n}", title=f"Candidate {n}", attributes={"genres": [g]})
+    for n, g in enumerate(["Drama", "Comedy", "Drama", "Comedy"], start=1)
+}
 EVIDENCE = {"c1": ["h1"], "c2": ["h2", "h1"], "c3": ["h1"], "c4": ["h2"]}
 
 
@@ -31,16 +39,23 @@ def test_without_llm_keeps_retrieval_order_with_grounded_explanations():
 
 
 def test_llm_judgements_are_blended_and_citations_checked():
-    backend = ScriptedBackend([
-        {"c1": {"fit": 1, "because": "h1"}, "c2": {"fit": 2, "because": "h3"}, "c3": {"fit": 3, "because": "h1"},
-         "c4": {"fit": 5, "because": "h2"}, "zz": {"fit": 5, "because": "h1"}},
-        {"c4": {"fit": 5}, "c3": {"fit": 3}, "c2": {"fit": 2}, "c1": {"fit": 1}},
-    ])
+    backend = ScriptedBackend(
+        [
+            {
+                "c1": {"fit": 1, "because": "h1"},
+                "c2": {"fit": 2, "because": "h3"},
+                "c3": {"fit": 3, "because": "h1"},
+                "c4": {"fit": 5, "because": "h2"},
+                "zz": {"fit": 5, "because": "h1"},
+            },
+            {"c4": {"fit": 5}, "c3": {"fit": 3}, "c2": {"fit": 2}, "c1": {"fit": 1}},
+        ]
+    )
     result = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, backend, k=4, blend=1.0)
     assert [r.item_id for r in result.recommendations] == ["c4", "c3", "c2", "c1"]
     stats = result.stats
-    assert stats.out_of_candidates == 1          # "zz" was never a candidate
-    assert stats.citations_replaced == 1         # h3 is not an allowed citation for c2 (and was disliked)
+    assert stats.out_of_candidates == 1  # "zz" was never a candidate
+    assert stats.citations_replaced == 1  # h3 is not an allowed citation for c2 (and was disliked)
     c2 = next(r for r in result.recommendations if r.item_id == "c2")
     assert c2.evidence == ["h2"]
     # The second pass saw the candidates reversed, and only judged fit.
@@ -53,11 +68,17 @@ def test_llm_judgements_are_blended_and_citations_checked():
 
 
 def test_blend_keeps_retrieval_in_charge_at_low_weight():
-    backend = ScriptedBackend([
-        {"c1": {"fit": 1, "because": "h1"}, "c2": {"fit": 1, "because": "h2"}, "c3": {"fit": 1, "because": "h1"},
-         "c4": {"fit": 5, "because": "h2"}},
-        {"c4": {"fit": 5}, "c3": {"fit": 1}, "c2": {"fit": 1}, "c1": {"fit": 1}},
-    ])
+    backend = ScriptedBackend(
+        [
+            {
+                "c1": {"fit": 1, "because": "h1"},
+                "c2": {"fit": 1, "because": "h2"},
+                "c3": {"fit": 1, "because": "h1"},
+                "c4": {"fit": 5, "because": "h2"},
+            },
+            {"c4": {"fit": 5}, "c3": {"fit": 1}, "c2": {"fit": 1}, "c1": {"fit": 1}},
+        ]
+    )
     result = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, backend, k=4, blend=0.2)
     assert result.recommendations[0].item_id == "c1"
 

@@ -4,8 +4,20 @@ from tasteprint.retrieve import EASE, Interactions, Retriever, fuse, itemknn_sco
 
 
 def small_world() -> Interactions:
-    pairs = [("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "b"), ("u2", "c"), ("u3", "b"), ("u3", "c"),
-             ("u4", "a"), ("u4", "c"), ("u4", "d"), ("u5", "d"), ("u5", "e")]
+    pairs = [
+        ("u1", "a"),
+        ("u1", "b"),
+        ("u2", "a"),
+        ("u2", "b"),
+        ("u2", "c"),
+        ("u3", "b"),
+        ("u3", "c"),
+        ("u4", "a"),
+        ("u4", "c"),
+        ("u4", "d"),
+        ("u5", "d"),
+        ("u5", "e"),
+    ]
     return Interactions.from_pairs(pairs)
 
 

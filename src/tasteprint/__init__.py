@@ -6,7 +6,14 @@ from .errors import TasteprintError, UnknownUserError
 from .models import Event, Item, Recommendation, UserFacts, UserProfile
 
 __all__ = [
-    "Event", "Item", "Recommendation", "Settings", "Tasteprint", "TasteprintError", "UnknownUserError",
-    "UserFacts", "UserProfile",
+    "Event",
+    "Item",
+    "Recommendation",
+    "Settings",
+    "Tasteprint",
+    "TasteprintError",
+    "UnknownUserError",
+    "UserFacts",
+    "UserProfile",
 ]
 __version__ = "0.1.0"

@@ -42,8 +42,13 @@ class Tasteprint:
         >>> tp.profile("1").interests[0].label
     """
 
-    def __init__(self, store: str | Path | None = None, llm: str | LLMBackend | None = None,
-                 settings: Settings | None = None, **overrides: object):
+    def __init__(
+        self,
+        store: str | Path | None = None,
+        llm: str | LLMBackend | None = None,
+        settings: Settings | None = None,
+        **overrides: object,
+    ):
         if isinstance(llm, str):
             overrides["llm"] = llm
         self.settings = settings or Settings.load(store=store, **overrides)
@@ -54,6 +59,7 @@ class Tasteprint:
         self._vectors: VectorStore | None = None
         self._retriever: tuple[int, Retriever] | None = None
         self.last_rerank: RerankResult | None = None
+        self._indexed_version: int | None = None
 
     @property
     def backend(self) -> LLMBackend:
@@ -77,16 +83,25 @@ class Tasteprint:
         return self._vectors
 
     def index(self, progress: bool = True) -> int:
-        """Embed catalogue items missing from the vector store; returns how many were added."""
-        return index_items(self.vectors, self.db.items(), self.embed, progress=progress)
+        """Embed catalogue items missing from the vector store; returns how many were added.
+
+        Checked once per data version in this process, so recommend and explain stay cheap.
+        """
+        version = self.db.data_version()
+        if self._indexed_version == version:
+            return 0
+        added = index_items(self.vectors, self.db.items(), self.embed, progress=progress)
+        self._indexed_version = version
+        return added
 
     def retriever(self) -> Retriever:
         """The hybrid retriever over all stored interactions; EASE weights are cached per data version."""
         version = self.db.data_version()
         if self._retriever and self._retriever[0] == version:
             return self._retriever[1]
-        interactions = Interactions.from_pairs((e.user_id, e.item_id) for e in self.db.iter_events()
-                                               if e.kind != "search")
+        interactions = Interactions.from_pairs(
+            (e.user_id, e.item_id) for e in self.db.iter_events() if e.kind != "search"
+        )
         cache = Path(self.settings.store) / f"ease-v{version}.npz"
         ease = EASE()
         if cache.exists():
@@ -113,8 +128,9 @@ class Tasteprint:
         query = np.sum(parts, axis=0)
         return query / (np.linalg.norm(query) + 1e-9)
 
-    def recommend(self, user_id: str, k: int = 10, *, rerank: bool = True, n_candidates: int = 20,
-                  exclude: Iterable[str] = ()) -> list[Recommendation]:
+    def recommend(
+        self, user_id: str, k: int = 10, *, rerank: bool = True, n_candidates: int = 20, exclude: Iterable[str] = ()
+    ) -> list[Recommendation]:
         """Top-k unconsumed items for the user, each with an explanation citing the user's history.
 
         Retrieval (EASE, item co-occurrence, embeddings, popularity) proposes `n_candidates`; with
@@ -132,8 +148,15 @@ class Tasteprint:
         items = self.db.items([c.item_id for c in candidates])
         evidence = self.evidence_for(facts, [c.item_id for c in candidates], items)
         self.last_rerank = rerank_result = rerank_candidates(
-            facts, profile, candidates, items, evidence, self.backend if rerank else None, k=k,
-            blend=self.settings.rerank_blend, prompts_dir=self.settings.prompts_dir,
+            facts,
+            profile,
+            candidates,
+            items,
+            evidence,
+            self.backend if rerank else None,
+            k=k,
+            blend=self.settings.rerank_blend,
+            prompts_dir=self.settings.prompts_dir,
         )
         return rerank_result.recommendations
 
@@ -181,7 +204,10 @@ class Tasteprint:
             return stored
         facts = self.facts(user_id)
         profile = build_profile(
-            facts, self.backend, vocabulary=set(self.factbook.global_shares), prompts_dir=self.settings.prompts_dir,
+            facts,
+            self.backend,
+            vocabulary=set(self.factbook.global_shares),
+            prompts_dir=self.settings.prompts_dir,
             temperature=self.settings.temperature,
         )
         return self.db.save_profile(profile)

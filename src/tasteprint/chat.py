@@ -17,8 +17,16 @@ HELP = (
 )
 ROUTES: list[tuple[str, re.Pattern]] = [
     ("quit", re.compile(r"^\s*(quit|exit|bye)\b", re.I)),
-    ("switch", re.compile(r"\b(?:switch|change)\s+(?:to\s+)?user\s+(\S+?)[.!?]?\s*$|^\s*user\s+(\S+?)[.!?]?\s*$", re.I)),
-    ("why", re.compile(r"\bwhy\b.*?\b(?:recommend(?:ed)?|suggest(?:ed)?|pick(?:ed)?)\s+(?:me\s+)?[\"']?(.+?)[\"']?\s*\??\s*$", re.I)),
+    (
+        "switch",
+        re.compile(r"\b(?:switch|change)\s+(?:to\s+)?user\s+(\S+?)[.!?]?\s*$|^\s*user\s+(\S+?)[.!?]?\s*$", re.I),
+    ),
+    (
+        "why",
+        re.compile(
+            r"\bwhy\b.*?\b(?:recommend(?:ed)?|suggest(?:ed)?|pick(?:ed)?)\s+(?:me\s+)?[\"']?(.+?)[\"']?\s*\??\s*$", re.I
+        ),
+    ),
     ("profile", re.compile(r"\b(what do you know about me|my profile|who am i|my taste)\b", re.I)),
     ("different", re.compile(r"\b(something|anything)\s+(different|else|new)\b|\bdifferent\b", re.I)),
     ("like", re.compile(r"\bmore\s+like\s+[\"']?(.+?)[\"']?\s*[.!?]?\s*$", re.I)),
@@ -100,14 +108,19 @@ class ChatSession:
         facts = self.tp.facts(self.user_id)
         explanation = self.tp.explain(self.user_id, item_id)
         recommended = next((r for r in self.last if r.item_id == item_id), None)
-        lead = (f"I recommended {explanation.title} because:" if recommended
-                else f"I didn't recommend {explanation.title}, but here is how it relates to your history:")
+        lead = (
+            f"I recommended {explanation.title} because:"
+            if recommended
+            else f"I didn't recommend {explanation.title}, but here is how it relates to your history:"
+        )
         lines = [lead, explanation.sentence]
         if recommended and recommended.explanation != explanation.sentence:
             lines.append(recommended.explanation)
-        evidence = [f"{facts.item_titles.get(i, i)}" + (f" (you rated it {facts.item_ratings[i]:g})"
-                                                        if i in facts.item_ratings else "")
-                    for i in explanation.evidence]
+        evidence = [
+            f"{facts.item_titles.get(i, i)}"
+            + (f" (you rated it {facts.item_ratings[i]:g})" if i in facts.item_ratings else "")
+            for i in explanation.evidence
+        ]
         if evidence:
             lines.append("Evidence from your history: " + "; ".join(evidence) + ".")
         if explanation.shared_labels:
@@ -132,7 +145,9 @@ class ChatSession:
         items = self.tp.db.items([r.item_id for r in pool + self.last])
         seen_labels = Counter(label for r in self.last if r.item_id in items for label in items[r.item_id].labels())
         # Least overlap with what was just shown first; retrieval order breaks ties.
-        pool.sort(key=lambda r: sum(seen_labels[label] for label in items[r.item_id].labels()) if r.item_id in items else 0)
+        pool.sort(
+            key=lambda r: sum(seen_labels[label] for label in items[r.item_id].labels()) if r.item_id in items else 0
+        )
         picks = pool[: self.k]
         self._remember(picks)
         return self._list("Something different:", picks)
@@ -146,10 +161,16 @@ class ChatSession:
         items = self.tp.db.items([i for i, _ in neighbours] + [item_id])
         evidence = [item_id] if item_id in facts.item_titles else []
         recommendations = [
-            Recommendation(item_id=i, title=items[i].title, score=round(s, 4), evidence=evidence,
-                           explanation=f"similar to {items[item_id].title} (cosine {s:.2f}); shares "
-                                       + (", ".join(sorted(items[i].labels() & items[item_id].labels())[:3]) or "its description"))
-            for i, s in neighbours if i in items
+            Recommendation(
+                item_id=i,
+                title=items[i].title,
+                score=round(s, 4),
+                evidence=evidence,
+                explanation=f"similar to {items[item_id].title} (cosine {s:.2f}); shares "
+                + (", ".join(sorted(items[i].labels() & items[item_id].labels())[:3]) or "its description"),
+            )
+            for i, s in neighbours
+            if i in items
         ]
         self._remember(recommendations)
         return self._list(f"More like {items[item_id].title}:", recommendations)

@@ -24,10 +24,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="LLM user pro
 console = Console()
 err_console = Console(stderr=True)
 
-StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="store directory [env TASTEPRINT_HOME; default ./.tasteprint]")]
+StoreOpt = Annotated[
+    Optional[Path], typer.Option("--store", help="store directory [env TASTEPRINT_HOME; default ./.tasteprint]")
+]
 LlmOpt = Annotated[Optional[str], typer.Option("--llm", help="local | openai [env TASTEPRINT_LLM]")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", help="GGUF path (local) or model name (openai) [env TASTEPRINT_MODEL]")]
-BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible endpoint [env TASTEPRINT_BASE_URL]")]
+ModelOpt = Annotated[
+    Optional[str], typer.Option("--model", help="GGUF path (local) or model name (openai) [env TASTEPRINT_MODEL]")
+]
+BaseUrlOpt = Annotated[
+    Optional[str], typer.Option("--base-url", help="OpenAI-compatible endpoint [env TASTEPRINT_BASE_URL]")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print exactly the pydantic JSON")]
 
 
@@ -58,7 +64,10 @@ def ingest(
     format: Annotated[Optional[str], typer.Option("--format", help="movielens | ml100k | amazon | events")] = None,
     platform: Annotated[Optional[str], typer.Option("--platform", help="platform name for these events")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="exit non-zero if any record is rejected")] = False,
-    store: StoreOpt = None, llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+    store: StoreOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
 ):
     """Load a data set into the store; report every rejected record by file, line and reason."""
@@ -93,7 +102,10 @@ def print_ingest(report: IngestReport) -> None:
 def profile(
     user_id: Annotated[str, typer.Argument(help="user id, as in the source data")],
     refresh: Annotated[bool, typer.Option("--refresh", help="build a new version even if one is stored")] = False,
-    store: StoreOpt = None, llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+    store: StoreOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
 ):
     """Show a user's profile, building it with the LLM if none is stored yet."""
@@ -140,7 +152,10 @@ def recommend(
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="how many items")] = 10,
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="retrieval order, no LLM")] = False,
     candidates: Annotated[int, typer.Option("--candidates", min=1, help="candidates the LLM reranks")] = 20,
-    store: StoreOpt = None, llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+    store: StoreOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
 ):
     """Recommend unconsumed items, each with an explanation citing the user's own history."""
@@ -170,7 +185,10 @@ def print_recommendations(tp: Tasteprint, user_id: str, recommendations) -> None
 def explain(
     user_id: Annotated[str, typer.Argument(help="user id")],
     item_id: Annotated[str, typer.Argument(help="item id, recommended or not")],
-    store: StoreOpt = None, llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+    store: StoreOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
 ):
     """Explain how an item relates to a user's history."""
@@ -193,7 +211,10 @@ def explain(
 def chat(
     user: Annotated[Optional[str], typer.Option("--user", help="start as this user")] = None,
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="recommend without the LLM rerank")] = False,
-    store: StoreOpt = None, llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+    store: StoreOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
 ):
     """Ask about recommendations in plain language. Reads one question per line when stdin is not a terminal."""
     from .chat import HELP, ChatSession
@@ -233,16 +254,29 @@ def index(store: StoreOpt = None):
 @app.command()
 @friendly_errors
 def demo(
-    data: Annotated[Optional[Path], typer.Option("--data", help="MovieLens folder (default: ../shared data if present)")] = None,
+    data: Annotated[
+        Optional[Path], typer.Option("--data", help="MovieLens folder (default: ../shared data if present)")
+    ] = None,
     users: Annotated[str, typer.Option("--users", help="comma-separated user ids to show")] = "1,2,3",
     k: Annotated[int, typer.Option("-k", min=1)] = 5,
-    store: StoreOpt = None, llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+    store: StoreOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
 ):
     """Ingest a slice of MovieLens (or the built-in sample), profile a few users, recommend with reasons."""
     from .demo import run_demo
 
-    run_demo(console, data=data, user_ids=[u.strip() for u in users.split(",") if u.strip()], k=k,
-             store=store, llm=llm, model=model, base_url=base_url)
+    run_demo(
+        console,
+        data=data,
+        user_ids=[u.strip() for u in users.split(",") if u.strip()],
+        k=k,
+        store=store,
+        llm=llm,
+        model=model,
+        base_url=base_url,
+    )
 
 
 @app.command("eval")
@@ -250,13 +284,18 @@ def demo(
 def eval_command(
     path: Annotated[Path, typer.Argument(help="data file or folder, any format ingest reads")],
     protocol: Annotated[str, typer.Option("--protocol", help="loo | cand20 | msr | all")] = "all",
-    methods: Annotated[str, typer.Option("--methods", help="comma-separated methods")] = "random,pop,itemknn,ease,hybrid,tasteprint",
+    methods: Annotated[
+        str, typer.Option("--methods", help="comma-separated methods")
+    ] = "random,pop,itemknn,ease,hybrid,tasteprint",
     users: Annotated[int, typer.Option("--users", min=1, help="users sampled for LLM methods")] = 50,
     seed: Annotated[int, typer.Option("--seed")] = 42,
     out: Annotated[Path, typer.Option("--out", help="report folder")] = Path("eval-report"),
     format: Annotated[Optional[str], typer.Option("--format")] = None,
     candidates: Annotated[int, typer.Option("--candidates", min=2, help="candidates the LLM reranks")] = 20,
-    store: StoreOpt = None, llm: LlmOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None,
+    store: StoreOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
 ):
     """Evaluate methods on real data: report.md, results.json and PNG plots in --out."""
     from .evaluate import PROTOCOLS
@@ -266,8 +305,16 @@ def eval_command(
     if set(protocols) - set(PROTOCOLS):
         raise TasteprintError(f"unknown protocol in {protocol!r}", hint="use loo, cand20, msr or all")
     settings = Settings.load(store=store or out / "store", llm=llm, model=model, base_url=base_url)
-    config = EvalConfig(path=path, out=out, protocols=protocols, methods=[m.strip() for m in methods.split(",")],
-                        users=users, seed=seed, n_candidates=candidates, fmt=format)
+    config = EvalConfig(
+        path=path,
+        out=out,
+        protocols=protocols,
+        methods=[m.strip() for m in methods.split(",")],
+        users=users,
+        seed=seed,
+        n_candidates=candidates,
+        fmt=format,
+    )
     try:
         document = run_eval(config, settings, console)
     except ValueError as exc:
@@ -277,8 +324,9 @@ def eval_command(
     for column in ("protocol", "method", "population", "users", "NDCG@10", "95% CI"):
         table.add_column(column)
     for r in main_rows:
-        table.add_row(r["protocol"], r["method"], r["population"], str(r["n_users"]), f"{r['value']:.4f}",
-                      f"± {r['ci95']:.4f}")
+        table.add_row(
+            r["protocol"], r["method"], r["population"], str(r["n_users"]), f"{r['value']:.4f}", f"± {r['ci95']:.4f}"
+        )
     console.print(table)
 
 

@@ -73,10 +73,7 @@ class Database:
 
     def add_events(self, events: Iterable[Event]) -> tuple[int, int]:
         """Insert events, ignoring exact duplicates. Returns (inserted, duplicates)."""
-        rows = [
-            (event_key(e), e.user_id, e.item_id, e.kind, e.timestamp, e.rating, e.text, e.platform)
-            for e in events
-        ]
+        rows = [(event_key(e), e.user_id, e.item_id, e.kind, e.timestamp, e.rating, e.text, e.platform) for e in events]
         with self.conn:
             before = self.conn.total_changes
             self.conn.executemany("INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?)", rows)
@@ -86,8 +83,7 @@ class Database:
 
     def add_items(self, items: Iterable[Item]) -> int:
         rows = [
-            (i.item_id, i.title, i.description, json.dumps(i.attributes, sort_keys=True), i.platform)
-            for i in items
+            (i.item_id, i.title, i.description, json.dumps(i.attributes, sort_keys=True), i.platform) for i in items
         ]
         with self.conn:
             self.conn.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?,?)", rows)
@@ -203,15 +199,18 @@ class Database:
         return UserProfile.model_validate_json(row[0]) if row else None
 
     def profile_versions(self, user_id: str) -> list[UserProfile]:
-        rows = self.conn.execute(
-            "SELECT body FROM profiles WHERE user_id=? ORDER BY version", (user_id,)
-        ).fetchall()
+        rows = self.conn.execute("SELECT body FROM profiles WHERE user_id=? ORDER BY version", (user_id,)).fetchall()
         return [UserProfile.model_validate_json(r[0]) for r in rows]
 
 
 def _event(row: tuple) -> Event:
     user_id, item_id, kind, timestamp, rating, text, platform = row
     return Event(
-        user_id=user_id, item_id=item_id, kind=kind, timestamp=timestamp, rating=rating, text=text,
+        user_id=user_id,
+        item_id=item_id,
+        kind=kind,
+        timestamp=timestamp,
+        rating=rating,
+        text=text,
         platform=platform,
     )

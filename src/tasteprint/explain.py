@@ -21,14 +21,18 @@ class SentenceDraft(BaseModel):
 def sentence_schema(evidence_titles: list[str], shared: list[str], confined: bool) -> dict:
     """Confined: the sentence can only name the evidence titles and shared labels. Free otherwise."""
     titles = one_of(evidence_titles)
-    pattern = "^[^{}<>\\[\\]\"]{20,240}$"
+    pattern = '^[^{}<>\\[\\]"]{20,240}$'
     if confined and titles:
-        pattern = f"^(You may enjoy|You might like) (it|this) because you (liked|enjoyed|rated highly) {titles}( and {titles})?[.]"
+        opening = "^(You may enjoy|You might like) (it|this) because you (liked|enjoyed|rated highly)"
+        pattern = f"{opening} {titles}( and {titles})?[.]"
         if labels := one_of(shared):
             pattern += f"( Both are {labels}( and {labels})?[.])?"
         pattern += "$"
-    return {"type": "object", "properties": {"sentence": {"type": "string", "pattern": pattern}},
-            "required": ["sentence"]}
+    return {
+        "type": "object",
+        "properties": {"sentence": {"type": "string", "pattern": pattern}},
+        "required": ["sentence"],
+    }
 
 
 def cited_items(sentence: str, facts: UserFacts, candidates: list[str]) -> list[str]:
@@ -43,29 +47,49 @@ def cited_items(sentence: str, facts: UserFacts, candidates: list[str]) -> list[
     return found
 
 
-def explain_item(facts: UserFacts, item: Item, evidence: list[str], backend: LLMBackend | None,
-                 prompts_dir=None) -> Explanation:
+def explain_item(
+    facts: UserFacts, item: Item, evidence: list[str], backend: LLMBackend | None, prompts_dir=None
+) -> Explanation:
     """Explain `item` for the user. `evidence` are the nearest history items, best first."""
     shared = sorted(item.labels() & {label for i in evidence for label in facts.item_labels.get(i, [])})
-    base = Explanation(user_id=facts.user_id, item_id=item.item_id, title=item.title, evidence=evidence[:2],
-                       shared_labels=shared, sentence=explanation_text(facts, item, evidence[:2]),
-                       grounded=bool(evidence), by_llm=False)
+    base = Explanation(
+        user_id=facts.user_id,
+        item_id=item.item_id,
+        title=item.title,
+        evidence=evidence[:2],
+        shared_labels=shared,
+        sentence=explanation_text(facts, item, evidence[:2]),
+        grounded=bool(evidence),
+        by_llm=False,
+    )
     if backend is None or not evidence:
         return base
     titles = [facts.item_titles.get(i, i) for i in evidence]
     messages = [
         {"role": "system", "content": "You explain recommendations in one plain sentence. Reply with JSON only."},
-        {"role": "user", "content": render(
-            "explain_user.j2", prompts_dir, user_id=facts.user_id,
-            target={"title": item.title, "labels": sorted(item.labels())[:5]},
-            evidence=[{"title": t, "rating": facts.item_ratings.get(i), "labels": facts.item_labels.get(i, [])[:5]}
-                      for i, t in zip(evidence, titles)],
-            shared=shared,
-        )},
+        {
+            "role": "user",
+            "content": render(
+                "explain_user.j2",
+                prompts_dir,
+                user_id=facts.user_id,
+                target={"title": item.title, "labels": sorted(item.labels())[:5]},
+                evidence=[
+                    {"title": t, "rating": facts.item_ratings.get(i), "labels": facts.item_labels.get(i, [])[:5]}
+                    for i, t in zip(evidence, titles)
+                ],
+                shared=shared,
+            ),
+        },
     ]
     try:
-        draft = generate(backend, messages, SentenceDraft,
-                         schema=sentence_schema(titles, shared, confined=backend.enforces_schema), max_tokens=120)
+        draft = generate(
+            backend,
+            messages,
+            SentenceDraft,
+            schema=sentence_schema(titles, shared, confined=backend.enforces_schema),
+            max_tokens=120,
+        )
     except LLMError:
         return base
     sentence = " ".join(draft.value.sentence.split())

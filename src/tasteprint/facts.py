@@ -47,8 +47,11 @@ def _histories(events: list[Event]) -> dict[str, _ItemHistory]:
 
 def _ref(history: _ItemHistory, item: Item | None, labels: list[str]) -> ItemRef:
     return ItemRef(
-        item_id=history.item_id, title=(item.title if item and item.title else history.item_id),
-        rating=history.rating, timestamp=history.last_timestamp, labels=labels,
+        item_id=history.item_id,
+        title=(item.title if item and item.title else history.item_id),
+        rating=history.rating,
+        timestamp=history.last_timestamp,
+        labels=labels,
     )
 
 
@@ -136,7 +139,10 @@ def _attribute_stats(histories, labels_of, attribute_of, global_shares, n_items)
         baseline = global_shares.get(label)
         stats.append(
             AttributeStat(
-                label=label, attribute=attribute_of[label], count=len(group), share=round(share, 4),
+                label=label,
+                attribute=attribute_of[label],
+                count=len(group),
+                share=round(share, 4),
                 mean_rating=round(statistics.fmean(rated), 3) if rated else None,
                 lift=round(share / baseline, 3) if baseline else 1.0,
                 item_ids=[h.item_id for h in sorted(group, key=lambda h: (-(h.rating or 0), -h.last_timestamp))][
@@ -194,8 +200,12 @@ def describe_context(facts: UserFacts, items: dict[str, Item]) -> dict[str, str]
     if decades:
         total = sum(decades.values())
         recent_share = sum(n for d, n in decades.items() if d >= "2000s") / total
-        leaning = "recent releases" if recent_share >= 0.6 else "older classics" if recent_share <= 0.3 else "a mix of eras"
-        context["era"] = f"{leaning} ({recent_share:.0%} from 2000 on; most watched decade {decades.most_common(1)[0][0]})"
+        leaning = (
+            "recent releases" if recent_share >= 0.6 else "older classics" if recent_share <= 0.3 else "a mix of eras"
+        )
+        context["era"] = (
+            f"{leaning} ({recent_share:.0%} from 2000 on; most watched decade {decades.most_common(1)[0][0]})"
+        )
     if facts.recent_shift:
         parts = [f"{label} {delta:+.0%}" for label, delta in list(facts.recent_shift.items())[:3]]
         context["recent_shift"] = "recently more/less of: " + ", ".join(parts)

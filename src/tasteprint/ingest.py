@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Union
 
 from pydantic import ValidationError
 
@@ -24,7 +23,7 @@ from .db import Database
 from .errors import IngestError
 from .models import EVENT_KINDS, Event, IngestReport, Item, RejectedRecord, UserAttributes
 
-Record = Union[Event, Item, UserAttributes, RejectedRecord]
+Record = Event | Item | UserAttributes | RejectedRecord
 FORMATS = ("movielens", "ml100k", "amazon", "events")
 BATCH = 5000
 FUTURE_SLACK_S = 86400
@@ -57,8 +56,9 @@ def _lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str | Rej
             try:
                 text = raw.decode(encoding)
             except UnicodeDecodeError as exc:
-                yield number, RejectedRecord(
-                    file=str(path), line=number, reason=f"not valid {encoding}: byte {exc.start}"
+                yield (
+                    number,
+                    RejectedRecord(file=str(path), line=number, reason=f"not valid {encoding}: byte {exc.start}"),
                 )
                 continue
             yield number, text.rstrip("\r\n")
@@ -80,8 +80,11 @@ def _csv_rows(path: Path, delimiter: str = ",", encoding: str = "utf-8", header:
         if columns is None:
             yield number, fields
         elif len(fields) != len(columns):
-            yield number, RejectedRecord(
-                file=str(path), line=number, reason=f"expected {len(columns)} columns, got {len(fields)}"
+            yield (
+                number,
+                RejectedRecord(
+                    file=str(path), line=number, reason=f"expected {len(columns)} columns, got {len(fields)}"
+                ),
             )
         else:
             yield number, dict(zip(columns, fields))
@@ -175,19 +178,39 @@ def load_movielens(root: Path, platform: str = "movielens") -> Iterator[Record]:
         yield row if isinstance(row, RejectedRecord) else _guard(movies, number, lambda: _movie(row, platform))
     ratings = root / "ratings.csv"
     for number, row in _csv_rows(ratings):
-        yield row if isinstance(row, RejectedRecord) else _guard(
-            ratings, number, lambda: Event(
-                user_id=_id(row["userId"], "userId"), item_id=_id(row["movieId"], "movieId"), kind="rating",
-                rating=_rating(row["rating"]), timestamp=_timestamp(row["timestamp"]), platform=platform,
+        yield (
+            row
+            if isinstance(row, RejectedRecord)
+            else _guard(
+                ratings,
+                number,
+                lambda: Event(
+                    user_id=_id(row["userId"], "userId"),
+                    item_id=_id(row["movieId"], "movieId"),
+                    kind="rating",
+                    rating=_rating(row["rating"]),
+                    timestamp=_timestamp(row["timestamp"]),
+                    platform=platform,
+                ),
             )
         )
     tags = root / "tags.csv"
     if tags.exists():
         for number, row in _csv_rows(tags):
-            yield row if isinstance(row, RejectedRecord) else _guard(
-                tags, number, lambda: Event(
-                    user_id=_id(row["userId"], "userId"), item_id=_id(row["movieId"], "movieId"), kind="tag",
-                    text=_text(row["tag"], "tag"), timestamp=_timestamp(row["timestamp"]), platform=platform,
+            yield (
+                row
+                if isinstance(row, RejectedRecord)
+                else _guard(
+                    tags,
+                    number,
+                    lambda: Event(
+                        user_id=_id(row["userId"], "userId"),
+                        item_id=_id(row["movieId"], "movieId"),
+                        kind="tag",
+                        text=_text(row["tag"], "tag"),
+                        timestamp=_timestamp(row["timestamp"]),
+                        platform=platform,
+                    ),
                 )
             )
 
@@ -215,15 +238,23 @@ def load_ml100k(root: Path, platform: str = "movielens100k") -> Iterator[Record]
     item_file = root / "u.item"
     if item_file.exists():
         for number, row in _csv_rows(item_file, delimiter="|", encoding="latin-1", header=False):
-            yield row if isinstance(row, RejectedRecord) else _guard(
-                item_file, number, lambda: _ml100k_item(row, genres, platform)
+            yield (
+                row
+                if isinstance(row, RejectedRecord)
+                else _guard(item_file, number, lambda: _ml100k_item(row, genres, platform))
             )
     user_file = root / "u.user"
     if user_file.exists():
         for number, row in _csv_rows(user_file, delimiter="|", encoding="latin-1", header=False):
-            yield row if isinstance(row, RejectedRecord) else _guard(
-                user_file, number, lambda: UserAttributes(
-                    user_id=_id(row[0], "user id"), age=int(row[1]), gender=row[2], occupation=row[3]
+            yield (
+                row
+                if isinstance(row, RejectedRecord)
+                else _guard(
+                    user_file,
+                    number,
+                    lambda: UserAttributes(
+                        user_id=_id(row[0], "user id"), age=int(row[1]), gender=row[2], occupation=row[3]
+                    ),
                 )
             )
     data = root / "u.data"
@@ -248,8 +279,12 @@ def _ml100k_rating(row: list[str], platform: str) -> Event:
     if len(row) != 4:
         raise RecordError(f"expected 4 tab-separated fields, got {len(row)}")
     return Event(
-        user_id=_id(row[0], "user id"), item_id=_id(row[1], "item id"), kind="rating", rating=_rating(row[2]),
-        timestamp=_timestamp(row[3]), platform=platform,
+        user_id=_id(row[0], "user id"),
+        item_id=_id(row[1], "item id"),
+        kind="rating",
+        rating=_rating(row[2]),
+        timestamp=_timestamp(row[3]),
+        platform=platform,
     )
 
 
@@ -274,8 +309,8 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict | RejectedRecord]]:
 def load_amazon(path: Path, platform: str = "amazon") -> Iterator[Record]:
     """Amazon Review Data 2018: reviews as gzipped JSON lines, plus meta_*.json.gz in the same folder."""
     root = path if path.is_dir() else path.parent
-    review_files = [path] if path.is_file() else sorted(
-        p for p in root.glob("*.json*") if not p.name.startswith("meta_")
+    review_files = (
+        [path] if path.is_file() else sorted(p for p in root.glob("*.json*") if not p.name.startswith("meta_"))
     )
     for meta in sorted(root.glob("meta_*.json*")):
         seen: set[str] = set()
@@ -287,8 +322,10 @@ def load_amazon(path: Path, platform: str = "amazon") -> Iterator[Record]:
                 yield _guard(meta, number, lambda: _amazon_item(row, platform))
     for reviews in review_files:
         for number, row in _json_lines(reviews):
-            yield row if isinstance(row, RejectedRecord) else _guard(
-                reviews, number, lambda: _amazon_review(row, platform)
+            yield (
+                row
+                if isinstance(row, RejectedRecord)
+                else _guard(reviews, number, lambda: _amazon_review(row, platform))
             )
 
 
@@ -302,7 +339,10 @@ def _amazon_item(row: dict, platform: str) -> Item:
     # Scraped metadata titles are often an HTML fragment that cleans to nothing: name the item by brand.
     title = clean_text(row.get("title") or "") or brand or (categories[-1] if categories else "") or description[:60]
     return Item(
-        item_id=_id(row["asin"], "asin"), title=title, description=description, attributes=attributes,
+        item_id=_id(row["asin"], "asin"),
+        title=title,
+        description=description,
+        attributes=attributes,
         platform=platform,
     )
 
@@ -310,9 +350,13 @@ def _amazon_item(row: dict, platform: str) -> Item:
 def _amazon_review(row: dict, platform: str) -> Event:
     parts = [_text(row.get("summary"), "summary"), _text(row.get("reviewText"), "reviewText")]
     return Event(
-        user_id=_id(row["reviewerID"], "reviewerID"), item_id=_id(row["asin"], "asin"), kind="review",
-        rating=_rating(row.get("overall")), timestamp=_timestamp(row["unixReviewTime"]),
-        text=". ".join(p for p in parts if p) or None, platform=platform,
+        user_id=_id(row["reviewerID"], "reviewerID"),
+        item_id=_id(row["asin"], "asin"),
+        kind="review",
+        rating=_rating(row.get("overall")),
+        timestamp=_timestamp(row["unixReviewTime"]),
+        text=". ".join(p for p in parts if p) or None,
+        platform=platform,
     )
 
 
@@ -326,8 +370,10 @@ def load_events(path: Path, platform: str | None = None) -> Iterator[Record]:
     catalogued: set[str] = set()
     if items_file.exists() and items_file != events_file:
         for number, row in _json_lines(items_file):
-            record = row if isinstance(row, RejectedRecord) else _guard(
-                items_file, number, lambda: _generic_item(row, platform)
+            record = (
+                row
+                if isinstance(row, RejectedRecord)
+                else _guard(items_file, number, lambda: _generic_item(row, platform))
             )
             if isinstance(record, Item):
                 catalogued.add(record.item_id)
@@ -355,8 +401,12 @@ def _generic_event(row: dict, platform: str | None) -> Event:
     if unknown:
         raise RecordError(f"unknown field: {', '.join(sorted(unknown))}")
     return Event(
-        user_id=_id(row["user_id"], "user_id"), item_id=_id(row["item_id"], "item_id"), kind=row["kind"],
-        timestamp=_timestamp(row["timestamp"]), rating=_rating(row.get("rating")), text=_text(row.get("text")),
+        user_id=_id(row["user_id"], "user_id"),
+        item_id=_id(row["item_id"], "item_id"),
+        kind=row["kind"],
+        timestamp=_timestamp(row["timestamp"]),
+        rating=_rating(row.get("rating")),
+        text=_text(row.get("text")),
         platform=platform or _text(row.get("platform"), "platform") or "default",
     )
 
@@ -368,9 +418,12 @@ def _generic_item(row: dict, platform: str | None) -> Item:
     if not isinstance(attributes, dict):
         raise RecordError("wrong type: attributes must be an object of name -> value(s)")
     return Item(
-        item_id=_id(row["item_id"], "item_id"), title=_text(row.get("title"), "title") or "",
+        item_id=_id(row["item_id"], "item_id"),
+        title=_text(row.get("title"), "title") or "",
         description=_text(row.get("description"), "description") or "",
-        attributes={k: [clean_text(str(v)) for v in (vs if isinstance(vs, list) else [vs])] for k, vs in attributes.items()},
+        attributes={
+            k: [clean_text(str(v)) for v in (vs if isinstance(vs, list) else [vs])] for k, vs in attributes.items()
+        },
         platform=platform or row.get("platform") or "default",
     )
 

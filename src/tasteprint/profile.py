@@ -55,14 +55,19 @@ def _claims_schema(evidence_by_label: dict[str, list[str]], max_items: int, min_
     ]
     if not choices:
         return None
-    return {"type": "array", "minItems": min(min_items, len(choices)), "maxItems": max_items,
-            "items": {"anyOf": choices}}
+    return {
+        "type": "array",
+        "minItems": min(min_items, len(choices)),
+        "maxItems": max_items,
+        "items": {"anyOf": choices},
+    }
 
 
 def draft_schema(facts: UserFacts) -> dict:
     """A JSON schema that only admits the user's own labels, each with its own items, and bounded lengths."""
-    liked = {a.label: [i for i in a.item_ids if facts.item_ratings.get(i, 5.0) > DISLIKED_MAX]
-             for a in facts.top_attributes}
+    liked = {
+        a.label: [i for i in a.item_ids if facts.item_ratings.get(i, 5.0) > DISLIKED_MAX] for a in facts.top_attributes
+    }
     allowed = dislikable_labels(facts)
     disliked: dict[str, list[str]] = {}
     for item in facts.disliked:
@@ -96,7 +101,7 @@ def dislikable_labels(facts: UserFacts) -> set[str]:
 
 # A free summary may not contain JSON or markup characters and must start like a description: this
 # stops a model from echoing the schema or an injected instruction back as the "summary".
-FREE_SUMMARY_PATTERN = "^(Enjoys|Loves|Likes|Prefers|Watches|Reads|Buys) [^{}<>\\[\\]\"]{20,260}$"
+FREE_SUMMARY_PATTERN = '^(Enjoys|Loves|Likes|Prefers|Watches|Reads|Buys) [^{}<>\\[\\]"]{20,260}$'
 
 
 _PATTERN_SAFE = re.compile(r"[\w .,:;'!&/()-]+")
@@ -137,8 +142,11 @@ def summary_schema(facts: UserFacts, profile: UserProfile, confined: bool) -> di
         if phrases := one_of([v.split(" (")[0] for k, v in facts.context.items() if k in ("rating_style", "era")]):
             pattern += f"( (A|Tends to be a|Favours) {phrases}[.])?"
         pattern += "$"
-    return {"type": "object", "properties": {"summary": {"type": "string", "pattern": pattern}},
-            "required": ["summary"]}
+    return {
+        "type": "object",
+        "properties": {"summary": {"type": "string", "pattern": pattern}},
+        "required": ["summary"],
+    }
 
 
 class SummaryDraft(BaseModel):
@@ -171,8 +179,12 @@ def build_profile(
         StructuredOutputError: the model never produced a valid draft.
     """
     claims = generate(
-        backend, profile_messages(facts, prompts_dir), ProfileDraft, schema=draft_schema(facts),
-        max_tokens=300, temperature=temperature,
+        backend,
+        profile_messages(facts, prompts_dir),
+        ProfileDraft,
+        schema=draft_schema(facts),
+        max_tokens=300,
+        temperature=temperature,
     )
     profile = verify_claims(facts, claims.value)
     calls = [claims]
@@ -181,16 +193,17 @@ def build_profile(
         schema = summary_schema(facts, profile, confined=backend.enforces_schema)
         summary = generate(backend, messages, SummaryDraft, schema=schema, max_tokens=160, temperature=temperature)
         calls.append(summary)
-        profile = check_summary(facts, profile, summary.value.summary, vocabulary,
-                                source_text=messages[-1]["content"])
+        profile = check_summary(facts, profile, summary.value.summary, vocabulary, source_text=messages[-1]["content"])
     except StructuredOutputError as exc:
         profile = check_summary(facts, profile, "", vocabulary, problem=f"no valid summary: {exc.message}")
-    return profile.model_copy(update={
-        "model": backend.model_name,
-        "prompt_tokens": sum(c.prompt_tokens for c in calls),
-        "completion_tokens": sum(c.completion_tokens for c in calls),
-        "seconds": round(sum(c.seconds for c in calls), 3),
-    })
+    return profile.model_copy(
+        update={
+            "model": backend.model_name,
+            "prompt_tokens": sum(c.prompt_tokens for c in calls),
+            "completion_tokens": sum(c.completion_tokens for c in calls),
+            "seconds": round(sum(c.seconds for c in calls), 3),
+        }
+    )
 
 
 def summary_messages(facts: UserFacts, profile: UserProfile, prompts_dir=None) -> list[dict[str, str]]:
@@ -199,12 +212,16 @@ def summary_messages(facts: UserFacts, profile: UserProfile, prompts_dir=None) -
 
     return [
         {"role": "system", "content": render("profile_system.j2", prompts_dir)},
-        {"role": "user", "content": render(
-            "profile_summary.j2", prompts_dir,
-            interests=[{"label": i.label, "titles": named(i.evidence)} for i in profile.interests],
-            dislikes=[{"label": d.label, "titles": named(d.evidence)} for d in profile.dislikes],
-            context={k: v for k, v in facts.context.items() if k != "activity"},
-        )},
+        {
+            "role": "user",
+            "content": render(
+                "profile_summary.j2",
+                prompts_dir,
+                interests=[{"label": i.label, "titles": named(i.evidence)} for i in profile.interests],
+                dislikes=[{"label": d.label, "titles": named(d.evidence)} for d in profile.dislikes],
+                context={k: v for k, v in facts.context.items() if k != "activity"},
+            ),
+        },
     ]
 
 
@@ -217,7 +234,9 @@ def label_weights(facts: UserFacts) -> dict[str, float]:
     top = max(counts.values())
     weights = {}
     for label, count in counts.items():
-        rated = [facts.item_ratings[i] for i, ls in facts.item_labels.items() if label in ls and i in facts.item_ratings]
+        rated = [
+            facts.item_ratings[i] for i, ls in facts.item_labels.items() if label in ls and i in facts.item_ratings
+        ]
         quality = min(1.0, sum(rated) / len(rated) / 5) if rated else 1.0
         weights[label] = round(count / top * quality, 3)
     return weights
@@ -254,8 +273,11 @@ def verify_claims(facts: UserFacts, draft: ProfileDraft) -> UserProfile:
         evidence = supported(claim, "interest", lambda r: r is None or r > DISLIKED_MAX)
         if evidence:
             platforms = sorted({facts.item_platforms[i] for i in evidence})
-            interests.append(Interest(label=claim.label, weight=weights.get(claim.label, 0.0), evidence=evidence,
-                                      platforms=platforms))
+            interests.append(
+                Interest(
+                    label=claim.label, weight=weights.get(claim.label, 0.0), evidence=evidence, platforms=platforms
+                )
+            )
         else:
             stats.reasons.append(f"interest {claim.label!r}: dropped, no supporting evidence")
     interests.sort(key=lambda i: -i.weight)
@@ -278,13 +300,26 @@ def verify_claims(facts: UserFacts, draft: ProfileDraft) -> UserProfile:
     stats.interests_kept, stats.dislikes_kept = len(interests), len(dislikes)
 
     return UserProfile(
-        user_id=facts.user_id, summary="", interests=interests, dislikes=dislikes,
-        context=facts.context, sources=facts.platforms, model="", prompt=PROMPT_NAME, verification=stats,
+        user_id=facts.user_id,
+        summary="",
+        interests=interests,
+        dislikes=dislikes,
+        context=facts.context,
+        sources=facts.platforms,
+        model="",
+        prompt=PROMPT_NAME,
+        verification=stats,
     )
 
 
-def check_summary(facts: UserFacts, profile: UserProfile, summary: str, vocabulary: set[str],
-                  problem: str | None = None, source_text: str = "") -> UserProfile:
+def check_summary(
+    facts: UserFacts,
+    profile: UserProfile,
+    summary: str,
+    vocabulary: set[str],
+    problem: str | None = None,
+    source_text: str = "",
+) -> UserProfile:
     """Keep the model's summary if it passes `summary_problem`; otherwise write one from verified data."""
     summary = " ".join(summary.split())
     stats = profile.verification.model_copy(deep=True)
@@ -297,7 +332,7 @@ def check_summary(facts: UserFacts, profile: UserProfile, summary: str, vocabula
 
 
 _WORD = re.compile(r"[\w'-]+")
-INJECTION_MARKERS = ("ignore", "instruction", "system prompt", "hacked", "assistant:", "<|", "{\"")
+INJECTION_MARKERS = ("ignore", "instruction", "system prompt", "hacked", "assistant:", "<|", '{"')
 
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")

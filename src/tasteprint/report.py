@@ -17,8 +17,19 @@ from rich.progress import Progress
 
 from .api import Tasteprint
 from .config import Settings
-from .evaluate import (CLASSICAL, FUSION_GRID, LLM_METHODS, PROTOCOLS, EvalContext, UserOutcome, build_tasks,
-                       run_method, tune_blend, tune_fusion, validation_task)
+from .evaluate import (
+    CLASSICAL,
+    FUSION_GRID,
+    LLM_METHODS,
+    PROTOCOLS,
+    EvalContext,
+    UserOutcome,
+    build_tasks,
+    run_method,
+    tune_blend,
+    tune_fusion,
+    validation_task,
+)
 from .facts import label_shares
 from .metrics import catalogue_coverage, mean_ci95, popularity_bias, rate
 from .split import leave_last_out
@@ -62,11 +73,17 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
     loo = leave_last_out(events)
     train_events = [e for es in loo.train.values() for e in es]
     wants_llm = bool(set(config.methods) & set(LLM_METHODS))
-    context = EvalContext(items, label_shares(train_events, items), tp.embed,
-                          tp.backend if wants_llm else None, n_candidates=config.n_candidates,
-                          blend=settings.rerank_blend)
-    sample = sorted(random.Random(config.seed).sample(loo.evaluated_users(),
-                                                      min(config.users, len(loo.evaluated_users()))))
+    context = EvalContext(
+        items,
+        label_shares(train_events, items),
+        tp.embed,
+        tp.backend if wants_llm else None,
+        n_candidates=config.n_candidates,
+        blend=settings.rerank_blend,
+    )
+    sample = sorted(
+        random.Random(config.seed).sample(loo.evaluated_users(), min(config.users, len(loo.evaluated_users())))
+    )
     profiles: dict = {}
     results: list[dict] = []
     per_user: dict[tuple[str, str], list[UserOutcome]] = {}
@@ -76,15 +93,22 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
     with Progress(console=console, transient=True) as progress:
         if {"hybrid", "tasteprint"} & set(config.methods):
             valid = validation_task(events, catalogue, vectors)
-            tuning_users = sorted(random.Random(config.seed).sample(
-                valid.split.evaluated_users(), min(FUSION_TUNING_USERS, len(valid.split.evaluated_users()))))
+            tuning_users = sorted(
+                random.Random(config.seed).sample(
+                    valid.split.evaluated_users(), min(FUSION_TUNING_USERS, len(valid.split.evaluated_users()))
+                )
+            )
             weights, means = tune_fusion(valid, tuning_users, context, config.k)
             valid.world.weights = weights
-            fusion = {"users": len(tuning_users), "chosen": weights,
-                      "ndcg_by_weights": [{"weights": w, "ndcg": round(m, 5)} for w, m in zip(FUSION_GRID, means)]}
+            fusion = {
+                "users": len(tuning_users),
+                "chosen": weights,
+                "ndcg_by_weights": [{"weights": w, "ndcg": round(m, 5)} for w, m in zip(FUSION_GRID, means)],
+            }
         if "tasteprint" in config.methods:
-            outcomes = run_method("tasteprint", valid, sample[:TUNING_USERS], config.k, config.seed, context,
-                                  profiles, progress)
+            outcomes = run_method(
+                "tasteprint", valid, sample[:TUNING_USERS], config.k, config.seed, context, profiles, progress
+            )
             context.blend, means = tune_blend(outcomes, config.k)
             tuning = {"users": len(outcomes), "ndcg_by_blend": means, "chosen": context.blend}
         for task in build_tasks(events, catalogue, vectors, config.protocols, config.seed, weights):
@@ -95,24 +119,58 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
                 chosen = users if method in CLASSICAL else [u for u in sample if u in task.split.test]
                 outcomes = run_method(method, task, chosen, config.k, config.seed, context, profiles, progress)
                 per_user[(method, task.protocol)] = outcomes
-                results += summarise(method, task.protocol, outcomes, config.k, "all" if method in CLASSICAL else "sample",
-                                     len(catalogue), task.world.popularity, catalogue)
+                results += summarise(
+                    method,
+                    task.protocol,
+                    outcomes,
+                    config.k,
+                    "all" if method in CLASSICAL else "sample",
+                    len(catalogue),
+                    task.world.popularity,
+                    catalogue,
+                )
                 if method in CLASSICAL and method != "random":
                     on_sample = [o for o in outcomes if o.user_id in set(sample)]
-                    results += summarise(method, task.protocol, on_sample, config.k, "sample", len(catalogue),
-                                         task.world.popularity, catalogue)
+                    results += summarise(
+                        method,
+                        task.protocol,
+                        on_sample,
+                        config.k,
+                        "sample",
+                        len(catalogue),
+                        task.world.popularity,
+                        catalogue,
+                    )
     llm_stages = [stage_metrics(m, p, o) for (m, p), o in per_user.items() if m in LLM_METHODS]
     document = {
-        "config": {"path": str(config.path), "protocols": config.protocols, "methods": config.methods,
-                   "users": config.users, "seed": config.seed, "k": config.k, "n_candidates": config.n_candidates,
-                   "format": report.format},
-        "data": {"events": len(events), "items": len(catalogue), "users": len(loo.train),
-                 "evaluated_users": len(loo.evaluated_users()), "sample": sample},
+        "config": {
+            "path": str(config.path),
+            "protocols": config.protocols,
+            "methods": config.methods,
+            "users": config.users,
+            "seed": config.seed,
+            "k": config.k,
+            "n_candidates": config.n_candidates,
+            "format": report.format,
+        },
+        "data": {
+            "events": len(events),
+            "items": len(catalogue),
+            "users": len(loo.train),
+            "evaluated_users": len(loo.evaluated_users()),
+            "sample": sample,
+        },
         "model": tp.backend.model_name if wants_llm else None,
-        "versions": {name: _version(name) for name in ("tasteprint", "llama-cpp-python", "chromadb",
-                                                         "sentence-transformers", "torch", "numpy")},
-        "hardware": {"machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version(),
-                     "cpus": __import__("os").cpu_count()},
+        "versions": {
+            name: _version(name)
+            for name in ("tasteprint", "llama-cpp-python", "chromadb", "sentence-transformers", "torch", "numpy")
+        },
+        "hardware": {
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "python": platform.python_version(),
+            "cpus": __import__("os").cpu_count(),
+        },
         "blend_tuning": tuning,
         "fusion_tuning": fusion,
         "benchmarks": benchmark_figures(per_user, time.perf_counter() - started),
@@ -147,7 +205,9 @@ def summarise(method, protocol, outcomes, k, population, catalogue_size, popular
         rows.append(base | {"metric": name, "value": round(mean, 5), "ci95": round(ci, 5)})
     lists = [o.ranked[:k] for o in outcomes]
     counts = {item: int(popularity[n]) for n, item in enumerate(catalogue)}
-    rows.append(base | {"metric": f"coverage@{k}", "value": round(catalogue_coverage(lists, catalogue_size, k), 5), "ci95": 0.0})
+    rows.append(
+        base | {"metric": f"coverage@{k}", "value": round(catalogue_coverage(lists, catalogue_size, k), 5), "ci95": 0.0}
+    )
     rows.append(base | {"metric": "popularity_bias", "value": round(popularity_bias(lists, counts, k), 5), "ci95": 0.0})
     return rows
 
@@ -161,19 +221,28 @@ def stage_metrics(method: str, protocol: str, outcomes: list[UserOutcome]) -> di
     grounded = sum(1 for rec, history in explained if rec.evidence and set(rec.evidence) <= history)
     claims = sum(p.verification.claims_proposed for p in profiles)
     return {
-        "method": method, "protocol": protocol, "users": len(outcomes),
+        "method": method,
+        "protocol": protocol,
+        "users": len(outcomes),
         "json_validity_rate": rate(sum(s.valid_passes for s in stats), sum(s.passes for s in stats)),
         "out_of_candidate_rate": rate(sum(s.out_of_candidates for s in stats), sum(s.judgements for s in stats)),
         "duplicate_rate": rate(sum(o.duplicates for o in outcomes), sum(min(len(o.ranked), 10) for o in outcomes)),
-        "consumed_item_rate": rate(sum(o.consumed_overlap for o in outcomes), sum(min(len(o.ranked), 10) for o in outcomes)),
+        "consumed_item_rate": rate(
+            sum(o.consumed_overlap for o in outcomes), sum(min(len(o.ranked), 10) for o in outcomes)
+        ),
         "explanation_grounding_rate": rate(grounded, len(explained)),
         "fallback_rate": rate(sum(1 for s in stats if s.fallback), len(stats)),
         "profile_claim_drop_rate": rate(sum(p.verification.claims_dropped for p in profiles), claims),
         "summary_replaced_rate": rate(sum(p.verification.summary_replaced for p in profiles), len(profiles)),
-        "tokens_per_user": rate(sum(s.prompt_tokens + s.completion_tokens for s in stats)
-                                + sum(p.prompt_tokens + p.completion_tokens for p in profiles), len(outcomes)),
-        "seconds_per_user": {stage: rate(sum(o.seconds.get(stage, 0.0) for o in outcomes), len(outcomes))
-                             for stage in ("profile", "retrieve", "rerank", "total")},
+        "tokens_per_user": rate(
+            sum(s.prompt_tokens + s.completion_tokens for s in stats)
+            + sum(p.prompt_tokens + p.completion_tokens for p in profiles),
+            len(outcomes),
+        ),
+        "seconds_per_user": {
+            stage: rate(sum(o.seconds.get(stage, 0.0) for o in outcomes), len(outcomes))
+            for stage in ("profile", "retrieve", "rerank", "total")
+        },
     }
 
 
@@ -182,9 +251,11 @@ def benchmark_figures(per_user: dict, wall_s: float) -> dict:
     tokens = sum(s.completion_tokens for s in reranks)
     seconds = sum(s.seconds for s in reranks)
     llm_users = {o.user_id for (m, _), os_ in per_user.items() if m in LLM_METHODS for o in os_}
-    return {"wall_seconds": round(wall_s, 1),
-            "rerank_completion_tokens_per_s": round(tokens / seconds, 1) if seconds else None,
-            "llm_users_per_minute": round(len(llm_users) / wall_s * 60, 2) if llm_users else None}
+    return {
+        "wall_seconds": round(wall_s, 1),
+        "rerank_completion_tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+        "llm_users_per_minute": round(len(llm_users) / wall_s * 60, 2) if llm_users else None,
+    }
 
 
 def write_plots(out: Path, results: list[dict], per_user: dict, k: int) -> list[str]:
@@ -211,8 +282,14 @@ def write_plots(out: Path, results: list[dict], per_user: dict, k: int) -> list[
         for n, method in enumerate(methods):
             values = {r["protocol"]: r for r in rows if r["method"] == method}
             xs = [p + n * width for p in range(len(protocols))]
-            ax.bar(xs, [values[p]["value"] if p in values else 0 for p in protocols], width,
-                   yerr=[values[p]["ci95"] if p in values else 0 for p in protocols], label=method, capsize=2)
+            ax.bar(
+                xs,
+                [values[p]["value"] if p in values else 0 for p in protocols],
+                width,
+                yerr=[values[p]["ci95"] if p in values else 0 for p in protocols],
+                label=method,
+                capsize=2,
+            )
         ax.set_xticks([p + width * (len(methods) - 1) / 2 for p in range(len(protocols))], protocols)
         ax.set_ylabel(f"NDCG@{k} (sample users, 95% CI)")
         ax.legend(fontsize=7)
@@ -266,21 +343,32 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
     if document["blend_tuning"]:
         tuning = document["blend_tuning"]
         grid = ", ".join(f"{w}: {v:.4f}" for w, v in tuning["ndcg_by_blend"].items())
-        lines.append(f"- rerank blend tuned on the validation item of {tuning['users']} users: "
-                     f"{tuning['chosen']} (NDCG@{k} by weight: {grid})")
+        lines.append(
+            f"- rerank blend tuned on the validation item of {tuning['users']} users: "
+            f"{tuning['chosen']} (NDCG@{k} by weight: {grid})"
+        )
     if document["fusion_tuning"]:
         fusion = document["fusion_tuning"]
-        lines.append(f"- retrieval fusion weights tuned on the validation item of {fusion['users']} users: "
-                     f"{fusion['chosen']}")
-    lines += ["", "Classical methods are reported on all evaluated users and on the LLM sample; LLM methods "
-              "on the sample. Values are means with 95% confidence half-widths.", ""]
+        lines.append(
+            f"- retrieval fusion weights tuned on the validation item of {fusion['users']} users: {fusion['chosen']}"
+        )
+    lines += [
+        "",
+        "Classical methods are reported on all evaluated users and on the LLM sample; LLM methods "
+        "on the sample. Values are means with 95% confidence half-widths.",
+        "",
+    ]
     by_protocol = defaultdict(list)
     for row in document["results"]:
         by_protocol[row["protocol"]].append(row)
     for protocol, rows in by_protocol.items():
         metrics = list(dict.fromkeys(r["metric"] for r in rows))
-        lines += [f"## {protocol}", "", "| method | users | population | " + " | ".join(metrics) + " |",
-                  "|---|---:|---|" + "---:|" * len(metrics)]
+        lines += [
+            f"## {protocol}",
+            "",
+            "| method | users | population | " + " | ".join(metrics) + " |",
+            "|---|---:|---|" + "---:|" * len(metrics),
+        ]
         keys = list(dict.fromkeys((r["method"], r["population"]) for r in rows))
         for method, population in keys:
             cells = {r["metric"]: r for r in rows if r["method"] == method and r["population"] == population}
@@ -289,15 +377,36 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
             lines.append(f"| {method} | {n} | {population} | " + " | ".join(values) + " |")
         lines.append("")
     if document["llm_stages"]:
-        lines += ["## LLM stages", "", "| method | protocol | users | JSON valid | out of candidates | duplicates | "
-                  "consumed | grounded | fallback | claims dropped | summaries replaced | tokens/user | s/user |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "## LLM stages",
+            "",
+            "| method | protocol | users | JSON valid | out of candidates | duplicates | "
+            "consumed | grounded | fallback | claims dropped | summaries replaced | tokens/user | s/user |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for s in document["llm_stages"]:
-            lines.append(
-                f"| {s['method']} | {s['protocol']} | {s['users']} | {s['json_validity_rate']:.3f} | "
-                f"{s['out_of_candidate_rate']:.3f} | {s['duplicate_rate']:.3f} | {s['consumed_item_rate']:.3f} | "
-                f"{s['explanation_grounding_rate']:.3f} | {s['fallback_rate']:.3f} | {s['profile_claim_drop_rate']:.3f} | "
-                f"{s['summary_replaced_rate']:.3f} | {s['tokens_per_user']:.0f} | {s['seconds_per_user']['total']:.1f} |")
+            rates = [
+                s[name]
+                for name in (
+                    "json_validity_rate",
+                    "out_of_candidate_rate",
+                    "duplicate_rate",
+                    "consumed_item_rate",
+                    "explanation_grounding_rate",
+                    "fallback_rate",
+                    "profile_claim_drop_rate",
+                    "summary_replaced_rate",
+                )
+            ]
+            cells = [
+                s["method"],
+                s["protocol"],
+                str(s["users"]),
+                *(f"{r:.3f}" for r in rates),
+                f"{s['tokens_per_user']:.0f}",
+                f"{s['seconds_per_user']['total']:.1f}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"

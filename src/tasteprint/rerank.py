@@ -81,8 +81,13 @@ def positive_history(facts: UserFacts) -> list[str]:
     return [i for i in facts.history_item_ids if facts.item_ratings.get(i, 5.0) > DISLIKED_MAX]
 
 
-def nearest_history(candidate_vector: np.ndarray | None, history_vectors: dict[str, np.ndarray],
-                    facts: UserFacts, item: Item | None, n: int = EVIDENCE_PER_CANDIDATE) -> list[str]:
+def nearest_history(
+    candidate_vector: np.ndarray | None,
+    history_vectors: dict[str, np.ndarray],
+    facts: UserFacts,
+    item: Item | None,
+    n: int = EVIDENCE_PER_CANDIDATE,
+) -> list[str]:
     """The user's (not disliked) items most similar to a candidate: cosine of embeddings, tie-broken by
     shared labels and rating; by shared labels alone when there are no vectors."""
     labels = item.labels() if item else set()
@@ -122,28 +127,54 @@ def _schema(candidate_ids: list[str], evidence: dict[str, list[str]], cite: bool
     return {"type": "object", "properties": {c: judgement(c) for c in judged}, "required": judged}
 
 
-def _messages(facts: UserFacts, profile: UserProfile | None, order: list[str], items: dict[str, Item],
-              prompts_dir=None, cite: bool = True) -> list[dict[str, str]]:
+def _messages(
+    facts: UserFacts,
+    profile: UserProfile | None,
+    order: list[str],
+    items: dict[str, Item],
+    prompts_dir=None,
+    cite: bool = True,
+) -> list[dict[str, str]]:
     liked = sorted(positive_history(facts), key=lambda i: (-facts.item_ratings.get(i, 0), i))[:HISTORY_IN_PROMPT]
     return [
         {"role": "system", "content": render("rerank_system.j2", prompts_dir)},
-        {"role": "user", "content": render(
-            "rerank_user.j2", prompts_dir, user_id=facts.user_id, cite=cite,
-            summary=profile.summary if profile else "", interests=profile.interests if profile else [],
-            history=[{"item_id": i, "title": facts.item_titles.get(i, i), "rating": facts.item_ratings.get(i)}
-                     for i in liked],
-            candidates=[{"item_id": c, "title": items[c].title if c in items else c,
-                         "labels": sorted(items[c].labels())[:5] if c in items else []} for c in order],
-        )},
+        {
+            "role": "user",
+            "content": render(
+                "rerank_user.j2",
+                prompts_dir,
+                user_id=facts.user_id,
+                cite=cite,
+                summary=profile.summary if profile else "",
+                interests=profile.interests if profile else [],
+                history=[
+                    {"item_id": i, "title": facts.item_titles.get(i, i), "rating": facts.item_ratings.get(i)}
+                    for i in liked
+                ],
+                candidates=[
+                    {
+                        "item_id": c,
+                        "title": items[c].title if c in items else c,
+                        "labels": sorted(items[c].labels())[:5] if c in items else [],
+                    }
+                    for c in order
+                ],
+            ),
+        },
     ]
 
 
 def _one_pass(order, facts, profile, items, evidence, backend, stats, prompts_dir, temperature, cite):
     """One LLM judgement of the candidates in `order`. Returns (ranked ids, citation per id)."""
     stats.passes += 1
-    result = generate(backend, _messages(facts, profile, order, items, prompts_dir, cite), RerankDraft,
-                      schema=_schema(order, evidence, cite), max_tokens=(30 if cite else 18) * len(order) + 60,
-                      temperature=temperature)
+    result = generate(
+        backend,
+        _messages(facts, profile, order, items, prompts_dir, cite),
+        RerankDraft,
+        schema=_schema(order, evidence, cite),
+        max_tokens=(30 if cite else 18) * len(order) + 60,
+        temperature=temperature,
+    )
     stats.valid_passes += 1
     stats.prompt_tokens += result.prompt_tokens
     stats.completion_tokens += result.completion_tokens
@@ -199,8 +230,9 @@ def rerank(
             ranks: dict[str, list[int]] = {c: [] for c in order}
             # The second pass (reversed order) only re-judges fit; citations come from the first.
             for pass_order, cite in ((order, True), (order[::-1], False)):
-                ranked, pass_cites = _one_pass(pass_order, facts, profile, items, evidence, backend, stats,
-                                               prompts_dir, temperature, cite)
+                ranked, pass_cites = _one_pass(
+                    pass_order, facts, profile, items, evidence, backend, stats, prompts_dir, temperature, cite
+                )
                 for c, cite in pass_cites.items():
                     cites.setdefault(c, cite)
                 for position, c in enumerate(ranked):
@@ -214,10 +246,15 @@ def rerank(
     recommendations = []
     for score, c in scored[:k]:
         cited = [cites[c]] if c in cites else evidence.get(c, [])[:2]
-        recommendations.append(Recommendation(
-            item_id=c, title=items[c].title if c in items else c, score=round(score, 4),
-            explanation=explanation_text(facts, items.get(c), cited), evidence=cited,
-            sources={name: float(rank) for name, rank in sources[c].ranks.items()} | (
-                {"llm": llm_rank[c]} if c in llm_rank else {}),
-        ))
+        recommendations.append(
+            Recommendation(
+                item_id=c,
+                title=items[c].title if c in items else c,
+                score=round(score, 4),
+                explanation=explanation_text(facts, items.get(c), cited),
+                evidence=cited,
+                sources={name: float(rank) for name, rank in sources[c].ranks.items()}
+                | ({"llm": llm_rank[c]} if c in llm_rank else {}),
+            )
+        )
     return RerankResult(recommendations, stats, llm_rank, cites)

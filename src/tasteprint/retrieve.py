@@ -40,7 +40,9 @@ class Interactions:
         i_index = {it: n for n, it in enumerate(items)}
         rows = [u_index[u] for u, _ in pairs]
         cols = [i_index[i] for _, i in pairs]
-        matrix = sparse.csr_matrix((np.ones(len(pairs), dtype=np.float32), (rows, cols)), shape=(len(users), len(items)))
+        matrix = sparse.csr_matrix(
+            (np.ones(len(pairs), dtype=np.float32), (rows, cols)), shape=(len(users), len(items))
+        )
         return cls(users, items, matrix)
 
     @cached_property
@@ -135,8 +137,13 @@ def fuse(ranked_lists: dict[str, list[str]], weights: dict[str, float], k: int =
 class Retriever:
     """Hybrid retrieval over one interaction matrix, plus optional embedding neighbours."""
 
-    def __init__(self, interactions: Interactions, ease: EASE | None = None,
-                 weights: dict[str, float] | None = None, cold_weights: dict[str, float] | None = None):
+    def __init__(
+        self,
+        interactions: Interactions,
+        ease: EASE | None = None,
+        weights: dict[str, float] | None = None,
+        cold_weights: dict[str, float] | None = None,
+    ):
         self.interactions = interactions
         self.ease = ease or EASE().fit(interactions)
         self.weights = weights or DEFAULT_WEIGHTS
@@ -156,8 +163,9 @@ class Retriever:
             lists["embed"] = [i for i in embedding_neighbours if i not in consumed][:LIST_DEPTH]
         return lists
 
-    def candidates(self, history: list[str], embedding_neighbours: list[str] | None = None,
-                   n: int = 50) -> list[Candidate]:
+    def candidates(
+        self, history: list[str], embedding_neighbours: list[str] | None = None, n: int = 50
+    ) -> list[Candidate]:
         """Fused candidates; a user with little history leans on popularity and text similarity."""
         weights = self.cold_weights if len(set(history)) <= COLD_START_MAX else self.weights
         return fuse(self.ranked_lists(history, embedding_neighbours), weights)[:n]

@@ -30,8 +30,9 @@ class VectorStore:
             url = urlparse(chroma_url)
             if not url.hostname:
                 raise ConfigError(f"bad --chroma-url {chroma_url!r}", hint="e.g. http://127.0.0.1:8000")
-            self.client = chromadb.HttpClient(host=url.hostname, port=url.port or 8000, ssl=url.scheme == "https",
-                                              settings=settings)
+            self.client = chromadb.HttpClient(
+                host=url.hostname, port=url.port or 8000, ssl=url.scheme == "https", settings=settings
+            )
             self.lock = None
         else:
             path = Path(store_dir) / "chroma"
@@ -54,8 +55,9 @@ class VectorStore:
     def upsert_items(self, ids: list[str], vectors: np.ndarray, metadatas: list[dict]) -> None:
         for start in range(0, len(ids), UPSERT_BATCH):
             end = start + UPSERT_BATCH
-            self._write(self.items.upsert, ids=ids[start:end], embeddings=vectors[start:end],
-                        metadatas=metadatas[start:end])
+            self._write(
+                self.items.upsert, ids=ids[start:end], embeddings=vectors[start:end], metadatas=metadatas[start:end]
+            )
 
     def item_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         if not ids:
@@ -91,8 +93,9 @@ def index_items(vectors: VectorStore, items: dict, embed, progress: bool = True)
     missing = sorted(set(items) - vectors.item_ids())
     batch = 512
     starts = range(0, len(missing), batch)
-    for start in track(starts, description="indexing items", disable=not progress or len(missing) < batch,
-                       transient=True):
+    for start in track(
+        starts, description="indexing items", disable=not progress or len(missing) < batch, transient=True
+    ):
         ids = missing[start : start + batch]
         texts = [item_text(items[i]) for i in ids]
         metadatas = [{"title": items[i].title[:200], "platform": items[i].platform} for i in ids]

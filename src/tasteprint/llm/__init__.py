@@ -21,8 +21,12 @@ def make_backend(settings: Settings) -> LLMBackend:
         if not settings.model:
             raise ConfigError("--model is required with --llm openai", hint="e.g. --model gpt-4o-mini")
         return OpenAICompatBackend(
-            settings.model, base_url=settings.base_url, api_key_env=settings.api_key_env,
-            json_mode=settings.json_mode, timeout_s=settings.timeout_s, max_retries=settings.max_retries,
+            settings.model,
+            base_url=settings.base_url,
+            api_key_env=settings.api_key_env,
+            json_mode=settings.json_mode,
+            timeout_s=settings.timeout_s,
+            max_retries=settings.max_retries,
             seed=settings.seed,
         )
     return ScriptedBackend()

@@ -46,9 +46,7 @@ def _load(path: Path, n_ctx: int, n_threads: int, seed: int):
             from llama_cpp import Llama  # heavy import, done once and only when the local model is used
 
             try:
-                _MODELS[key] = Llama(
-                    model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False
-                )
+                _MODELS[key] = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False)
             except (ValueError, RuntimeError) as exc:
                 raise LLMError(f"cannot load GGUF model {path}: {exc}", hint="check the file is a GGUF model") from exc
         return _MODELS[key]
@@ -59,8 +57,15 @@ class LlamaCppBackend:
 
     enforces_schema = True
 
-    def __init__(self, model_path: str | Path | None = None, *, n_ctx: int = 4096, n_threads: int | None = None,
-                 seed: int = 42, repeat_penalty: float = 1.1):
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        seed: int = 42,
+        repeat_penalty: float = 1.1,
+    ):
         path = Path(model_path) if model_path else default_model_path()
         if not path.is_file():
             raise ConfigError(f"local model file not found: {path}", hint="pass --model with a .gguf path")
@@ -88,8 +93,11 @@ class LlamaCppBackend:
         with self._lock:
             try:
                 reply = self.llama.create_chat_completion(
-                    messages=messages, max_tokens=max_tokens, temperature=temperature,
-                    repeat_penalty=self.repeat_penalty, **options,
+                    messages=messages,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    repeat_penalty=self.repeat_penalty,
+                    **options,
                 )
             except ValueError as exc:  # llama.cpp reports context overflow as ValueError
                 raise LLMError(f"local model rejected the request: {exc}") from exc
@@ -108,5 +116,6 @@ class LlamaCppBackend:
             self.llama.reset()
             reply = self.llama.create_completion(prompt, max_tokens=max_tokens, temperature=0.0)
         usage = reply["usage"]
-        return Completion(reply["choices"][0]["text"], usage["prompt_tokens"], usage["completion_tokens"],
-                          time.perf_counter() - start)
+        return Completion(
+            reply["choices"][0]["text"], usage["prompt_tokens"], usage["completion_tokens"], time.perf_counter() - start
+        )

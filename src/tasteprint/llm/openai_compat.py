@@ -47,8 +47,17 @@ class OpenAICompatBackend:
 
     enforces_schema = False
 
-    def __init__(self, model: str, *, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
-                 json_mode: str = "auto", timeout_s: float = 60.0, max_retries: int = 4, seed: int = 42):
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        json_mode: str = "auto",
+        timeout_s: float = 60.0,
+        max_retries: int = 4,
+        seed: int = 42,
+    ):
         key = os.environ.get(api_key_env)
         if not key and base_url is None:
             raise ConfigError(
@@ -60,7 +69,9 @@ class OpenAICompatBackend:
         self.seed = seed
         self.client = openai.OpenAI(base_url=base_url, api_key=key or "no-key", timeout=timeout_s, max_retries=0)
         self._create = retry(
-            retry=retry_if_exception(_is_retryable), wait=_wait, stop=stop_after_attempt(max_retries + 1),
+            retry=retry_if_exception(_is_retryable),
+            wait=_wait,
+            stop=stop_after_attempt(max_retries + 1),
             reraise=True,
         )(self.client.chat.completions.create)
 
@@ -71,8 +82,9 @@ class OpenAICompatBackend:
 
     def complete(self, messages: list[Message], *, json_schema=None, max_tokens=512, temperature=0.1) -> Completion:
         start = time.perf_counter()
-        request = dict(model=self.model_name, messages=messages, max_tokens=max_tokens, temperature=temperature,
-                       seed=self.seed)
+        request = dict(
+            model=self.model_name, messages=messages, max_tokens=max_tokens, temperature=temperature, seed=self.seed
+        )
         try:
             try:
                 reply = self._create(**request, **self._format_options(json_schema))

@@ -37,5 +37,6 @@ class ScriptedBackend:
         if callable(reply):
             reply = reply(messages, json_schema)
         text = json.dumps(reply) if isinstance(reply, dict) else reply
-        return Completion(text=text, prompt_tokens=sum(len(m["content"]) // 4 for m in messages),
-                          completion_tokens=len(text) // 4)
+        return Completion(
+            text=text, prompt_tokens=sum(len(m["content"]) // 4 for m in messages), completion_tokens=len(text) // 4
+        )

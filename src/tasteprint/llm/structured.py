@@ -64,10 +64,11 @@ def generate(
         conversation = [
             *messages,
             {"role": "assistant", "content": reply[:2000]},
-            {"role": "user", "content": f"That reply was invalid: {error}. Reply again with only JSON that "
-                                        f"matches the schema."},
+            {
+                "role": "user",
+                "content": f"That reply was invalid: {error}. Reply again with only JSON that matches the schema.",
+            },
         ]
     raise StructuredOutputError(
         f"no valid {output.__name__} after {max_attempts} attempts: {error}", attempts=max_attempts, last_reply=reply
     )
-
