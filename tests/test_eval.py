@@ -17,7 +17,20 @@ def test_eval_writes_agreeing_report_results_and_plots(tmp_path, monkeypatch):
     monkeypatch.setattr("tasteprint.api.make_backend", lambda settings: backend)
     out = tmp_path / "R"
     config = EvalConfig(
-        path=BUILT_IN, out=out, users=3, methods=["random", "pop", "ease", "hybrid", "bert-kmeans", "llm", "tasteprint"]
+        path=BUILT_IN,
+        out=out,
+        users=3,
+        methods=[
+            "random",
+            "pop",
+            "ease",
+            "hybrid",
+            "bert-kmeans",
+            "llm",
+            "tasteprint",
+            "tasteprint-nofacts",
+            "tasteprint-noverify",
+        ],
     )
     document = run_eval(config, Settings.load(store=tmp_path / "store"), Console(quiet=True))
     results = json.loads((out / "results.json").read_text())
@@ -31,7 +44,8 @@ def test_eval_writes_agreeing_report_results_and_plots(tmp_path, monkeypatch):
     assert f"{row['value']:.4f}" in (out / "report.md").read_text()
     assert {r["protocol"] for r in results["results"]} == {"loo", "loo-cold", "cand20", "cand20-cold", "msr"}
     assert not any(r["method"] == "llm" and not r["protocol"].startswith("cand20") for r in results["results"])
-    assert any(r["method"] == "bert-kmeans" and r["protocol"] == "loo" for r in results["results"])
+    for method in ("bert-kmeans", "tasteprint-nofacts", "tasteprint-noverify"):
+        assert any(r["method"] == method and r["protocol"] == "loo" for r in results["results"])
     stages = {(s["method"], s["protocol"]): s for s in results["llm_stages"]}
     tp = stages[("tasteprint", "loo")]
     assert tp["users"] == 3 and tp["json_validity_rate"] == 1.0

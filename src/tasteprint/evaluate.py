@@ -27,7 +27,7 @@ from .retrieve import COLD_START_MAX, COLD_WEIGHTS, DEFAULT_WEIGHTS, EASE, Candi
 from .split import Split, cold_start, leave_last_out, random_split
 
 CLASSICAL = ("random", "pop", "itemknn", "ease", "hybrid", "bert-kmeans")
-LLM_METHODS = ("embed", "llm", "tasteprint")
+LLM_METHODS = ("embed", "llm", "tasteprint", "tasteprint-nofacts", "tasteprint-noverify")
 PROTOCOLS = ("loo", "cand20", "msr")
 BLEND_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 FUSION_GRID = (
@@ -249,16 +249,18 @@ def _evaluate_llm_method(
     method, task, user_id, events, history, candidates, rng, llm: EvalContext, profiles, outcome: UserOutcome
 ) -> None:
     facts = build_facts(user_id, events, llm.items, llm.global_shares)
-    # One profile per user and split, built from the training part: loo and cand20 share it.
-    key = ("msr" if task.protocol == "msr" else "loo", "cold" in task.protocol, user_id)
-    if key not in profiles:
-        start = time.perf_counter()
-        profile = build_profile(facts, llm.backend, vocabulary=set(llm.global_shares))
-        vector = llm.embed([profile.summary + " " + ", ".join(i.label for i in profile.interests)])[0]
-        profiles[key] = (profile, vector, time.perf_counter() - start)
-    profile, vector, profile_seconds = profiles[key]
-    outcome.profile = profile
-    outcome.seconds["profile"] = profile_seconds
+    profile, vector = None, None
+    if method != "tasteprint-nofacts":  # the ablation reranks without the facts-built profile
+        verify = method != "tasteprint-noverify"
+        # One profile per user and split, built from the training part: loo and cand20 share it.
+        key = ("msr" if task.protocol == "msr" else "loo", "cold" in task.protocol, verify, user_id)
+        if key not in profiles:
+            start = time.perf_counter()
+            built = build_profile(facts, llm.backend, vocabulary=set(llm.global_shares), verify=verify)
+            text = built.summary + " " + ", ".join(i.label for i in built.interests)
+            profiles[key] = (built, llm.embed([text])[0], time.perf_counter() - start)
+        profile, vector, outcome.seconds["profile"] = profiles[key]
+        outcome.profile = profile
     query = task.world.query(facts, vector)
     if method == "embed":
         outcome.ranked = task.world.rank("embed", history, candidates, query, rng)

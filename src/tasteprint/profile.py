@@ -167,6 +167,7 @@ def build_profile(
     vocabulary: set[str] = frozenset(),
     prompts_dir=None,
     temperature: float = 0.0,
+    verify: bool = True,
 ) -> UserProfile:
     """Ask the model for claims, verify them, then ask it to summarise the verified claims.
 
@@ -174,6 +175,8 @@ def build_profile(
         facts: the user's facts.
         backend: any LLM backend.
         vocabulary: every label in the catalogue; a summary naming one the user never touched is replaced.
+        verify: False keeps every claim and the summary as the model wrote them (the evaluation's
+            `tasteprint-noverify` ablation); never use it for real profiles.
 
     Raises:
         StructuredOutputError: the model never produced a valid draft.
@@ -186,14 +189,19 @@ def build_profile(
         max_tokens=300,
         temperature=temperature,
     )
-    profile = verify_claims(facts, claims.value)
+    profile = verify_claims(facts, claims.value, strict=verify)
     calls = [claims]
     messages = summary_messages(facts, profile, prompts_dir)
     try:
         schema = summary_schema(facts, profile, confined=backend.enforces_schema)
         summary = generate(backend, messages, SummaryDraft, schema=schema, max_tokens=160, temperature=temperature)
         calls.append(summary)
-        profile = check_summary(facts, profile, summary.value.summary, vocabulary, source_text=messages[-1]["content"])
+        if verify:
+            profile = check_summary(
+                facts, profile, summary.value.summary, vocabulary, source_text=messages[-1]["content"]
+            )
+        else:
+            profile = profile.model_copy(update={"summary": summary.value.summary[:400]})
     except StructuredOutputError as exc:
         profile = check_summary(facts, profile, "", vocabulary, problem=f"no valid summary: {exc.message}")
     return profile.model_copy(
@@ -242,8 +250,10 @@ def label_weights(facts: UserFacts) -> dict[str, float]:
     return weights
 
 
-def verify_claims(facts: UserFacts, draft: ProfileDraft) -> UserProfile:
-    """Keep only claims the facts support; count what was dropped and why. The summary is added later."""
+def verify_claims(facts: UserFacts, draft: ProfileDraft, strict: bool = True) -> UserProfile:
+    """Keep only claims the facts support; count what was dropped and why. The summary is added later.
+
+    `strict=False` keeps every claim as drafted (ids outside the history excepted), for the ablation."""
     stats = VerificationStats(interests_proposed=len(draft.interests), dislikes_proposed=len(draft.dislikes))
     history = set(facts.history_item_ids)
     weights = label_weights(facts)
@@ -254,6 +264,9 @@ def verify_claims(facts: UserFacts, draft: ProfileDraft) -> UserProfile:
             stats.evidence_proposed += 1
             if item_id not in history:
                 reason = f"{item_id} is not in the user's history"
+            elif not strict:
+                kept.append(item_id)
+                continue
             elif claim.label not in facts.item_labels.get(item_id, []):
                 reason = f"{item_id} does not carry {claim.label!r}"
             elif not rating_ok(facts.item_ratings.get(item_id)):
@@ -283,7 +296,7 @@ def verify_claims(facts: UserFacts, draft: ProfileDraft) -> UserProfile:
     interests.sort(key=lambda i: -i.weight)
 
     dislikes: list[Dislike] = []
-    dislikable = dislikable_labels(facts)
+    dislikable = dislikable_labels(facts) if strict else {d.label for d in draft.dislikes}
     for claim in draft.dislikes:
         if any(d.label == claim.label for d in dislikes):
             stats.reasons.append(f"dislike {claim.label!r}: duplicate")

@@ -91,7 +91,9 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
     fusion = {}
     weights = None
     with Progress(console=console, transient=True) as progress:
-        if {"hybrid", "tasteprint"} & set(config.methods):
+        # The blend is tuned with the full pipeline when it is evaluated, else with the first ablation.
+        reranked = sorted((m for m in config.methods if m.startswith("tasteprint")), key=lambda m: m != "tasteprint")
+        if "hybrid" in config.methods or reranked:
             valid = validation_task(events, catalogue, vectors)
             tuning_users = sorted(
                 random.Random(config.seed).sample(
@@ -105,9 +107,9 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
                 "chosen": weights,
                 "ndcg_by_weights": [{"weights": w, "ndcg": round(m, 5)} for w, m in zip(FUSION_GRID, means)],
             }
-        if "tasteprint" in config.methods:
+        if reranked:
             outcomes = run_method(
-                "tasteprint", valid, sample[:TUNING_USERS], config.k, config.seed, context, profiles, progress
+                reranked[0], valid, sample[:TUNING_USERS], config.k, config.seed, context, profiles, progress
             )
             context.blend, means = tune_blend(outcomes, config.k)
             tuning = {"users": len(outcomes), "ndcg_by_blend": means, "chosen": context.blend}
