@@ -69,3 +69,24 @@ def test_conversation_keeps_context_and_cites_history(sample):
         session.answer("why did you recommend Nonexistent Book?") == "I can't find an item called 'Nonexistent Book'."
     )
     assert session.answer("quit") is None
+
+
+def test_forget_makes_the_user_unknown_everywhere(tmp_path):
+    from typer.testing import CliRunner
+
+    from tasteprint.cli import app
+
+    backend = ScriptedBackend([schema_reply] * 20)
+    tp = Tasteprint(store=tmp_path, llm=backend)
+    tp.ingest(BUILT_IN)
+    tp.profile("ana")
+    tp.recommend("ana", k=3)
+    assert tp.vectors.profile_vector("ana") is not None
+    runner = CliRunner()
+    result = runner.invoke(app, ["forget", "ana", "--store", str(tmp_path)])
+    assert result.exit_code == 0 and "forgot user ana" in result.output
+    after = runner.invoke(app, ["profile", "ana", "--store", str(tmp_path)])
+    assert after.exit_code == 1 and "unknown user 'ana'" in after.output
+    fresh = Tasteprint(store=tmp_path)
+    assert fresh.db.profile_versions("ana") == [] and fresh.vectors.profile_vector("ana") is None
+    assert "ana" not in fresh.users() and "ben" in fresh.users()

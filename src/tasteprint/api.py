@@ -189,6 +189,15 @@ class Tasteprint:
         """Item ids whose title contains `text` (case-insensitive), shortest title first."""
         return self.db.find_items_by_title(text)
 
+    def forget(self, user_id: str) -> int:
+        """Remove everything stored about a user: events, profiles and the profile embedding.
+        Afterwards the user is unknown to every command. Returns the number of events removed."""
+        user_id = str(user_id)
+        if not self.db.has_user(user_id):
+            raise UnknownUserError(user_id)
+        self.vectors.delete_profile(user_id)
+        return self.db.forget_user(user_id)
+
     def users(self) -> list[str]:
         return self.db.user_ids()
 

@@ -245,6 +245,17 @@ def chat(
 
 @app.command()
 @friendly_errors
+def forget(
+    user_id: Annotated[str, typer.Argument(help="user id")],
+    store: StoreOpt = None,
+):
+    """Delete a user's events, profiles and embeddings; afterwards the user is unknown."""
+    removed = Tasteprint(store=store).forget(user_id)
+    console.print(f"forgot user {user_id}: {removed} events, all profile versions and the profile embedding")
+
+
+@app.command()
+@friendly_errors
 def index(store: StoreOpt = None):
     """Embed every catalogue item into the vector store (done on demand by recommend too)."""
     tp = Tasteprint(store=store)

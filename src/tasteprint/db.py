@@ -117,6 +117,16 @@ class Database:
             )
         return stored
 
+    def forget_user(self, user_id: str) -> int:
+        """Delete a user's events, demographics and every profile version in one transaction.
+        Returns how many events were removed."""
+        with self.conn:
+            removed = self.conn.execute("DELETE FROM events WHERE user_id=?", (user_id,)).rowcount
+            self.conn.execute("DELETE FROM users WHERE user_id=?", (user_id,))
+            self.conn.execute("DELETE FROM profiles WHERE user_id=?", (user_id,))
+        self._bump_data_version()
+        return removed
+
     def _bump_data_version(self) -> None:
         with self.conn:
             self.conn.execute(
