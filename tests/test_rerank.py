@@ -42,13 +42,13 @@ def test_llm_judgements_are_blended_and_citations_checked():
     backend = ScriptedBackend(
         [
             {
-                "c1": {"fit": 1, "because": "h1"},
-                "c2": {"fit": 2, "because": "h3"},
-                "c3": {"fit": 3, "because": "h1"},
-                "c4": {"fit": 5, "because": "h2"},
-                "zz": {"fit": 5, "because": "h1"},
+                "c1": "1:h1",
+                "c2": "2:h3",
+                "c3": "3:h1",
+                "c4": "5:h2",
+                "zz": "5:h1",
             },
-            {"c4": {"fit": 5}, "c3": {"fit": 3}, "c2": {"fit": 2}, "c1": {"fit": 1}},
+            {"c4": 5, "c3": 3, "c2": 2, "c1": 1},
         ]
     )
     result = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, backend, k=4, blend=1.0)
@@ -61,10 +61,10 @@ def test_llm_judgements_are_blended_and_citations_checked():
     # The second pass saw the candidates reversed, and only judged fit.
     second_prompt = backend.history[1][0][-1]["content"]
     assert second_prompt.index("[c4]") < second_prompt.index("[c1]")
-    assert "because" not in backend.history[1][1]["properties"]["c1"]["properties"]
+    assert backend.history[1][1]["properties"]["c1"] == {"enum": [1, 2, 3, 4, 5]}
     schema = backend.history[0][1]
     assert schema["required"] == ["c1", "c2", "c3", "c4"]
-    assert schema["properties"]["c2"]["properties"]["because"]["enum"] == ["h2", "h1"]
+    assert schema["properties"]["c2"]["enum"][:3] == ["1:h2", "1:h1", "2:h2"]
 
 
 def test_blend_keeps_retrieval_in_charge_at_low_weight():
