@@ -247,8 +247,8 @@ def rerank(
                 ranked, pass_cites = _one_pass(
                     pass_order, facts, profile, items, evidence, backend, stats, prompts_dir, temperature, cite
                 )
-                for c, cite in pass_cites.items():
-                    cites.setdefault(c, cite)
+                for c, citation in pass_cites.items():
+                    cites.setdefault(c, citation)
                 for position, c in enumerate(ranked):
                     ranks[c].append(position)
             llm_rank = {c: sum(r) / len(r) for c, r in ranks.items()}
