@@ -226,16 +226,16 @@ def stage_metrics(method: str, protocol: str, outcomes: list[UserOutcome]) -> di
         "method": method,
         "protocol": protocol,
         "users": len(outcomes),
-        "json_validity_rate": rate(sum(s.valid_passes for s in stats), sum(s.passes for s in stats)),
-        "out_of_candidate_rate": rate(sum(s.out_of_candidates for s in stats), sum(s.judgements for s in stats)),
+        "json_validity_rate": measured(sum(s.valid_passes for s in stats), sum(s.passes for s in stats)),
+        "out_of_candidate_rate": measured(sum(s.out_of_candidates for s in stats), sum(s.judgements for s in stats)),
         "duplicate_rate": rate(sum(o.duplicates for o in outcomes), sum(min(len(o.ranked), 10) for o in outcomes)),
         "consumed_item_rate": rate(
             sum(o.consumed_overlap for o in outcomes), sum(min(len(o.ranked), 10) for o in outcomes)
         ),
-        "explanation_grounding_rate": rate(grounded, len(explained)),
-        "fallback_rate": rate(sum(1 for s in stats if s.fallback), len(stats)),
-        "profile_claim_drop_rate": rate(sum(p.verification.claims_dropped for p in profiles), claims),
-        "summary_replaced_rate": rate(sum(p.verification.summary_replaced for p in profiles), len(profiles)),
+        "explanation_grounding_rate": measured(grounded, len(explained)),
+        "fallback_rate": measured(sum(1 for s in stats if s.fallback), len(stats)),
+        "profile_claim_drop_rate": measured(sum(p.verification.claims_dropped for p in profiles), claims),
+        "summary_replaced_rate": measured(sum(p.verification.summary_replaced for p in profiles), len(profiles)),
         "tokens_per_user": rate(
             sum(s.prompt_tokens + s.completion_tokens for s in stats)
             + sum(p.prompt_tokens + p.completion_tokens for p in profiles),
@@ -246,6 +246,11 @@ def stage_metrics(method: str, protocol: str, outcomes: list[UserOutcome]) -> di
             for stage in ("profile", "retrieve", "rerank", "total")
         },
     }
+
+
+def measured(count: int, total: int) -> float | None:
+    """A rate, or None when the stage never ran for this method (shown as "-", not as a false 0)."""
+    return rate(count, total) if total else None
 
 
 def benchmark_figures(per_user: dict, wall_s: float) -> dict:
@@ -404,7 +409,7 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
                 s["method"],
                 s["protocol"],
                 str(s["users"]),
-                *(f"{r:.3f}" for r in rates),
+                *("-" if r is None else f"{r:.3f}" for r in rates),
                 f"{s['tokens_per_user']:.0f}",
                 f"{s['seconds_per_user']['total']:.1f}",
             ]
