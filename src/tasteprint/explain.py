@@ -10,7 +10,7 @@ from .errors import LLMError
 from .llm import LLMBackend, generate
 from .models import Explanation, Item, UserFacts
 from .profile import one_of
-from .prompting import render
+from .prompting import chat, string_schema
 from .rerank import explanation_text
 
 
@@ -28,11 +28,7 @@ def sentence_schema(evidence_titles: list[str], shared: list[str], confined: boo
         if labels := one_of(shared):
             pattern += f"( Both are {labels}( and {labels})?[.])?"
         pattern += "$"
-    return {
-        "type": "object",
-        "properties": {"sentence": {"type": "string", "pattern": pattern}},
-        "required": ["sentence"],
-    }
+    return string_schema("sentence", pattern)
 
 
 def cited_items(sentence: str, facts: UserFacts, candidates: list[str]) -> list[str]:
@@ -65,23 +61,18 @@ def explain_item(
     if backend is None or not evidence:
         return base
     titles = [facts.item_titles.get(i, i) for i in evidence]
-    messages = [
-        {"role": "system", "content": "You explain recommendations in one plain sentence. Reply with JSON only."},
-        {
-            "role": "user",
-            "content": render(
-                "explain_user.j2",
-                prompts_dir,
-                user_id=facts.user_id,
-                target={"title": item.title, "labels": sorted(item.labels())[:5]},
-                evidence=[
-                    {"title": t, "rating": facts.item_ratings.get(i), "labels": facts.item_labels.get(i, [])[:5]}
-                    for i, t in zip(evidence, titles)
-                ],
-                shared=shared,
-            ),
-        },
-    ]
+    messages = chat(
+        "explain_system.j2",
+        "explain_user.j2",
+        prompts_dir,
+        user_id=facts.user_id,
+        target={"title": item.title, "labels": sorted(item.labels())[:5]},
+        evidence=[
+            {"title": t, "rating": facts.item_ratings.get(i), "labels": facts.item_labels.get(i, [])[:5]}
+            for i, t in zip(evidence, titles)
+        ],
+        shared=shared,
+    )
     try:
         draft = generate(
             backend,

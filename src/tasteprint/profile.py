@@ -16,7 +16,7 @@ from .facts import DISLIKED_MAX
 from .errors import StructuredOutputError
 from .llm import LLMBackend, generate
 from .models import Dislike, Interest, UserFacts, UserProfile, VerificationStats
-from .prompting import render
+from .prompting import chat, string_schema
 
 MAX_INTERESTS = 5
 MAX_DISLIKES = 3
@@ -142,11 +142,7 @@ def summary_schema(facts: UserFacts, profile: UserProfile, confined: bool) -> di
         if phrases := one_of([v.split(" (")[0] for k, v in facts.context.items() if k in ("rating_style", "era")]):
             pattern += f"( (A|Tends to be a|Favours) {phrases}[.])?"
         pattern += "$"
-    return {
-        "type": "object",
-        "properties": {"summary": {"type": "string", "pattern": pattern}},
-        "required": ["summary"],
-    }
+    return string_schema("summary", pattern)
 
 
 class SummaryDraft(BaseModel):
@@ -154,10 +150,7 @@ class SummaryDraft(BaseModel):
 
 
 def profile_messages(facts: UserFacts, prompts_dir=None) -> list[dict[str, str]]:
-    return [
-        {"role": "system", "content": render("profile_system.j2", prompts_dir)},
-        {"role": "user", "content": render(PROMPT_NAME, prompts_dir, facts=facts, max_interests=MAX_INTERESTS)},
-    ]
+    return chat("profile_system.j2", PROMPT_NAME, prompts_dir, facts=facts, max_interests=MAX_INTERESTS)
 
 
 def build_profile(
@@ -218,19 +211,14 @@ def summary_messages(facts: UserFacts, profile: UserProfile, prompts_dir=None) -
     def named(evidence: list[str]) -> list[str]:
         return [facts.item_titles.get(i, i) for i in evidence[:2]]
 
-    return [
-        {"role": "system", "content": render("profile_system.j2", prompts_dir)},
-        {
-            "role": "user",
-            "content": render(
-                "profile_summary.j2",
-                prompts_dir,
-                interests=[{"label": i.label, "titles": named(i.evidence)} for i in profile.interests],
-                dislikes=[{"label": d.label, "titles": named(d.evidence)} for d in profile.dislikes],
-                context={k: v for k, v in facts.context.items() if k != "activity"},
-            ),
-        },
-    ]
+    return chat(
+        "profile_system.j2",
+        "profile_summary.j2",
+        prompts_dir,
+        interests=[{"label": i.label, "titles": named(i.evidence)} for i in profile.interests],
+        dislikes=[{"label": d.label, "titles": named(d.evidence)} for d in profile.dislikes],
+        context={k: v for k, v in facts.context.items() if k != "activity"},
+    )
 
 
 def label_weights(facts: UserFacts) -> dict[str, float]:

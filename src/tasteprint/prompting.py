@@ -33,3 +33,16 @@ def _environment(override_dir: str | None) -> jinja2.Environment:
 def render(name: str, prompts_dir: Path | None = None, **data: object) -> str:
     """Render template `name` (e.g. "profile_user.j2") with `data`; a missing variable is an error."""
     return _environment(str(prompts_dir) if prompts_dir else None).get_template(name).render(**data).strip()
+
+
+def chat(system: str, user: str, prompts_dir: Path | None = None, **data: object) -> list[dict[str, str]]:
+    """A system + user message pair, both rendered from templates; `data` goes to the user template."""
+    return [
+        {"role": "system", "content": render(system, prompts_dir)},
+        {"role": "user", "content": render(user, prompts_dir, **data)},
+    ]
+
+
+def string_schema(field: str, pattern: str) -> dict:
+    """A JSON schema for an object with one required string field matching `pattern`."""
+    return {"type": "object", "properties": {field: {"type": "string", "pattern": pattern}}, "required": [field]}

@@ -20,7 +20,7 @@ from .errors import LLMError
 from .facts import DISLIKED_MAX
 from .llm import LLMBackend, generate
 from .models import Item, Recommendation, UserFacts, UserProfile
-from .prompting import render
+from .prompting import chat
 from .retrieve import Candidate
 
 DEFAULT_BLEND = 0.3
@@ -150,32 +150,26 @@ def _messages(
     cite: bool = True,
 ) -> list[dict[str, str]]:
     liked = sorted(positive_history(facts), key=lambda i: (-facts.item_ratings.get(i, 0), i))[:HISTORY_IN_PROMPT]
-    return [
-        {"role": "system", "content": render("rerank_system.j2", prompts_dir)},
-        {
-            "role": "user",
-            "content": render(
-                "rerank_user.j2",
-                prompts_dir,
-                user_id=facts.user_id,
-                cite=cite,
-                summary=profile.summary if profile else "",
-                interests=profile.interests if profile else [],
-                history=[
-                    {"item_id": i, "title": facts.item_titles.get(i, i), "rating": facts.item_ratings.get(i)}
-                    for i in liked
-                ],
-                candidates=[
-                    {
-                        "item_id": c,
-                        "title": items[c].title if c in items else c,
-                        "labels": sorted(items[c].labels())[:5] if c in items else [],
-                    }
-                    for c in order
-                ],
-            ),
-        },
-    ]
+    return chat(
+        "rerank_system.j2",
+        "rerank_user.j2",
+        prompts_dir,
+        user_id=facts.user_id,
+        cite=cite,
+        summary=profile.summary if profile else "",
+        interests=profile.interests if profile else [],
+        history=[
+            {"item_id": i, "title": facts.item_titles.get(i, i), "rating": facts.item_ratings.get(i)} for i in liked
+        ],
+        candidates=[
+            {
+                "item_id": c,
+                "title": items[c].title if c in items else c,
+                "labels": sorted(items[c].labels())[:5] if c in items else [],
+            }
+            for c in order
+        ],
+    )
 
 
 def _one_pass(order, facts, profile, items, evidence, backend, stats, prompts_dir, temperature, cite):
