@@ -82,6 +82,8 @@ def test_forget_makes_the_user_unknown_everywhere(tmp_path):
     tp.profile("ana")
     tp.recommend("ana", k=3)
     assert tp.vectors.profile_vector("ana") is not None
+    cached = "SELECT COUNT(*) FROM llm_cache WHERE user_id='ana'"
+    assert tp.db.conn.execute(cached).fetchone()[0] > 0
     runner = CliRunner()
     result = runner.invoke(app, ["forget", "ana", "--store", str(tmp_path)])
     assert result.exit_code == 0 and "forgot user ana" in result.output
@@ -89,4 +91,5 @@ def test_forget_makes_the_user_unknown_everywhere(tmp_path):
     assert after.exit_code == 1 and "unknown user 'ana'" in after.output
     fresh = Tasteprint(store=tmp_path)
     assert fresh.db.profile_versions("ana") == [] and fresh.vectors.profile_vector("ana") is None
+    assert fresh.db.conn.execute(cached).fetchone()[0] == 0
     assert "ana" not in fresh.users() and "ben" in fresh.users()

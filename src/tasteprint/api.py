@@ -16,7 +16,7 @@ from .facts import FactBook
 from .embed import Embedder, profile_text
 from .explain import explain_item
 from .ingest import ingest as ingest_path
-from .llm import LLMBackend, make_backend
+from .llm import CachedBackend, LLMBackend, make_backend, on_behalf_of
 from .models import Explanation, IngestReport, Recommendation, UserFacts, UserProfile
 from .profile import build_profile
 from .rerank import RerankResult, nearest_history, positive_history
@@ -29,7 +29,11 @@ EMBED_NEIGHBOURS = 200
 
 @dataclass
 class BatchResult:
+    """What a batch did: every profile it returns, which of them were already stored (not recomputed),
+    and each user it could not profile, with the reason."""
+
     profiles: dict[str, UserProfile] = field(default_factory=dict)
+    reused: list[str] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
 
 
@@ -63,9 +67,12 @@ class Tasteprint:
 
     @property
     def backend(self) -> LLMBackend:
-        """The language model, created on first use so that ingest never loads one."""
+        """The language model, created on first use so that ingest never loads one; its responses are
+        cached in the store unless `llm_cache` is off."""
         if self._backend is None:
             self._backend = make_backend(self.settings)
+        if self.settings.llm_cache and not isinstance(self._backend, CachedBackend):
+            self._backend = CachedBackend(self._backend, self.db)
         return self._backend
 
     def close(self) -> None:
@@ -147,18 +154,19 @@ class Tasteprint:
         candidates = self.retriever().candidates(history, neighbours, n=max(n_candidates, k))
         items = self.db.items([c.item_id for c in candidates])
         evidence = self.evidence_for(facts, [c.item_id for c in candidates], items)
-        self.last_rerank = rerank_result = rerank_candidates(
-            facts,
-            profile,
-            candidates,
-            items,
-            evidence,
-            self.backend if rerank else None,
-            k=k,
-            blend=self.settings.rerank_blend,
-            prompts_dir=self.settings.prompts_dir,
-        )
-        return rerank_result.recommendations
+        with on_behalf_of(user_id):
+            self.last_rerank = rerank_candidates(
+                facts,
+                profile,
+                candidates,
+                items,
+                evidence,
+                self.backend if rerank else None,
+                k=k,
+                blend=self.settings.rerank_blend,
+                prompts_dir=self.settings.prompts_dir,
+            )
+        return self.last_rerank.recommendations
 
     def evidence_for(self, facts: UserFacts, item_ids: list[str], items: dict) -> dict[str, list[str]]:
         """For each item, the user's nearest (not disliked) history items: the citations it may use."""
@@ -174,7 +182,8 @@ class Tasteprint:
             raise UnknownItemError(item_id)
         self.index()
         evidence = self.evidence_for(facts, [item_id], items)[item_id]
-        return explain_item(facts, items[item_id], evidence, self.backend, self.settings.prompts_dir)
+        with on_behalf_of(user_id):
+            return explain_item(facts, items[item_id], evidence, self.backend, self.settings.prompts_dir)
 
     def similar_items(self, item_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
         """Items nearest to `item_id` by embedding, excluding `exclude` and the item itself."""
@@ -190,7 +199,7 @@ class Tasteprint:
         return self.db.find_items_by_title(text)
 
     def forget(self, user_id: str) -> int:
-        """Remove everything stored about a user: events, profiles and the profile embedding.
+        """Remove everything stored about a user: events, profiles, cached LLM responses and the profile embedding.
         Afterwards the user is unknown to every command. Returns the number of events removed."""
         user_id = str(user_id)
         if not self.db.has_user(user_id):
@@ -212,13 +221,14 @@ class Tasteprint:
         if not refresh and (stored := self.db.latest_profile(user_id)):
             return stored
         facts = self.facts(user_id)
-        profile = build_profile(
-            facts,
-            self.backend,
-            vocabulary=set(self.factbook.global_shares),
-            prompts_dir=self.settings.prompts_dir,
-            temperature=self.settings.temperature,
-        )
+        with on_behalf_of(user_id):
+            profile = build_profile(
+                facts,
+                self.backend,
+                vocabulary=set(self.factbook.global_shares),
+                prompts_dir=self.settings.prompts_dir,
+                temperature=self.settings.temperature,
+            )
         return self.db.save_profile(profile)
 
     def profile_history(self, user_id: str) -> list[UserProfile]:
@@ -231,9 +241,13 @@ class Tasteprint:
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task("profiling", total=len(ids))
             for user_id in ids:
+                stored = None if refresh else self.db.latest_profile(user_id)
                 try:
                     result.profiles[user_id] = self.profile(user_id, refresh=refresh)
                 except TasteprintError as exc:
                     result.failures[user_id] = str(exc)
+                else:
+                    if stored is not None and stored.version == result.profiles[user_id].version:
+                        result.reused.append(user_id)
                 bar.advance(task)
         return result

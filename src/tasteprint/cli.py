@@ -100,7 +100,8 @@ def print_ingest(report: IngestReport) -> None:
 @app.command()
 @friendly_errors
 def profile(
-    user_id: Annotated[str, typer.Argument(help="user id, as in the source data")],
+    user_ids: Annotated[Optional[list[str]], typer.Argument(help="user id(s), as in the source data")] = None,
+    all_users: Annotated[bool, typer.Option("--all", help="every user in the store")] = False,
     refresh: Annotated[bool, typer.Option("--refresh", help="build a new version even if one is stored")] = False,
     store: StoreOpt = None,
     llm: LlmOpt = None,
@@ -108,13 +109,42 @@ def profile(
     base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
 ):
-    """Show a user's profile, building it with the LLM if none is stored yet."""
+    """Show a user's profile, building it with the LLM if none is stored yet.
+
+    With several ids or --all it runs a batch: each finished profile is stored at once, so a killed
+    batch run again skips what was done (and replays cached LLM calls of the user it was on).
+    """
     tp = open_tasteprint(store, llm, model, base_url)
-    result = tp.profile(user_id, refresh=refresh)
+    ids = tp.users() if all_users else list(user_ids or [])
+    if not ids:
+        raise TasteprintError("no user given", hint="tasteprint profile USER_ID [USER_ID ...] or --all")
+    if len(ids) == 1 and not all_users:
+        result = tp.profile(ids[0], refresh=refresh)
+        if as_json:
+            print(result.model_dump_json())
+        else:
+            print_profile(result, tp)
+        return
+    batch = tp.profile_many(ids, refresh=refresh)
+    summary = {
+        "built": len(batch.profiles) - len(batch.reused),
+        "reused": len(batch.reused),
+        "failed": batch.failures,
+        "versions": {u: p.version for u, p in batch.profiles.items()},
+    }
     if as_json:
-        print(result.model_dump_json())
+        print(json.dumps(summary))
     else:
-        print_profile(result, tp)
+        table = Table(title=f"profiled {len(ids)} users")
+        for column in ("user", "version", "status"):
+            table.add_column(column)
+        for user_id in ids:
+            done = batch.profiles.get(user_id)
+            status = "reused" if user_id in batch.reused else "built" if done else batch.failures[user_id]
+            table.add_row(user_id, str(done.version) if done else "-", status)
+        console.print(table)
+    if batch.failures:
+        raise typer.Exit(1)
 
 
 def print_profile(result: UserProfile, tp: Tasteprint) -> None:
@@ -249,9 +279,11 @@ def forget(
     user_id: Annotated[str, typer.Argument(help="user id")],
     store: StoreOpt = None,
 ):
-    """Delete a user's events, profiles and embeddings; afterwards the user is unknown."""
+    """Delete a user's events, profiles, cached LLM responses and embeddings; afterwards the user is unknown."""
     removed = Tasteprint(store=store).forget(user_id)
-    console.print(f"forgot user {user_id}: {removed} events, all profile versions and the profile embedding")
+    console.print(
+        f"forgot user {user_id}: {removed} events, all profile versions, cached LLM responses and the profile embedding"
+    )
 
 
 @app.command()

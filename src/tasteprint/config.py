@@ -37,6 +37,10 @@ class Settings(BaseModel):
     max_retries: int = 4
     rerank_blend: float = Field(default=0.3, ge=0, le=1, description="weight of the LLM rank in the final order")
     prompts_dir: Path | None = None
+    redact_hosted: bool = Field(
+        default=True, description="redact e-mails, phone numbers and similar before text goes to a hosted model"
+    )
+    llm_cache: bool = Field(default=True, description="cache LLM responses in the store, keyed by request hash")
     chroma_url: str | None = None
 
     @classmethod

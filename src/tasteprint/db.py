@@ -47,6 +47,14 @@ CREATE TABLE IF NOT EXISTS profiles (
     PRIMARY KEY (user_id, version)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS llm_cache (
+    request_key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    user_id TEXT,
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    completion TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS llm_cache_user ON llm_cache(user_id);
 """
 
 
@@ -117,13 +125,20 @@ class Database:
             )
         return stored
 
+    def cache_completion(self, key: str, model: str, user_id: str | None, completion: str) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO llm_cache(request_key, model, user_id, completion) VALUES (?,?,?,?)",
+                (key, model, user_id, completion),
+            )
+
     def forget_user(self, user_id: str) -> int:
-        """Delete a user's events, demographics and every profile version in one transaction.
-        Returns how many events were removed."""
+        """Delete a user's events, demographics, every profile version and the LLM responses cached for
+        them, in one transaction. Returns how many events were removed."""
         with self.conn:
             removed = self.conn.execute("DELETE FROM events WHERE user_id=?", (user_id,)).rowcount
-            self.conn.execute("DELETE FROM users WHERE user_id=?", (user_id,))
-            self.conn.execute("DELETE FROM profiles WHERE user_id=?", (user_id,))
+            for table in ("users", "profiles", "llm_cache"):
+                self.conn.execute(f"DELETE FROM {table} WHERE user_id=?", (user_id,))
         self._bump_data_version()
         return removed
 
@@ -201,6 +216,10 @@ class Database:
             ("%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%", limit),
         ).fetchall()
         return [r[0] for r in rows]
+
+    def cached_completion(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT completion FROM llm_cache WHERE request_key=?", (key,)).fetchone()
+        return row[0] if row else None
 
     def latest_profile(self, user_id: str) -> UserProfile | None:
         row = self.conn.execute(

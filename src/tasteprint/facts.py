@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 from .db import Database
 from .errors import UnknownUserError
+from .privacy import redact
 from .models import AttributeStat, Event, Item, ItemRef, UserAttributes, UserFacts
 
 MAX_ATTRIBUTES = 12
@@ -17,6 +18,8 @@ MAX_ITEMS_PER_LIST = 10
 MAX_EVIDENCE_PER_LABEL = 6
 MAX_SNIPPETS = 8
 SNIPPET_CHARS = 200
+TITLE_CHARS = 150
+MAX_LABEL_CHARS = 60
 SHIFT_THRESHOLD = 0.15
 # Amazon and MovieLens rate 1-5 (MovieLens latest 0.5-5): these bounds read "loved" and "disliked".
 LOVED_MIN = 4.0
@@ -41,14 +44,15 @@ def _histories(events: list[Event]) -> dict[str, _ItemHistory]:
         if event.rating is not None:
             history.rating = event.rating
         if event.text:
-            (history.tags if event.kind == "tag" else history.texts).append(event.text)
+            # Identifiers never reach a prompt or a stored profile, whichever model is used.
+            (history.tags if event.kind == "tag" else history.texts).append(redact(event.text))
     return histories
 
 
 def _ref(history: _ItemHistory, item: Item | None, labels: list[str]) -> ItemRef:
     return ItemRef(
         item_id=history.item_id,
-        title=(item.title if item and item.title else history.item_id),
+        title=_short(item.title if item and item.title else history.item_id, TITLE_CHARS),
         rating=history.rating,
         timestamp=history.last_timestamp,
         labels=labels,
@@ -88,6 +92,8 @@ def build_facts(
                     attribute_of.setdefault(value, name)
                     labels.append(value)
         for tag in history.tags:
+            if len(tag) > MAX_LABEL_CHARS:  # a pasted paragraph is text, not a label; it stays a snippet
+                continue
             attribute_of.setdefault(tag, "tag")
             labels.append(tag)
         labels_of[item_id] = list(dict.fromkeys(labels))
@@ -118,7 +124,7 @@ def build_facts(
         snippets=_snippets(histories),
         history_item_ids=sorted(histories),
         item_labels=labels_of,
-        item_titles={i: items[i].title if i in items and items[i].title else i for i in histories},
+        item_titles={i: _short(items[i].title if i in items and items[i].title else i, TITLE_CHARS) for i in histories},
         item_ratings={i: h.rating for i, h in histories.items() if h.rating is not None},
         item_platforms={i: h.platform for i, h in histories.items()},
         user_attributes=user_attributes,
@@ -169,6 +175,10 @@ def _recent_shift(histories, labels_of, labels: set[str]) -> dict[str, float]:
     return {k: v for k, v in sorted(shift.items(), key=lambda kv: -abs(kv[1])) if abs(v) >= SHIFT_THRESHOLD}
 
 
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _snippets(histories: dict[str, _ItemHistory]) -> list[str]:
     texts: list[tuple[int, str]] = []
     for history in histories.values():
@@ -177,7 +187,7 @@ def _snippets(histories: dict[str, _ItemHistory]) -> list[str]:
     texts.sort(key=lambda t: -t[0])
     snippets = []
     for _, text in texts:
-        snippet = text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1].rstrip() + "…"
+        snippet = _short(text, SNIPPET_CHARS)
         if snippet not in snippets:
             snippets.append(snippet)
         if len(snippets) == MAX_SNIPPETS:

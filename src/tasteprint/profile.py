@@ -13,9 +13,10 @@ from collections import Counter
 from pydantic import BaseModel, Field
 
 from .facts import DISLIKED_MAX
-from .errors import StructuredOutputError
+from .errors import LLMError, StructuredOutputError
 from .llm import LLMBackend, generate
 from .models import Dislike, Interest, UserFacts, UserProfile, VerificationStats
+from .privacy import redact
 from .prompting import chat, string_schema
 
 MAX_INTERESTS = 5
@@ -24,6 +25,7 @@ MAX_EVIDENCE = 3
 SUMMARY_MAX = 300
 DISLIKE_MARGIN = 0.5
 PROMPT_NAME = "profile_user.j2"
+CLAIMS_MAX_TOKENS = 300
 
 
 class DraftClaim(BaseModel):
@@ -153,6 +155,71 @@ def profile_messages(facts: UserFacts, prompts_dir=None) -> list[dict[str, str]]
     return chat("profile_system.j2", PROMPT_NAME, prompts_dir, facts=facts, max_interests=MAX_INTERESTS)
 
 
+# Each step keeps the facts' most telling part: snippets go first, then the long tails of each list.
+# Recent-shift and context lines are never dropped, so the most recent behaviour always reaches the model.
+CONDENSE_STEPS = (
+    {"snippets": 4},
+    {"snippets": 0},
+    {"loved": 5, "disliked": 5},
+    {"top_attributes": 8, "evidence_per_label": 3},
+    {"loved": 3, "disliked": 2, "top_attributes": 5, "evidence_per_label": 2},
+)
+MESSAGE_OVERHEAD_TOKENS = 16
+
+
+def prompt_tokens(backend: LLMBackend, messages: list[dict[str, str]]) -> int:
+    """Tokens the messages take: the backend's own tokenizer where it has one, else 1 token per 3 characters
+    (an overestimate for English, so the budget errs on the safe side)."""
+    count = getattr(backend, "count_tokens", None) or (lambda text: len(text) // 3 + 1)
+    return sum(count(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+
+
+def condensed(facts: UserFacts, step: dict[str, int]) -> UserFacts:
+    per_label = step.get("evidence_per_label")
+    attributes = facts.top_attributes[: step.get("top_attributes", len(facts.top_attributes))]
+    if per_label is not None:
+        attributes = [a.model_copy(update={"item_ids": a.item_ids[:per_label]}) for a in attributes]
+    return facts.model_copy(
+        update={
+            "snippets": facts.snippets[: step.get("snippets", len(facts.snippets))],
+            "loved": facts.loved[: step.get("loved", len(facts.loved))],
+            "disliked": facts.disliked[: step.get("disliked", len(facts.disliked))],
+            "top_attributes": attributes,
+        }
+    )
+
+
+def fit_to_context(
+    facts: UserFacts, backend: LLMBackend, reply_tokens: int, prompts_dir=None
+) -> tuple[UserFacts, list[dict[str, str]], int]:
+    """The facts and profile messages that fit the backend's context window with room for the reply,
+    condensing the facts step by step when they do not; returns how many steps were needed.
+
+    Raises:
+        LLMError: even the most condensed facts do not fit (a context window far too small).
+    """
+    n_ctx = getattr(backend, "n_ctx", None)
+    messages = profile_messages(facts, prompts_dir)
+    if not n_ctx:
+        return facts, messages, 0
+    budget = n_ctx - reply_tokens
+    steps = {}
+    for level in range(len(CONDENSE_STEPS) + 1):
+        if level:
+            steps.update(CONDENSE_STEPS[level - 1])
+            facts_now = condensed(facts, steps)
+            messages = profile_messages(facts_now, prompts_dir)
+        else:
+            facts_now = facts
+        if prompt_tokens(backend, messages) <= budget:
+            return facts_now, messages, level
+    raise LLMError(
+        f"the profile prompt for user {facts.user_id!r} needs {prompt_tokens(backend, messages)} tokens even "
+        f"condensed, over the model's context of {n_ctx} minus {reply_tokens} for the reply",
+        hint="use a model with a larger context (n_ctx setting)",
+    )
+
+
 def build_profile(
     facts: UserFacts,
     backend: LLMBackend,
@@ -174,15 +241,18 @@ def build_profile(
     Raises:
         StructuredOutputError: the model never produced a valid draft.
     """
+    shown, messages, condense_level = fit_to_context(facts, backend, CLAIMS_MAX_TOKENS, prompts_dir)
     claims = generate(
         backend,
-        profile_messages(facts, prompts_dir),
+        messages,
         ProfileDraft,
-        schema=draft_schema(facts),
-        max_tokens=300,
+        schema=draft_schema(shown),
+        max_tokens=CLAIMS_MAX_TOKENS,
         temperature=temperature,
     )
     profile = verify_claims(facts, claims.value, strict=verify)
+    if condense_level:
+        profile.verification.reasons.append(f"facts condensed {condense_level} step(s) to fit the context window")
     calls = [claims]
     messages = summary_messages(facts, profile, prompts_dir)
     try:
@@ -322,7 +392,7 @@ def check_summary(
     source_text: str = "",
 ) -> UserProfile:
     """Keep the model's summary if it passes `summary_problem`; otherwise write one from verified data."""
-    summary = " ".join(summary.split())
+    summary = redact(" ".join(summary.split()))
     stats = profile.verification.model_copy(deep=True)
     problem = problem or summary_problem(summary, profile, vocabulary, source_text)
     if problem:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..config import Settings
 from ..errors import ConfigError
 from .base import Completion, LLMBackend, Message
+from .cache import CachedBackend, on_behalf_of
 from .scripted import ScriptedBackend
 from .structured import Structured, generate
 
@@ -20,7 +21,7 @@ def make_backend(settings: Settings) -> LLMBackend:
 
         if not settings.model:
             raise ConfigError("--model is required with --llm openai", hint="e.g. --model gpt-4o-mini")
-        return OpenAICompatBackend(
+        hosted = OpenAICompatBackend(
             settings.model,
             base_url=settings.base_url,
             api_key_env=settings.api_key_env,
@@ -29,7 +30,22 @@ def make_backend(settings: Settings) -> LLMBackend:
             max_retries=settings.max_retries,
             seed=settings.seed,
         )
+        if not settings.redact_hosted:
+            return hosted
+        from ..privacy import RedactingBackend
+
+        return RedactingBackend(hosted)
     return ScriptedBackend()
 
 
-__all__ = ["Completion", "LLMBackend", "Message", "ScriptedBackend", "Structured", "generate", "make_backend"]
+__all__ = [
+    "CachedBackend",
+    "on_behalf_of",
+    "Completion",
+    "LLMBackend",
+    "Message",
+    "ScriptedBackend",
+    "Structured",
+    "generate",
+    "make_backend",
+]

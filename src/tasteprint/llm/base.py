@@ -14,6 +14,7 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    cached: bool = False
 
 
 @runtime_checkable

@@ -11,7 +11,18 @@ from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attem
 from ..errors import ConfigError, LLMError
 from .base import Completion, Message
 
-RETRYABLE = (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError, openai.InternalServerError)
+
+class MalformedReply(Exception):
+    """A 200 response whose body is not a chat completion (truncated, HTML from a proxy, no choices)."""
+
+
+RETRYABLE = (
+    openai.RateLimitError,
+    openai.APITimeoutError,
+    openai.APIConnectionError,
+    openai.InternalServerError,
+    MalformedReply,
+)
 MAX_RETRY_AFTER_S = 30.0
 _backoff = wait_exponential_jitter(max=10)
 
@@ -73,7 +84,16 @@ class OpenAICompatBackend:
             wait=_wait,
             stop=stop_after_attempt(max_retries + 1),
             reraise=True,
-        )(self.client.chat.completions.create)
+        )(self._checked_create)
+
+    def _checked_create(self, **request):
+        try:
+            reply = self.client.chat.completions.create(**request)
+        except ValueError as exc:  # the body did not parse as JSON
+            raise MalformedReply(f"unreadable response body: {exc}") from exc
+        if not getattr(reply, "choices", None):
+            raise MalformedReply(f"response has no choices: {str(reply)[:200]}")
+        return reply
 
     def _response_format(self, schema: dict) -> dict:
         if self.json_mode == "json_object":
@@ -93,10 +113,8 @@ class OpenAICompatBackend:
                     raise
                 self.json_mode = "json_object"
                 reply = self._create(**request, **self._format_options(json_schema))
-        except openai.APIError as exc:
+        except (openai.APIError, MalformedReply) as exc:
             raise LLMError(f"hosted model call failed: {type(exc).__name__}: {exc}", retryable=True) from exc
-        if not getattr(reply, "choices", None):
-            raise LLMError(f"hosted model returned no choices: {str(reply)[:200]}", retryable=True)
         usage = reply.usage
         return Completion(
             text=reply.choices[0].message.content or "",
