@@ -12,13 +12,13 @@ from rich.progress import Progress
 from .config import Settings
 from .db import Database
 from .errors import TasteprintError, UnknownItemError, UnknownUserError
-from .facts import FactBook
+from .facts import FactBook, build_facts
 from .embed import Embedder, profile_text
 from .explain import explain_item
 from .ingest import ingest as ingest_path
 from .llm import CachedBackend, LLMBackend, make_backend, on_behalf_of
-from .models import Explanation, IngestReport, Recommendation, UserFacts, UserProfile
-from .profile import build_profile
+from .models import Explanation, IngestReport, ProfileDiff, Recommendation, UserFacts, UserProfile
+from .profile import Update, build_profile, profile_diff
 from .rerank import RerankResult, nearest_history, positive_history
 from .rerank import rerank as rerank_candidates
 from .retrieve import EASE, Interactions, Retriever
@@ -214,12 +214,33 @@ class Tasteprint:
         return self.factbook.facts(str(user_id))
 
     def profile(self, user_id: str, *, refresh: bool = False) -> UserProfile:
-        """The user's latest profile; built (and stored as a new version) when missing or `refresh`."""
+        """The user's current profile. Built when missing (or with `refresh`, from all facts), updated
+        when new events arrived since the stored version (`update`), else the stored version."""
         user_id = str(user_id)
         if not self.db.has_user(user_id):
             raise UnknownUserError(user_id)
-        if not refresh and (stored := self.db.latest_profile(user_id)):
-            return stored
+        stored = None if refresh else self.db.latest_profile(user_id)
+        if stored is None:
+            return self._build(user_id, None)
+        return self.update(user_id) if self.db.is_stale(user_id) else stored
+
+    def update(self, user_id: str) -> UserProfile:
+        """The next profile version from the previous one plus the facts of events that arrived since
+        (the update prompt, not a rebuild). Without a previous version it is a full build; without new
+        events the stored version is returned."""
+        user_id = str(user_id)
+        previous = self.db.latest_profile(user_id)
+        if previous is None:
+            return self.profile(user_id)
+        new_events = self.db.user_events(user_id, after_row=previous.event_watermark)
+        if not new_events:
+            return previous
+        items = self.db.items({e.item_id for e in new_events})
+        new_facts = build_facts(user_id, new_events, items, self.factbook.global_shares)
+        return self._build(user_id, Update(previous, new_facts))
+
+    def _build(self, user_id: str, update: Update | None) -> UserProfile:
+        watermark = self.db.event_watermark(user_id)  # read first: later events keep the profile stale
         facts = self.facts(user_id)
         with on_behalf_of(user_id):
             profile = build_profile(
@@ -228,11 +249,29 @@ class Tasteprint:
                 vocabulary=set(self.factbook.global_shares),
                 prompts_dir=self.settings.prompts_dir,
                 temperature=self.settings.temperature,
+                update=update,
             )
+        profile = profile.model_copy(update={"n_events": facts.n_events, "event_watermark": watermark})
         return self.db.save_profile(profile)
 
     def profile_history(self, user_id: str) -> list[UserProfile]:
+        """Every stored version of the user's profile, oldest first."""
         return self.db.profile_versions(str(user_id))
+
+    def diff(self, user_id: str, old: int | None = None, new: int | None = None) -> ProfileDiff:
+        """What changed between two versions (default: the last two)."""
+        versions = {p.version: p for p in self.profile_history(user_id)}
+        if len(versions) < 2 and (old is None or new is None):
+            raise TasteprintError(
+                f"user {user_id!r} has {len(versions)} profile version(s); a diff needs two",
+                hint="ingest new events, then run `tasteprint profile USER` to update",
+            )
+        new = new or max(versions)
+        old = old or max(v for v in versions if v < new)
+        for version in (old, new):
+            if version not in versions:
+                raise TasteprintError(f"user {user_id!r} has no profile version {version}")
+        return profile_diff(versions[old], versions[new])
 
     def profile_many(self, user_ids: Iterable[str], *, refresh: bool = False, progress: bool = True) -> BatchResult:
         """Profile several users; each finished profile is stored at once, failures are reported, not raised."""

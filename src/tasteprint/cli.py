@@ -17,8 +17,8 @@ from rich.table import Table
 
 from .api import Tasteprint
 from .config import Settings
-from .errors import IngestError, TasteprintError
-from .models import IngestReport, UserProfile
+from .errors import IngestError, TasteprintError, UnknownUserError
+from .models import IngestReport, ProfileDiff, UserProfile
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="LLM user profiles and explained recommendations.")
 console = Console()
@@ -102,14 +102,16 @@ def print_ingest(report: IngestReport) -> None:
 def profile(
     user_ids: Annotated[Optional[list[str]], typer.Argument(help="user id(s), as in the source data")] = None,
     all_users: Annotated[bool, typer.Option("--all", help="every user in the store")] = False,
-    refresh: Annotated[bool, typer.Option("--refresh", help="build a new version even if one is stored")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="rebuild from all facts as a new version")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="what changed between the last two versions")] = False,
+    history: Annotated[bool, typer.Option("--history", help="list the stored versions")] = False,
     store: StoreOpt = None,
     llm: LlmOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
 ):
-    """Show a user's profile, building it with the LLM if none is stored yet.
+    """Show a user's profile: built with the LLM if none is stored yet, updated if new events arrived.
 
     With several ids or --all it runs a batch: each finished profile is stored at once, so a killed
     batch run again skips what was done (and replays cached LLM calls of the user it was on).
@@ -118,6 +120,16 @@ def profile(
     ids = tp.users() if all_users else list(user_ids or [])
     if not ids:
         raise TasteprintError("no user given", hint="tasteprint profile USER_ID [USER_ID ...] or --all")
+    if diff or history:
+        if len(ids) != 1:
+            raise TasteprintError("--diff and --history take exactly one user id")
+        if not tp.db.has_user(ids[0]):
+            raise UnknownUserError(ids[0])
+        if history:
+            print_history(tp.profile_history(ids[0]), as_json)
+        if diff:
+            print_diff(tp.diff(ids[0]), as_json)
+        return
     if len(ids) == 1 and not all_users:
         result = tp.profile(ids[0], refresh=refresh)
         if as_json:
@@ -147,9 +159,68 @@ def profile(
         raise typer.Exit(1)
 
 
+def print_history(versions: list[UserProfile], as_json: bool) -> None:
+    rows = [
+        {
+            "version": p.version,
+            "created_at": p.created_at.isoformat(timespec="seconds"),
+            "prompt": p.prompt,
+            "based_on": p.based_on,
+            "events": p.n_events,
+            "interests": [i.label for i in p.interests],
+            "model": p.model,
+        }
+        for p in versions
+    ]
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table(title="profile versions")
+    for column in ("version", "created", "prompt", "from", "events", "interests", "model"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            str(r["version"]),
+            r["created_at"],
+            r["prompt"],
+            str(r["based_on"] or "-"),
+            str(r["events"]),
+            ", ".join(r["interests"]),
+            r["model"],
+        )
+    console.print(table)
+
+
+def print_diff(change: ProfileDiff, as_json: bool) -> None:
+    if as_json:
+        print(change.model_dump_json())
+        return
+    console.print(
+        f"[bold]User {change.user_id}[/]: v{change.old_version} -> v{change.new_version}, "
+        f"{change.new_events} new events"
+    )
+    table = Table(show_header=True)
+    table.add_column("change")
+    table.add_column("label")
+    table.add_column("weight")
+    for label in change.added:
+        table.add_row("[green]+ interest[/]", label, "")
+    for label in change.dropped:
+        table.add_row("[red]- interest[/]", label, "")
+    for label, (old, new) in change.reweighted.items():
+        table.add_row("~ re-weighted", label, f"{old:.2f} -> {new:.2f}")
+    for label in change.dislikes_added:
+        table.add_row("[green]+ dislike[/]", label, "")
+    for label in change.dislikes_dropped:
+        table.add_row("[red]- dislike[/]", label, "")
+    console.print(table if change.changed else "no interest or dislike changed")
+    console.print(f"summary {'changed' if change.summary_changed else 'unchanged'}")
+
+
 def print_profile(result: UserProfile, tp: Tasteprint) -> None:
     titles = tp.facts(result.user_id).item_titles
-    console.print(f"[bold]User {result.user_id}[/] - profile v{result.version} by {result.model}")
+    origin = f" (update of v{result.based_on})" if result.based_on else ""
+    console.print(f"[bold]User {result.user_id}[/] - profile v{result.version}{origin} by {result.model}")
     console.print(result.summary)
     table = Table(title="interests")
     for column in ("label", "weight", "evidence", "platforms"):

@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS llm_cache (
     completion TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS llm_cache_user ON llm_cache(user_id);
+CREATE TABLE IF NOT EXISTS stale_profiles (user_id TEXT PRIMARY KEY);
 """
 
 
@@ -84,8 +85,15 @@ class Database:
         rows = [(event_key(e), e.user_id, e.item_id, e.kind, e.timestamp, e.rating, e.text, e.platform) for e in events]
         with self.conn:
             before = self.conn.total_changes
+            (last_row,) = self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()
             self.conn.executemany("INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?)", rows)
             inserted = self.conn.total_changes - before
+            # Profiled users who just got new events are stale until their profile is updated.
+            self.conn.execute(
+                "INSERT OR IGNORE INTO stale_profiles SELECT DISTINCT user_id FROM events "
+                "WHERE rowid > ? AND user_id IN (SELECT user_id FROM profiles)",
+                (last_row,),
+            )
         self._bump_data_version()
         return inserted, len(rows) - inserted
 
@@ -123,6 +131,12 @@ class Database:
                 "INSERT INTO profiles VALUES (?,?,?,?)",
                 (stored.user_id, stored.version, stored.created_at.isoformat(), stored.model_dump_json()),
             )
+            # Events that arrived while the profile was being built keep it stale.
+            self.conn.execute(
+                "DELETE FROM stale_profiles WHERE user_id=? AND NOT EXISTS "
+                "(SELECT 1 FROM events WHERE user_id=? AND rowid > ?)",
+                (stored.user_id, stored.user_id, stored.event_watermark),
+            )
         return stored
 
     def cache_completion(self, key: str, model: str, user_id: str | None, completion: str) -> None:
@@ -137,7 +151,7 @@ class Database:
         them, in one transaction. Returns how many events were removed."""
         with self.conn:
             removed = self.conn.execute("DELETE FROM events WHERE user_id=?", (user_id,)).rowcount
-            for table in ("users", "profiles", "llm_cache"):
+            for table in ("users", "profiles", "llm_cache", "stale_profiles"):
                 self.conn.execute(f"DELETE FROM {table} WHERE user_id=?", (user_id,))
         self._bump_data_version()
         return removed
@@ -155,13 +169,25 @@ class Database:
         row = self.conn.execute("SELECT value FROM meta WHERE key='data_version'").fetchone()
         return int(row[0]) if row else 0
 
-    def user_events(self, user_id: str) -> list[Event]:
+    def user_events(self, user_id: str, after_row: int = 0) -> list[Event]:
+        """The user's events in time order; `after_row` keeps only those stored after that event row."""
         rows = self.conn.execute(
             "SELECT user_id, item_id, kind, timestamp, rating, text, platform FROM events "
-            "WHERE user_id=? ORDER BY timestamp, item_id",
-            (user_id,),
+            "WHERE user_id=? AND rowid > ? ORDER BY timestamp, item_id",
+            (user_id, after_row),
         ).fetchall()
         return [_event(row) for row in rows]
+
+    def event_watermark(self, user_id: str) -> int:
+        """The last event row stored for the user: a profile built now covers everything up to it."""
+        row = self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events WHERE user_id=?", (user_id,)).fetchone()
+        return row[0]
+
+    def is_stale(self, user_id: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM stale_profiles WHERE user_id=?", (user_id,)).fetchone() is not None
+
+    def stale_users(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT user_id FROM stale_profiles ORDER BY user_id")]
 
     def iter_events(self) -> Iterator[Event]:
         cursor = self.conn.execute(

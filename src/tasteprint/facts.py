@@ -127,6 +127,7 @@ def build_facts(
         item_titles={i: _short(items[i].title if i in items and items[i].title else i, TITLE_CHARS) for i in histories},
         item_ratings={i: h.rating for i, h in histories.items() if h.rating is not None},
         item_platforms={i: h.platform for i, h in histories.items()},
+        item_timestamps={i: h.last_timestamp for i, h in histories.items()},
         user_attributes=user_attributes,
     )
     facts.context = describe_context(facts, items)

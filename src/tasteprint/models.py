@@ -136,6 +136,7 @@ class UserFacts(BaseModel):
     item_titles: dict[str, str] = Field(default_factory=dict)
     item_ratings: dict[str, float] = Field(default_factory=dict)
     item_platforms: dict[str, str] = Field(default_factory=dict)
+    item_timestamps: dict[str, int] = Field(default_factory=dict, description="item id -> last event time")
     user_attributes: UserAttributes | None = None
 
 
@@ -193,6 +194,28 @@ class UserProfile(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    based_on: int | None = Field(default=None, description="the version this one updated, None for a full build")
+    n_events: int = Field(default=0, description="events the profile covers")
+    event_watermark: int = Field(default=0, description="the store's last event row this version saw")
+
+
+class ProfileDiff(BaseModel):
+    """What changed between two versions of a profile."""
+
+    user_id: str
+    old_version: int
+    new_version: int
+    added: list[str] = Field(default_factory=list, description="interest labels new in the later version")
+    dropped: list[str] = Field(default_factory=list, description="interest labels gone from the later version")
+    reweighted: dict[str, tuple[float, float]] = Field(default_factory=dict, description="label -> (old, new)")
+    dislikes_added: list[str] = Field(default_factory=list)
+    dislikes_dropped: list[str] = Field(default_factory=list)
+    summary_changed: bool = False
+    new_events: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.dropped or self.reweighted or self.dislikes_added or self.dislikes_dropped)
 
 
 class Recommendation(BaseModel):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
 from .facts import DISLIKED_MAX
 from .errors import LLMError, StructuredOutputError
 from .llm import LLMBackend, generate
-from .models import Dislike, Interest, UserFacts, UserProfile, VerificationStats
+from .models import Dislike, Interest, ProfileDiff, UserFacts, UserProfile, VerificationStats
 from .privacy import redact
 from .prompting import chat, string_schema
 
@@ -25,7 +26,11 @@ MAX_EVIDENCE = 3
 SUMMARY_MAX = 300
 DISLIKE_MARGIN = 0.5
 PROMPT_NAME = "profile_user.j2"
+UPDATE_PROMPT_NAME = "profile_update.j2"
 CLAIMS_MAX_TOKENS = 300
+HALF_LIFE_DAYS = 365
+# An update drops an interest whose time-decayed weight fell below this: the taste has moved on.
+FADED_WEIGHT = 0.05
 
 
 class DraftClaim(BaseModel):
@@ -220,6 +225,30 @@ def fit_to_context(
     )
 
 
+@dataclass
+class Update:
+    """An incremental update: the previous version and the facts of the events that arrived since."""
+
+    previous: UserProfile
+    new_facts: UserFacts
+
+
+def update_messages(facts: UserFacts, update: Update, prompts_dir=None) -> list[dict[str, str]]:
+    return chat(
+        "profile_system.j2",
+        UPDATE_PROMPT_NAME,
+        prompts_dir,
+        previous=update.previous,
+        new=update.new_facts,
+        shift=facts.context.get("recent_shift", ""),
+        max_interests=MAX_INTERESTS,
+    )
+
+
+def _as_claims(claims: list[Interest] | list[Dislike]) -> list[DraftClaim]:
+    return [DraftClaim(label=c.label, evidence=c.evidence) for c in claims]
+
+
 def build_profile(
     facts: UserFacts,
     backend: LLMBackend,
@@ -228,32 +257,55 @@ def build_profile(
     prompts_dir=None,
     temperature: float = 0.0,
     verify: bool = True,
+    update: Update | None = None,
 ) -> UserProfile:
     """Ask the model for claims, verify them, then ask it to summarise the verified claims.
 
     Args:
-        facts: the user's facts.
+        facts: the user's facts (all their events).
         backend: any LLM backend.
         vocabulary: every label in the catalogue; a summary naming one the user never touched is replaced.
         verify: False keeps every claim and the summary as the model wrote them (the evaluation's
             `tasteprint-noverify` ablation); never use it for real profiles.
+        update: build the next version from the previous one and the new events' facts (the update
+            prompt) instead of from all facts: the previous claims are re-verified against today's facts
+            and re-weighted, the model proposes claims from the new items only, and the top interests
+            by (time-decayed) weight are kept.
 
     Raises:
         StructuredOutputError: the model never produced a valid draft.
     """
-    shown, messages, condense_level = fit_to_context(facts, backend, CLAIMS_MAX_TOKENS, prompts_dir)
-    claims = generate(
-        backend,
-        messages,
-        ProfileDraft,
-        schema=draft_schema(shown),
-        max_tokens=CLAIMS_MAX_TOKENS,
-        temperature=temperature,
-    )
-    profile = verify_claims(facts, claims.value, strict=verify)
+    if update is None:
+        shown, messages, condense_level = fit_to_context(facts, backend, CLAIMS_MAX_TOKENS, prompts_dir)
+        schema = draft_schema(shown)
+    else:
+        messages, condense_level = update_messages(facts, update, prompts_dir), 0
+        schema = draft_schema(update.new_facts)
+    calls = []
+    draft = ProfileDraft()
+    if schema["properties"]:
+        claims = generate(
+            backend, messages, ProfileDraft, schema=schema, max_tokens=CLAIMS_MAX_TOKENS, temperature=temperature
+        )
+        calls.append(claims)
+        draft = claims.value
+    if update is not None:
+        draft = ProfileDraft(
+            interests=_as_claims(update.previous.interests) + draft.interests,
+            dislikes=_as_claims(update.previous.dislikes) + draft.dislikes,
+        )
+    profile = verify_claims(facts, draft, strict=verify)
     if condense_level:
         profile.verification.reasons.append(f"facts condensed {condense_level} step(s) to fit the context window")
-    calls = [claims]
+    if update is not None:
+        kept = [i for i in profile.interests if i.weight >= FADED_WEIGHT][:MAX_INTERESTS]
+        for cut in profile.interests:
+            if cut not in kept:
+                why = "faded with time" if cut.weight < FADED_WEIGHT else "outweighed by recent interests"
+                profile.verification.reasons.append(f"interest {cut.label!r}: dropped, {why}")
+        profile.interests = kept
+        profile.verification.interests_kept = len(profile.interests)
+        profile.prompt, profile.based_on = UPDATE_PROMPT_NAME, update.previous.version
     messages = summary_messages(facts, profile, prompts_dir)
     try:
         schema = summary_schema(facts, profile, confined=backend.enforces_schema)
@@ -291,10 +343,19 @@ def summary_messages(facts: UserFacts, profile: UserProfile, prompts_dir=None) -
     )
 
 
+def recency(facts: UserFacts, item_id: str) -> float:
+    """How much an item counts, halving every HALF_LIFE_DAYS before the user's latest event."""
+    age_days = (facts.last_timestamp - facts.item_timestamps.get(item_id, facts.last_timestamp)) / 86400
+    return 0.5 ** (max(age_days, 0.0) / HALF_LIFE_DAYS)
+
+
 def label_weights(facts: UserFacts) -> dict[str, float]:
-    """Weight of each label in 0..1: its item count relative to the user's top label, scaled by its
-    mean rating out of 5 where the user rated."""
-    counts = Counter(label for labels in facts.item_labels.values() for label in labels)
+    """Weight of each label in 0..1: its time-decayed item count relative to the user's top label, scaled
+    by its mean rating out of 5 where the user rated. Recent items count more (`recency`)."""
+    counts: Counter[str] = Counter()
+    for item_id, labels in facts.item_labels.items():
+        for label in labels:
+            counts[label] += recency(facts, item_id)
     if not counts:
         return {}
     top = max(counts.values())
@@ -449,3 +510,30 @@ def fallback_summary(facts: UserFacts, interests: list[Interest]) -> str:
     if facts.loved:
         parts.append("Favourites include " + "; ".join(i.title for i in facts.loved[:2]))
     return (". ".join(parts) + ".")[:400]
+
+
+REWEIGHT_MIN = 0.05
+
+
+def profile_diff(old: UserProfile, new: UserProfile) -> ProfileDiff:
+    """Interests added, dropped and re-weighted (by at least REWEIGHT_MIN), dislikes added and dropped."""
+    before = {i.label: i.weight for i in old.interests}
+    after = {i.label: i.weight for i in new.interests}
+    old_dislikes = {d.label for d in old.dislikes}
+    new_dislikes = {d.label for d in new.dislikes}
+    return ProfileDiff(
+        user_id=new.user_id,
+        old_version=old.version,
+        new_version=new.version,
+        added=[label for label in after if label not in before],
+        dropped=[label for label in before if label not in after],
+        reweighted={
+            label: (before[label], weight)
+            for label, weight in after.items()
+            if label in before and abs(weight - before[label]) >= REWEIGHT_MIN
+        },
+        dislikes_added=sorted(new_dislikes - old_dislikes),
+        dislikes_dropped=sorted(old_dislikes - new_dislikes),
+        summary_changed=old.summary != new.summary,
+        new_events=max(new.n_events - old.n_events, 0),
+    )
