@@ -16,8 +16,9 @@ from .facts import FactBook, build_facts
 from .embed import Embedder, profile_text
 from .explain import explain_item
 from .ingest import ingest as ingest_path
+from .ingest import read_identity_map
 from .llm import CachedBackend, LLMBackend, make_backend, on_behalf_of
-from .models import Explanation, IngestReport, ProfileDiff, Recommendation, UserFacts, UserProfile
+from .models import Explanation, IngestReport, LinkReport, ProfileDiff, Recommendation, UserFacts, UserProfile
 from .profile import Update, build_profile, profile_diff
 from .rerank import RerankResult, nearest_history, positive_history
 from .rerank import rerank as rerank_candidates
@@ -78,10 +79,30 @@ class Tasteprint:
     def close(self) -> None:
         self.db.close()
 
-    def ingest(self, path: str | Path, fmt: str | None = None, platform: str | None = None) -> IngestReport:
-        report = ingest_path(self.db, Path(path), fmt, platform)
+    def ingest(
+        self,
+        path: str | Path,
+        fmt: str | None = None,
+        platform: str | None = None,
+        identity_map: str | Path | None = None,
+    ) -> IngestReport:
+        """Load a data set. `platform` names where its events happened; `identity_map` (CSV with header
+        platform,platform_user_id,person_id) stores linked accounts under their person id."""
+        report = ingest_path(self.db, Path(path), fmt, platform, Path(identity_map) if identity_map else None)
         self.factbook = FactBook(self.db)
         return report
+
+    def link_identities(self, path: str | Path) -> LinkReport:
+        """Link accounts to people from an identity map CSV; events already stored move to the person,
+        and the accounts' own profiles (and profile embeddings) are removed."""
+        report = IngestReport()
+        links = read_identity_map(Path(path), report)
+        moved = self.db.link_identities(links)
+        for (_, account), person in links.items():
+            if account != person and not self.db.has_user(account):
+                self.vectors.delete_profile(account)
+        self.factbook = FactBook(self.db)
+        return LinkReport(links=len(links), events_moved=moved, errors=report.errors)
 
     @property
     def vectors(self) -> VectorStore:

@@ -63,6 +63,10 @@ def ingest(
     path: Annotated[Path, typer.Argument(help="data file or folder")],
     format: Annotated[Optional[str], typer.Option("--format", help="movielens | ml100k | amazon | events")] = None,
     platform: Annotated[Optional[str], typer.Option("--platform", help="platform name for these events")] = None,
+    identity_map: Annotated[
+        Optional[Path],
+        typer.Option("--identity-map", help="CSV platform,platform_user_id,person_id linking accounts to people"),
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="exit non-zero if any record is rejected")] = False,
     store: StoreOpt = None,
     llm: LlmOpt = None,
@@ -72,7 +76,7 @@ def ingest(
 ):
     """Load a data set into the store; report every rejected record by file, line and reason."""
     tp = open_tasteprint(store, llm, model, base_url)
-    report = tp.ingest(path, format, platform)
+    report = tp.ingest(path, format, platform, identity_map)
     if as_json:
         print(report.model_dump_json(include={"accepted", "rejected", "duplicates", "items", "errors", "format"}))
     else:
@@ -355,6 +359,23 @@ def forget(
     console.print(
         f"forgot user {user_id}: {removed} events, all profile versions, cached LLM responses and the profile embedding"
     )
+
+
+@app.command()
+@friendly_errors
+def link(
+    identity_map: Annotated[Path, typer.Argument(help="CSV platform,platform_user_id,person_id")],
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+):
+    """Link accounts on several platforms to one person; their stored events move to the person id."""
+    report = Tasteprint(store=store).link_identities(identity_map)
+    if as_json:
+        print(report.model_dump_json())
+        return
+    console.print(f"{report.links} account links, {report.events_moved} stored events moved to their person")
+    for error in report.errors:
+        err_console.print(f"{Path(error.file).name}:{error.line}: {error.reason}")
 
 
 @app.command()

@@ -56,6 +56,12 @@ CREATE TABLE IF NOT EXISTS llm_cache (
 );
 CREATE INDEX IF NOT EXISTS llm_cache_user ON llm_cache(user_id);
 CREATE TABLE IF NOT EXISTS stale_profiles (user_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS identities (
+    platform TEXT NOT NULL,
+    platform_user_id TEXT NOT NULL,
+    person_id TEXT NOT NULL,
+    PRIMARY KEY (platform, platform_user_id)
+);
 """
 
 
@@ -82,20 +88,54 @@ class Database:
 
     def add_events(self, events: Iterable[Event]) -> tuple[int, int]:
         """Insert events, ignoring exact duplicates. Returns (inserted, duplicates)."""
-        rows = [(event_key(e), e.user_id, e.item_id, e.kind, e.timestamp, e.rating, e.text, e.platform) for e in events]
+        events = list(events)
         with self.conn:
-            before = self.conn.total_changes
-            (last_row,) = self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()
-            self.conn.executemany("INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?)", rows)
-            inserted = self.conn.total_changes - before
-            # Profiled users who just got new events are stale until their profile is updated.
-            self.conn.execute(
-                "INSERT OR IGNORE INTO stale_profiles SELECT DISTINCT user_id FROM events "
-                "WHERE rowid > ? AND user_id IN (SELECT user_id FROM profiles)",
-                (last_row,),
-            )
+            inserted = self._insert_events(events)
         self._bump_data_version()
-        return inserted, len(rows) - inserted
+        return inserted, len(events) - inserted
+
+    def _insert_events(self, events: list[Event]) -> int:
+        """Insert inside the caller's transaction; profiled users who get new events become stale."""
+        rows = [(event_key(e), e.user_id, e.item_id, e.kind, e.timestamp, e.rating, e.text, e.platform) for e in events]
+        before = self.conn.total_changes
+        (last_row,) = self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()
+        self.conn.executemany("INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?)", rows)
+        inserted = self.conn.total_changes - before
+        self.conn.execute(
+            "INSERT OR IGNORE INTO stale_profiles SELECT DISTINCT user_id FROM events "
+            "WHERE rowid > ? AND user_id IN (SELECT user_id FROM profiles)",
+            (last_row,),
+        )
+        return inserted
+
+    def link_identities(self, links: dict[tuple[str, str], str]) -> int:
+        """Record (platform, platform user id) -> person id links and move already stored events of
+        those accounts to the person, in one transaction. The accounts' own profiles and cached
+        responses go: the person's merged profile replaces them. Returns how many events moved."""
+        moved = 0
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO identities VALUES (?,?,?)",
+                [(platform, account, person) for (platform, account), person in links.items()],
+            )
+            for (platform, account), person in links.items():
+                if account == person:
+                    continue
+                rows = self.conn.execute(
+                    "SELECT user_id, item_id, kind, timestamp, rating, text, platform FROM events "
+                    "WHERE user_id=? AND platform=?",
+                    (account, platform),
+                ).fetchall()
+                if not rows:
+                    continue
+                self.conn.execute("DELETE FROM events WHERE user_id=? AND platform=?", (account, platform))
+                self._insert_events([_event(row).model_copy(update={"user_id": person}) for row in rows])
+                moved += len(rows)
+                if not self.conn.execute("SELECT 1 FROM events WHERE user_id=? LIMIT 1", (account,)).fetchone():
+                    for table in ("profiles", "llm_cache", "stale_profiles"):
+                        self.conn.execute(f"DELETE FROM {table} WHERE user_id=?", (account,))
+        self._bump_data_version()
+        return moved
 
     def add_items(self, items: Iterable[Item]) -> int:
         rows = [
@@ -246,6 +286,10 @@ class Database:
     def cached_completion(self, key: str) -> str | None:
         row = self.conn.execute("SELECT completion FROM llm_cache WHERE request_key=?", (key,)).fetchone()
         return row[0] if row else None
+
+    def identities(self) -> dict[tuple[str, str], str]:
+        rows = self.conn.execute("SELECT platform, platform_user_id, person_id FROM identities")
+        return {(platform, account): person for platform, account, person in rows}
 
     def latest_profile(self, user_id: str) -> UserProfile | None:
         row = self.conn.execute(

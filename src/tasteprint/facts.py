@@ -159,7 +159,17 @@ def _attribute_stats(histories, labels_of, attribute_of, global_shares, n_items)
         )
     # Rank by how much of the history carries the label, weighted by how well it was rated.
     stats.sort(key=lambda s: (-s.count * ((s.mean_rating or 3.5) / 5), s.label))
-    return stats[:MAX_ATTRIBUTES]
+    platforms = sorted({h.platform for h in histories.values()})
+    if len(platforms) == 1:
+        return stats[:MAX_ATTRIBUTES]
+    # A merged person: take labels from each platform in turn, so a small platform is not crowded out.
+    ranked = [[s for s in stats if any(histories[i].platform == p for i in s.item_ids)] for p in platforms]
+    chosen: list[AttributeStat] = []
+    for turn in range(MAX_ATTRIBUTES):
+        for queue in ranked:
+            if turn < len(queue) and queue[turn] not in chosen and len(chosen) < MAX_ATTRIBUTES:
+                chosen.append(queue[turn])
+    return chosen
 
 
 def _recent_shift(histories, labels_of, labels: set[str]) -> dict[str, float]:

@@ -86,6 +86,14 @@ class IngestReport(BaseModel):
         return counts
 
 
+class LinkReport(BaseModel):
+    """What linking accounts to people did."""
+
+    links: int = 0
+    events_moved: int = 0
+    errors: list[RejectedRecord] = Field(default_factory=list)
+
+
 class ItemRef(BaseModel):
     """An item as facts cite it: id, title, and what the user did with it."""
 

@@ -295,6 +295,8 @@ def build_profile(
             dislikes=_as_claims(update.previous.dislikes) + draft.dislikes,
         )
     profile = verify_claims(facts, draft, strict=verify)
+    if verify:
+        cover_platforms(facts, profile)
     if condense_level:
         profile.verification.reasons.append(f"facts condensed {condense_level} step(s) to fit the context window")
     if update is not None:
@@ -341,6 +343,36 @@ def summary_messages(facts: UserFacts, profile: UserProfile, prompts_dir=None) -
         dislikes=[{"label": d.label, "titles": named(d.evidence)} for d in profile.dislikes],
         context={k: v for k, v in facts.context.items() if k != "activity"},
     )
+
+
+def cover_platforms(facts: UserFacts, profile: UserProfile) -> None:
+    """For a person merged across platforms, make sure each platform's taste shows: a platform no verified
+    interest cites gets its best liked label as an interest, computed from the data (and logged)."""
+    weights = label_weights(facts)
+    for platform in facts.platforms:
+        if len(facts.platforms) < 2 or any(platform in i.platforms for i in profile.interests):
+            continue
+        for attribute in facts.top_attributes:
+            evidence = [
+                i
+                for i in attribute.item_ids
+                if facts.item_platforms.get(i) == platform and facts.item_ratings.get(i, 5.0) > DISLIKED_MAX
+            ][:MAX_EVIDENCE]
+            if evidence and all(attribute.label != i.label for i in profile.interests):
+                profile.interests.append(
+                    Interest(
+                        label=attribute.label,
+                        weight=weights.get(attribute.label, 0.0),
+                        evidence=evidence,
+                        platforms=[platform],
+                    )
+                )
+                profile.verification.reasons.append(
+                    f"interest {attribute.label!r}: added from data, no claim covered platform {platform!r}"
+                )
+                profile.verification.interests_proposed += 1
+                break
+    profile.verification.interests_kept = len(profile.interests)
 
 
 def recency(facts: UserFacts, item_id: str) -> float:
@@ -473,8 +505,8 @@ _INSTRUCTION_ECHOES = ("taste in one or two sentences", "using only these facts"
 
 def summary_problem(summary: str, profile: UserProfile, vocabulary: set[str], source_text: str = "") -> str | None:
     """Why a summary cannot be kept, or None: too short, degenerate repetition, text that reads like an
-    instruction or echoes ours, a number the model was never shown, a catalogue label that is not one of
-    the verified claims, or no verified claim at all."""
+    instruction or echoes ours, a number the model was never shown, a catalogue label that is neither a
+    verified claim nor in the summary prompt, or no verified claim at all."""
     words = [w.lower() for w in _WORD.findall(summary)]
     if len(words) < 4:
         return "too short"
@@ -492,9 +524,15 @@ def summary_problem(summary: str, profile: UserProfile, vocabulary: set[str], so
     for number in _NUMBER.findall(summary):
         if number not in shown:
             return f"states the number {number}, which is not in the facts"
+    # Labels the summary prompt showed (claims, evidence titles that happen to be labels, context) are fine.
     claimed = [c.label.lower() for c in profile.interests + profile.dislikes]
+    shown_text = " ".join(claimed) + " " + source_text.lower()
     for label in vocabulary:
-        if len(label) >= 4 and label.lower() not in claimed and re.search(rf"\b{re.escape(label.lower())}\b", lowered):
+        if (
+            len(label) >= 4
+            and label.lower() not in shown_text
+            and re.search(rf"\b{re.escape(label.lower())}\b", lowered)
+        ):
             return f"names {label!r}, which is not a verified interest or dislike"
     if claimed and not any(label in lowered for label in claimed):
         return "mentions none of the verified interests"
