@@ -22,7 +22,8 @@ from .models import Explanation, IngestReport, LinkReport, ProfileDiff, Recommen
 from .profile import Update, build_profile, profile_diff
 from .rerank import RerankResult, nearest_history, positive_history
 from .rerank import rerank as rerank_candidates
-from .retrieve import EASE, Interactions, Retriever
+from .retrieve import COLD_START_MAX, EASE, Interactions, Retriever
+from .segments import Segmentation, build_segments, nearest_segment
 from .store import VectorStore, index_items
 
 EMBED_NEIGHBOURS = 200
@@ -172,7 +173,8 @@ class Tasteprint:
         query = self._query_vector(facts, profile)
         neighbours = [i for i, _ in self.vectors.nearest_items(query, EMBED_NEIGHBOURS)] if query is not None else []
         history = facts.history_item_ids + list(exclude)
-        candidates = self.retriever().candidates(history, neighbours, n=max(n_candidates, k))
+        prior = self.segment_prior(query) if len(facts.history_item_ids) <= COLD_START_MAX else None
+        candidates = self.retriever().candidates(history, neighbours, n=max(n_candidates, k), prior=prior)
         items = self.db.items([c.item_id for c in candidates])
         evidence = self.evidence_for(facts, [c.item_id for c in candidates], items)
         with on_behalf_of(user_id):
@@ -188,6 +190,44 @@ class Tasteprint:
                 prompts_dir=self.settings.prompts_dir,
             )
         return self.last_rerank.recommendations
+
+    @property
+    def _segments_file(self) -> Path:
+        return Path(self.settings.store) / "segments.json"
+
+    def segments(self, k: int | str = "auto", seed: int | None = None, progress: bool = True) -> Segmentation:
+        """k-means segments of every profiled user (k by silhouette with "auto"), each described by the
+        LLM from its members' verified interests; saved in the store as the prior for cold users."""
+        user_ids = self.db.profiled_users()
+        profiles = [self.db.latest_profile(u) for u in user_ids]
+        facts = [self.facts(u) for u in user_ids]
+        if not profiles:
+            raise TasteprintError("no profiled users to segment", hint="run `tasteprint profile --all` first")
+        embeddings = self.embed([profile_text(p) for p in profiles])
+        segmentation = build_segments(
+            profiles,
+            facts,
+            embeddings,
+            self.backend,
+            k=k,
+            seed=self.settings.seed if seed is None else seed,
+            vocabulary=set(self.factbook.global_shares),
+            prompts_dir=self.settings.prompts_dir,
+        )
+        segmentation.data_version = self.db.data_version()
+        self._segments_file.write_text(segmentation.model_dump_json())
+        return segmentation
+
+    def segment_prior(self, query: np.ndarray | None) -> list[str] | None:
+        """Popular items carrying the top interests of the segment nearest to `query`, or None when no
+        segments were built (or the user has nothing to place them by)."""
+        if query is None or not self._segments_file.exists():
+            return None
+        segment = nearest_segment(Segmentation.model_validate_json(self._segments_file.read_text()), query)
+        wanted = {i.label for i in segment.top_interests}
+        popular = self.retriever().popular()
+        items = self.db.items(popular)
+        return [i for i in popular if i in items and wanted & set(items[i].labels())]
 
     def evidence_for(self, facts: UserFacts, item_ids: list[str], items: dict) -> dict[str, list[str]]:
         """For each item, the user's nearest (not disliked) history items: the citations it may use."""

@@ -363,6 +363,34 @@ def forget(
 
 @app.command()
 @friendly_errors
+def segments(
+    k: Annotated[str, typer.Option("--k", help="number of segments, or auto (best silhouette for k in 2..8)")] = "auto",
+    store: StoreOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+):
+    """Cluster profiled users into segments (k-means), each described by the LLM and verified."""
+    if k != "auto" and not k.isdigit():
+        raise TasteprintError(f"--k must be a number or auto, not {k!r}")
+    tp = open_tasteprint(store, llm, model, base_url)
+    result = tp.segments(k=k if k == "auto" else int(k))
+    if as_json:
+        print(result.model_dump_json(exclude={"segments": {"__all__": {"centroid"}}}))
+        return
+    silhouette = f"{result.silhouette:.3f}" if result.silhouette is not None else "-"
+    table = Table(title=f"{result.k} segments (silhouette {silhouette})")
+    for column in ("#", "size", "description", "top interests (share of members)", "by"):
+        table.add_column(column)
+    for s in result.segments:
+        interests = ", ".join(f"{i.label} {i.share:.0%}" for i in s.top_interests)
+        table.add_row(str(s.segment_id), str(s.size), s.description, interests, "LLM" if s.by_llm else "data")
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
 def link(
     identity_map: Annotated[Path, typer.Argument(help="CSV platform,platform_user_id,person_id")],
     store: StoreOpt = None,

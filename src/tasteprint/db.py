@@ -291,6 +291,9 @@ class Database:
         rows = self.conn.execute("SELECT platform, platform_user_id, person_id FROM identities")
         return {(platform, account): person for platform, account, person in rows}
 
+    def profiled_users(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT user_id FROM profiles ORDER BY user_id")]
+
     def latest_profile(self, user_id: str) -> UserProfile | None:
         row = self.conn.execute(
             "SELECT body FROM profiles WHERE user_id=? ORDER BY version DESC LIMIT 1", (user_id,)

@@ -14,7 +14,7 @@ RRF_K = 60
 LIST_DEPTH = 200
 COLD_START_MAX = 5
 DEFAULT_WEIGHTS = {"ease": 1.0, "itemknn": 0.7, "embed": 0.4, "pop": 0.2}
-COLD_WEIGHTS = {"ease": 0.5, "itemknn": 0.5, "embed": 1.0, "pop": 0.6}
+COLD_WEIGHTS = {"ease": 0.5, "itemknn": 0.5, "embed": 1.0, "pop": 0.6, "segment": 0.8}
 
 
 @dataclass
@@ -150,8 +150,11 @@ class Retriever:
         self.cold_weights = cold_weights or COLD_WEIGHTS
         self._popular = top_ids(interactions.items, interactions.popularity.astype(np.float32), set(), 10 * LIST_DEPTH)
 
-    def ranked_lists(self, history: list[str], embedding_neighbours: list[str] | None = None) -> dict[str, list[str]]:
-        """Each retriever's own ranking of unconsumed items, best first."""
+    def ranked_lists(
+        self, history: list[str], embedding_neighbours: list[str] | None = None, prior: list[str] | None = None
+    ) -> dict[str, list[str]]:
+        """Each retriever's own ranking of unconsumed items, best first; `prior` is a ranking from outside
+        (the nearest segment's interests for a user with little history)."""
         consumed = set(history)
         vector = self.interactions.vector(history)
         lists = {"pop": [i for i in self._popular if i not in consumed][:LIST_DEPTH]}
@@ -161,11 +164,20 @@ class Retriever:
             lists["itemknn"] = top_ids(items, itemknn_scores(self.interactions, vector), consumed)
         if embedding_neighbours:
             lists["embed"] = [i for i in embedding_neighbours if i not in consumed][:LIST_DEPTH]
+        if prior:
+            lists["segment"] = [i for i in prior if i not in consumed][:LIST_DEPTH]
         return lists
 
+    def popular(self) -> list[str]:
+        return list(self._popular)
+
     def candidates(
-        self, history: list[str], embedding_neighbours: list[str] | None = None, n: int = 50
+        self,
+        history: list[str],
+        embedding_neighbours: list[str] | None = None,
+        n: int = 50,
+        prior: list[str] | None = None,
     ) -> list[Candidate]:
-        """Fused candidates; a user with little history leans on popularity and text similarity."""
+        """Fused candidates; a user with little history leans on popularity, text similarity and the prior."""
         weights = self.cold_weights if len(set(history)) <= COLD_START_MAX else self.weights
-        return fuse(self.ranked_lists(history, embedding_neighbours), weights)[:n]
+        return fuse(self.ranked_lists(history, embedding_neighbours, prior), weights)[:n]

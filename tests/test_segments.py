@@ -1,0 +1,95 @@
+"""Segments: k-means over profile embeddings and numeric facts, verified descriptions, the CLI, and the
+segment prior for users with little history."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from tasteprint import Tasteprint
+from tasteprint.cli import app
+from tasteprint.llm import ScriptedBackend
+from tasteprint.segments import MIN_LABEL_SHARE, description_schema
+
+from schema_replies import schema_reply
+
+USERS = [str(u) for u in range(1, 41)]
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory, movielens_store):
+    import shutil
+
+    store = tmp_path_factory.mktemp("segments") / "store"
+    shutil.copytree(movielens_store, store)
+    tp = Tasteprint(store=store, llm=ScriptedBackend([schema_reply] * 200))
+    batch = tp.profile_many(USERS, progress=False)
+    assert not batch.failures
+    return store
+
+
+def test_cli_segments_k5_json(profiled):
+    replies = ["not a description"] * 20  # a model that ignores the pattern: descriptions come from data
+    tp = Tasteprint(store=profiled, llm=ScriptedBackend(replies))
+    result = tp.segments(k=5)
+    assert len(result.segments) == 5 and sum(s.size for s in result.segments) == len(USERS)
+    assert sorted(m for s in result.segments for m in s.members) == sorted(USERS)
+    for segment in result.segments:
+        assert segment.description and segment.verified and not segment.by_llm
+        assert all(i.share >= MIN_LABEL_SHARE for i in segment.top_interests) or len(segment.top_interests) <= 3
+    printed = CliRunner().invoke(app, ["segments", "--k", "5", "--json", "--store", str(profiled), "--llm", "scripted"])
+    assert printed.exit_code == 0, printed.output
+    document = json.loads(printed.stdout)
+    assert len(document["segments"]) == 5 and sum(s["size"] for s in document["segments"]) == len(USERS)
+    assert all(s["description"] and s["verified"] for s in document["segments"])
+    assert "centroid" not in document["segments"][0]
+
+
+def test_auto_k_picks_the_best_silhouette(profiled):
+    result = Tasteprint(store=profiled, llm=ScriptedBackend(["x"] * 40)).segments(k="auto")
+    assert set(result.silhouettes) == set(range(2, 9))
+    assert result.k == max(result.silhouettes, key=lambda k: (result.silhouettes[k], -k))
+    bad = CliRunner().invoke(app, ["segments", "--k", "99", "--store", str(profiled), "--llm", "scripted"])
+    assert bad.exit_code == 1 and "cannot make 99 segments from 40 profiled users" in bad.output
+
+
+def test_description_pattern_only_admits_shared_labels():
+    pattern = description_schema(["Drama", "Comedy"])["properties"]["summary"]["pattern"]
+    assert re.fullmatch(pattern, "Most members enjoy Drama and Comedy.")
+    assert not re.fullmatch(pattern, "Most members enjoy Horror.")
+
+
+def test_cold_user_gets_the_nearest_segment_as_a_prior(profiled, tmp_path):
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(profiled, store)
+    tp = Tasteprint(store=store, llm=ScriptedBackend(["x"] * 20))
+    tp.segments(k=3)
+    events = tmp_path / "cold" / "events.jsonl"
+    events.parent.mkdir()
+    events.write_text(
+        "".join(
+            json.dumps({"user_id": "newbie", "item_id": i, "kind": "rating", "rating": 5, "timestamp": 1_500_000_000})
+            + "\n"
+            for i in ("1", "260", "1196")
+        )
+    )
+    tp.ingest(events)
+    recommendations = tp.recommend("newbie", k=10, rerank=False)
+    assert any("segment" in r.sources for r in recommendations)
+
+
+@pytest.mark.model
+def test_real_segment_descriptions(profiled, local_backend):
+    result = Tasteprint(store=profiled, llm=local_backend).segments(k=3)
+    assert sum(s.size for s in result.segments) == len(USERS)
+    written = [s for s in result.segments if s.by_llm]
+    assert written, [s.description for s in result.segments]
+    for segment in written:
+        labels = [i.label for i in segment.top_interests if i.share >= MIN_LABEL_SHARE]
+        assert re.fullmatch(description_schema(labels)["properties"]["summary"]["pattern"], segment.description)
+        assert segment.verified
