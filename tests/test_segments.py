@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from tasteprint import Tasteprint
 from tasteprint.cli import app
 from tasteprint.llm import ScriptedBackend
-from tasteprint.segments import MIN_LABEL_SHARE, description_schema
+from tasteprint.segments import MIN_LABEL_SHARE, description_schema, without_repeats
 
 from schema_replies import schema_reply
 
@@ -60,6 +60,13 @@ def test_description_pattern_only_admits_shared_labels():
     pattern = description_schema(["Drama", "Comedy"])["properties"]["summary"]["pattern"]
     assert re.fullmatch(pattern, "Most members enjoy Drama and Comedy.")
     assert not re.fullmatch(pattern, "Most members enjoy Horror.")
+
+
+def test_repeated_labels_are_named_once():
+    assert without_repeats("This group enjoys 1980s, 1990s and 1990s.", ["1980s", "1990s"]) == (
+        "This group enjoys 1980s and 1990s."
+    )
+    assert without_repeats("Members like Drama and Action.", ["Drama", "Action"]) == "Members like Drama and Action."
 
 
 def test_cold_user_gets_the_nearest_segment_as_a_prior(profiled, tmp_path):

@@ -105,9 +105,21 @@ def description_schema(labels: list[str]) -> dict:
     names = one_of(labels)
     if not names:
         return string_schema("summary", "^Members share no common interest[.]$")
-    return string_schema(
-        "summary", f"^(Members|Most members|This group) (enjoy|like|favour) {names}((, {names})* and {names})?[.]$"
-    )
+    opening = "((Members|Most members) (enjoy|like|favour)|This group (enjoys|likes|favours))"
+    return string_schema("summary", f"^{opening} {names}((, {names})* and {names})?[.]$")
+
+
+def without_repeats(text: str, labels: list[str]) -> str:
+    """The sentence with each label named once, in the model's order: a small model repeats itself."""
+    if not labels:
+        return text
+    mentions = re.findall("|".join(re.escape(label) for label in sorted(labels, key=len, reverse=True)), text)
+    named = list(dict.fromkeys(mentions))
+    if len(named) == len(mentions):
+        return text
+    opening = text[: text.index(named[0])].rstrip()
+    listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    return f"{opening} {listed}."
 
 
 def fallback_description(interests: list[SegmentInterest]) -> str:
@@ -146,7 +158,7 @@ def describe(
         schema = description_schema([i.label for i in common])
         try:
             reply = generate(backend, messages, SummaryDraft, schema=schema, max_tokens=80, temperature=0.0)
-            text = " ".join(reply.value.summary.split())
+            text = without_repeats(" ".join(reply.value.summary.split()), [i.label for i in common])
             # A backend without a grammar may ignore the pattern: the text must still match it.
             fits = re.fullmatch(schema["properties"]["summary"]["pattern"], text)
             if fits and not unverified_labels(text, shared, vocabulary):
