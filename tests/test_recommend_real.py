@@ -30,7 +30,7 @@ def assert_grounded(recommendations, facts, k):
 
 
 def test_sample_profile_recommend_explain_on_the_local_model(tmp_path, local_backend):
-    tp = Tasteprint(store=tmp_path, llm=local_backend)
+    tp = Tasteprint(store=tmp_path, llm=local_backend, rerank_passes=2)
     tp.ingest(BUILT_IN)
     recommendations = tp.recommend("ana", k=5)
     facts = tp.facts("ana")

@@ -51,7 +51,7 @@ def test_llm_judgements_are_blended_and_citations_checked():
             {"c4": 5, "c3": 3, "c2": 2, "c1": 1},
         ]
     )
-    result = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, backend, k=4, blend=1.0)
+    result = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, backend, k=4, blend=1.0, passes=2)
     assert [r.item_id for r in result.recommendations] == ["c4", "c3", "c2", "c1"]
     stats = result.stats
     assert stats.out_of_candidates == 1  # "zz" was never a candidate

@@ -1,6 +1,6 @@
 import numpy as np
 
-from tasteprint.retrieve import EASE, Interactions, Retriever, fuse, itemknn_scores, top_ids
+from tasteprint.retrieve import EASE, Interactions, ItemKNN, Retriever, fuse, top_ids
 
 
 def small_world() -> Interactions:
@@ -52,10 +52,23 @@ def test_ease_ignores_rare_items_outside_its_columns():
 
 def test_itemknn_cosine_by_hand():
     world = small_world()
-    scores = itemknn_scores(world, world.vector(["a"]))
+    scores = ItemKNN(k=10, block=2).fit(world).scores(world.vector(["a"]))
     # a is used by u1,u2,u4; b by u1,u2,u3: cosine = 2 / (sqrt3 * sqrt3)
     assert np.isclose(scores[world.item_index["b"]], 2 / 3, atol=1e-5)
     assert np.isclose(scores[world.item_index["e"]], 0)
+    assert scores[world.item_index["a"]] == 0  # an item is not its own neighbour
+
+
+def test_itemknn_keeps_only_each_items_nearest_neighbours():
+    world = small_world()
+    full = ItemKNN(k=10).fit(world).similarity.toarray()
+    one = ItemKNN(k=1, block=3).fit(world).similarity.toarray()
+    # Each candidate (column) keeps exactly its single most similar item.
+    for column in range(full.shape[1]):
+        kept = np.flatnonzero(one[:, column])
+        assert len(kept) <= 1
+        if kept.size:
+            assert np.isclose(one[kept[0], column], full[:, column].max())
 
 
 def test_candidates_exclude_consumed_items_and_have_no_duplicates():

@@ -187,6 +187,7 @@ class Tasteprint:
                 self.backend if rerank else None,
                 k=k,
                 blend=self.settings.rerank_blend,
+                passes=self.settings.rerank_passes,
                 prompts_dir=self.settings.prompts_dir,
             )
         return self.last_rerank.recommendations

@@ -36,6 +36,9 @@ class Settings(BaseModel):
     timeout_s: float = 60.0
     max_retries: int = 4
     rerank_blend: float = Field(default=0.3, ge=0, le=1, description="weight of the LLM rank in the final order")
+    rerank_passes: int = Field(
+        default=1, ge=1, le=2, description="2 adds a pass in reversed order against position bias, at twice the cost"
+    )
     prompts_dir: Path | None = None
     redact_hosted: bool = Field(
         default=True, description="redact e-mails, phone numbers and similar before text goes to a hosted model"

@@ -23,7 +23,7 @@ from .metrics import hit_rate_at_k, map_at_k, mrr, ndcg_at_k, precision_at_k, re
 from .models import Event, Item, UserFacts, UserProfile
 from .profile import build_profile
 from .rerank import RerankResult, blend_order, nearest_history, rerank
-from .retrieve import COLD_START_MAX, COLD_WEIGHTS, DEFAULT_WEIGHTS, EASE, Candidate, Interactions, fuse, itemknn_scores
+from .retrieve import COLD_START_MAX, COLD_WEIGHTS, DEFAULT_WEIGHTS, EASE, Candidate, Interactions, ItemKNN, fuse
 from .split import Split, cold_start, leave_last_out, random_split
 
 CLASSICAL = ("random", "pop", "itemknn", "ease", "hybrid", "bert-kmeans")
@@ -88,6 +88,7 @@ class World:
         self.user_vectors: dict[str, np.ndarray] | None = None  # set by fit_segments (bert-kmeans)
         self.interactions = Interactions.from_pairs((u, e.item_id) for u, es in histories.items() for e in es)
         self.ease = EASE().fit(self.interactions)
+        self.knn = ItemKNN().fit(self.interactions)
         self.catalogue = catalogue
         self.position = {item: n for n, item in enumerate(catalogue)}
         self.vectors = vectors
@@ -110,7 +111,7 @@ class World:
         if method == "ease":
             return self._on_catalogue(self.ease.scores(vector))
         if method == "itemknn":
-            return self._on_catalogue(itemknn_scores(self.interactions, vector))
+            return self._on_catalogue(self.knn.scores(vector))
         raise ValueError(method)
 
     def fit_segments(self, histories: dict[str, list[Event]], items: dict[str, Item], embed, seed: int) -> None:
@@ -197,6 +198,7 @@ class EvalContext:
     backend: LLMBackend | None = None
     n_candidates: int = 20
     blend: float = 0.3
+    rerank_passes: int = 1
 
 
 def all_unseen(catalogue: list[str]) -> Callable[[str, set[str]], list[str]]:
@@ -287,7 +289,9 @@ def _evaluate_llm_method(
         for c in pool
     }
     start = time.perf_counter()
-    result = rerank(facts, profile, pool, llm.items, evidence, llm.backend, k=len(pool), blend=blend)
+    result = rerank(
+        facts, profile, pool, llm.items, evidence, llm.backend, k=len(pool), blend=blend, passes=llm.rerank_passes
+    )
     outcome.seconds["rerank"] = time.perf_counter() - start
     outcome.rerank = result
     outcome.pool = [c.item_id for c in pool]

@@ -80,6 +80,7 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
         tp.backend if wants_llm else None,
         n_candidates=config.n_candidates,
         blend=settings.rerank_blend,
+        rerank_passes=settings.rerank_passes,
     )
     sample = sorted(
         random.Random(config.seed).sample(loo.evaluated_users(), min(config.users, len(loo.evaluated_users())))
@@ -153,6 +154,7 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
             "seed": config.seed,
             "k": config.k,
             "n_candidates": config.n_candidates,
+            "rerank_passes": settings.rerank_passes,
             "format": report.format,
         },
         "data": {

@@ -219,6 +219,7 @@ def rerank(
     *,
     k: int = 10,
     blend: float = DEFAULT_BLEND,
+    passes: int = 1,
     prompts_dir=None,
     temperature: float = 0.0,
 ) -> RerankResult:
@@ -228,6 +229,8 @@ def rerank(
         evidence: candidate id -> the history items allowed as its citation, best first.
         backend: the LLM; None keeps the retrieval order (the `--no-rerank` path).
         blend: weight of the LLM rank in the final score (0 = retrieval only, 1 = LLM only).
+        passes: 2 judges the candidates again in reversed order and averages the ranks, against the
+            model's position bias; it doubles the cost.
     """
     stats = RerankStats()
     order = list(dict.fromkeys(c.item_id for c in candidates))
@@ -237,7 +240,7 @@ def rerank(
         try:
             ranks: dict[str, list[int]] = {c: [] for c in order}
             # The second pass (reversed order) only re-judges fit; citations come from the first.
-            for pass_order, cite in ((order, True), (order[::-1], False)):
+            for pass_order, cite in ((order, True), (order[::-1], False))[:passes]:
                 ranked, pass_cites = _one_pass(
                     pass_order, facts, profile, items, evidence, backend, stats, prompts_dir, temperature, cite
                 )
