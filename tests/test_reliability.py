@@ -324,3 +324,33 @@ def test_readers_work_while_one_process_writes_and_chroma_writers_are_serialised
     assert len(vectors.item_ids()) == 400
     assert vectors.nearest_items(np.ones(8, dtype="float32"), 5)
     assert len(Database(store).user_ids()) == 12 + 5000
+
+
+def _cached_calls(store: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{store / 'tasteprint.sqlite'}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM llm_cache").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.mark.model
+def test_eval_killed_with_sigkill_replays_its_llm_work(tmp_path):
+    out = tmp_path / "R"
+    command = [sys.executable, "-m", "tasteprint.cli", "eval", str(BUILT_IN), "--protocol", "cand20"]
+    command += ["--methods", "pop,tasteprint", "--users", "2", "--out", str(out)]
+    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while _cached_calls(out / "store") < 4 and time.monotonic() < deadline and victim.poll() is None:
+        time.sleep(0.1)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    done_before = _cached_calls(out / "store")
+    assert done_before >= 4 and not (out / "results.json").exists()
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["llm_cache"]["hits"] >= done_before  # nothing the killed run finished is recomputed
+    assert any(r["method"] == "tasteprint" and r["protocol"] == "cand20" for r in results["results"])
+    with sqlite3.connect(out / "store" / "tasteprint.sqlite") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -31,6 +31,7 @@ from .evaluate import (
     validation_task,
 )
 from .facts import label_shares
+from .llm import CachedBackend
 from .metrics import catalogue_coverage, mean_ci95, popularity_bias, rate
 from .split import leave_last_out
 
@@ -73,6 +74,7 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
     loo = leave_last_out(events)
     train_events = [e for es in loo.train.values() for e in es]
     wants_llm = bool(set(config.methods) & set(LLM_METHODS))
+    cached = wants_llm and isinstance(tp.backend, CachedBackend)
     context = EvalContext(
         items,
         label_shares(train_events, items),
@@ -178,6 +180,8 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
         "blend_tuning": tuning,
         "fusion_tuning": fusion,
         "benchmarks": benchmark_figures(per_user, time.perf_counter() - started),
+        # A rerun after a crash replays finished LLM calls from the store's cache: hits say how many.
+        "llm_cache": {"hits": tp.backend.hits, "misses": tp.backend.misses} if cached else None,
         "results": results,
         "llm_stages": llm_stages,
     }
@@ -345,6 +349,7 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
         f"- model: {document['model'] or 'none (classical methods only)'}",
         f"- rerank decode speed: {bench['rerank_completion_tokens_per_s']} tokens/s; LLM users/minute: "
         f"{bench['llm_users_per_minute']}; wall time {bench['wall_seconds']} s",
+        f"- LLM response cache: {document['llm_cache'] or 'not used'} (hits are calls replayed from an earlier run)",
         f"- data: {data['events']} events, {data['items']} items, {data['users']} users "
         f"({data['evaluated_users']} evaluated by loo); LLM sample: {len(data['sample'])} users; seed "
         f"{document['config']['seed']}",
