@@ -42,7 +42,9 @@ class Embedder:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
 
+                transformers_logging.disable_progress_bar()  # a weight-loading bar on every CLI call is noise
                 _MODELS[key] = SentenceTransformer(key, device="cpu")
             return _MODELS[key]
 
