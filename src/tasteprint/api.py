@@ -196,7 +196,7 @@ class Tasteprint:
     def _segments_file(self) -> Path:
         return Path(self.settings.store) / "segments.json"
 
-    def segments(self, k: int | str = "auto", seed: int | None = None, progress: bool = True) -> Segmentation:
+    def segments(self, k: int | str = "auto", seed: int | None = None) -> Segmentation:
         """k-means segments of every profiled user (k by silhouette with "auto"), each described by the
         LLM from its members' verified interests; saved in the store as the prior for cold users."""
         user_ids = self.db.profiled_users()
@@ -216,7 +216,9 @@ class Tasteprint:
             prompts_dir=self.settings.prompts_dir,
         )
         segmentation.data_version = self.db.data_version()
-        self._segments_file.write_text(segmentation.model_dump_json())
+        partial = self._segments_file.with_suffix(".tmp")
+        partial.write_text(segmentation.model_dump_json())
+        partial.replace(self._segments_file)  # a reader never sees half a file
         return segmentation
 
     def segment_prior(self, query: np.ndarray | None) -> list[str] | None:
