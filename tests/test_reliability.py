@@ -237,10 +237,11 @@ def test_bad_local_model_paths_are_clear_errors(tmp_path):
 # -- crash and resume -----------------------------------------------------------------------------
 
 
-def _profile_count(store: Path) -> int:
+def _rows(store: Path, table: str) -> int:
+    """Rows in a store table, read-only while another process writes (0 before the table exists)."""
     try:
         with sqlite3.connect(f"file:{store / 'tasteprint.sqlite'}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT COUNT(*) FROM profiles").fetchone()[0]
+            return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
 
@@ -253,11 +254,11 @@ def test_batch_killed_with_sigkill_resumes_without_recomputing(tmp_path):
     command = [sys.executable, "-m", "tasteprint.cli", "profile", *users, "--store", str(store), "--json"]
     victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while _profile_count(store) < 2 and time.monotonic() < deadline and victim.poll() is None:
+    while _rows(store, "profiles") < 2 and time.monotonic() < deadline and victim.poll() is None:
         time.sleep(0.1)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
-    done_before = _profile_count(store)
+    done_before = _rows(store, "profiles")
     assert 2 <= done_before < len(users), "the batch should have been killed part-way"
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
@@ -326,14 +327,6 @@ def test_readers_work_while_one_process_writes_and_chroma_writers_are_serialised
     assert len(Database(store).user_ids()) == 12 + 5000
 
 
-def _cached_calls(store: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{store / 'tasteprint.sqlite'}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT COUNT(*) FROM llm_cache").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-
-
 @pytest.mark.model
 def test_eval_killed_with_sigkill_replays_its_llm_work(tmp_path):
     out = tmp_path / "R"
@@ -341,11 +334,11 @@ def test_eval_killed_with_sigkill_replays_its_llm_work(tmp_path):
     command += ["--methods", "pop,tasteprint", "--users", "2", "--out", str(out)]
     victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while _cached_calls(out / "store") < 4 and time.monotonic() < deadline and victim.poll() is None:
+    while _rows(out / "store", "llm_cache") < 4 and time.monotonic() < deadline and victim.poll() is None:
         time.sleep(0.1)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
-    done_before = _cached_calls(out / "store")
+    done_before = _rows(out / "store", "llm_cache")
     assert done_before >= 4 and not (out / "results.json").exists()
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr
