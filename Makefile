@@ -1,6 +1,9 @@
 # Build llama.cpp without its examples, tools, tests and server binaries: only the library
 # llama-cpp-python loads is needed, and skipping the rest cuts the from-source compile.
-export CMAKE_ARGS ?= -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAVA_BUILD=OFF -DLLAMA_CURL=OFF
+# Not -march=native: on CPUs that report AMX, a native build emits AMX tile instructions that the
+# kernel refuses to an unprepared process (SIGILL, "Illegal instruction", on the first decode).
+# AVX2/FMA/F16C runs on any x86-64 machine of this decade.
+export CMAKE_ARGS ?= -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAVA_BUILD=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1

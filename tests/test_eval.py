@@ -51,7 +51,10 @@ def test_eval_writes_agreeing_report_results_and_plots(tmp_path, monkeypatch):
     assert tp["users"] == 3 and tp["json_validity_rate"] == 1.0
     assert tp["consumed_item_rate"] == 0.0 and tp["duplicate_rate"] == 0.0
     assert tp["explanation_grounding_rate"] == 1.0
-    assert results["blend_tuning"]["chosen"] in (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+    fit = results["fits"]["loo"]
+    assert fit["rerank_blend"] in (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0) and fit["rerank_gain"]["users"] >= 1
+    msr = results["fits"]["msr"]
+    assert msr["target"] == "random" and msr["rerank_blend"] == fit["rerank_blend"]
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert len(pngs) >= 2 and all((out / p).stat().st_size > 1000 for p in pngs)
     assert document["results"] == results["results"]

@@ -1,24 +1,11 @@
 import numpy as np
 
-from tasteprint.retrieve import EASE, Interactions, ItemKNN, Retriever, fuse, top_ids
+from tasteprint.retrieve import EASE, Interactions, ItemKNN, fuse, ordered_history, top_indices
 
 
 def small_world() -> Interactions:
-    pairs = [
-        ("u1", "a"),
-        ("u1", "b"),
-        ("u2", "a"),
-        ("u2", "b"),
-        ("u2", "c"),
-        ("u3", "b"),
-        ("u3", "c"),
-        ("u4", "a"),
-        ("u4", "c"),
-        ("u4", "d"),
-        ("u5", "d"),
-        ("u5", "e"),
-    ]
-    return Interactions.from_pairs(pairs)
+    histories = {"u1": ["a", "b"], "u2": ["a", "b", "c"], "u3": ["b", "c"], "u4": ["a", "c", "d"], "u5": ["d", "e"]}
+    return Interactions.from_histories(histories)
 
 
 def test_weighted_reciprocal_rank_fusion_by_hand():
@@ -52,7 +39,7 @@ def test_ease_ignores_rare_items_outside_its_columns():
 
 def test_itemknn_cosine_by_hand():
     world = small_world()
-    scores = ItemKNN(k=10, block=2).fit(world).scores(world.vector(["a"]))
+    scores = ItemKNN(k=10).fit(world).scores(world.vector(["a"]))
     # a is used by u1,u2,u4; b by u1,u2,u3: cosine = 2 / (sqrt3 * sqrt3)
     assert np.isclose(scores[world.item_index["b"]], 2 / 3, atol=1e-5)
     assert np.isclose(scores[world.item_index["e"]], 0)
@@ -62,33 +49,31 @@ def test_itemknn_cosine_by_hand():
 def test_itemknn_keeps_only_each_items_nearest_neighbours():
     world = small_world()
     full = ItemKNN(k=10).fit(world).similarity.toarray()
-    one = ItemKNN(k=1, block=3).fit(world).similarity.toarray()
-    # Each candidate (column) keeps exactly its single most similar item.
-    for column in range(full.shape[1]):
-        kept = np.flatnonzero(one[:, column])
-        assert len(kept) <= 1
-        if kept.size:
-            assert np.isclose(one[kept[0], column], full[:, column].max())
+    one = ItemKNN(k=1).fit(world).similarity.toarray()
+    # Each item (row) keeps exactly its single most similar other item.
+    for row in range(full.shape[0]):
+        kept = np.flatnonzero(one[row])
+        assert len(kept) == 1
+        assert np.isclose(one[row, kept[0]], full[row].max())
 
 
-def test_candidates_exclude_consumed_items_and_have_no_duplicates():
+def test_recency_weights_halve_every_half_life_items_back():
     world = small_world()
-    retriever = Retriever(world, EASE(lam=1.0, min_count=1).fit(world))
-    candidates = retriever.candidates(["a", "b"], embedding_neighbours=["a", "e", "c"], n=10)
-    ids = [c.item_id for c in candidates]
-    assert not {"a", "b"} & set(ids)
-    assert len(ids) == len(set(ids))
-    assert "embed" in next(c for c in candidates if c.item_id == "e").ranks
+    weights = world.vector(["a", "c", "b", "d"], half_life=1.0)
+    index = world.item_index
+    assert weights[index["d"]] == 1.0 and weights[index["b"]] == 0.5 and weights[index["a"]] == 0.125
+    assert world.vector(["a", "c"]).tolist() == [1, 0, 1, 0, 0]
 
 
-def test_cold_user_falls_back_to_popularity_and_text():
-    world = small_world()
-    retriever = Retriever(world, EASE(lam=1.0, min_count=1).fit(world))
-    lists = retriever.ranked_lists([], embedding_neighbours=["e", "d"])
-    assert set(lists) == {"pop", "embed"}
-    assert lists["pop"][0] in {"a", "b", "c"}  # the most used items
-    assert [c.item_id for c in retriever.candidates([], ["e"], n=3)]
+def test_ordered_history_keeps_each_item_at_its_latest_position():
+    class E:
+        def __init__(self, item_id):
+            self.item_id = item_id
+
+    assert ordered_history([E("a"), E("b"), E("a"), E("c")]) == ["b", "a", "c"]
 
 
-def test_top_ids_skips_excluded_and_zero_scores():
-    assert top_ids(["a", "b", "c"], np.array([0.5, 0.9, 0.0]), {"b"}) == ["a"]
+def test_top_indices_skips_excluded_items_and_breaks_ties_by_index():
+    scores = np.array([0.5, 0.9, 0.5, 0.1])
+    assert top_indices(scores, np.array([False, True, False, False]), 2).tolist() == [0, 2]
+    assert top_indices(scores, np.zeros(4, dtype=bool), 10).tolist() == [1, 0, 2, 3]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from rich.progress import Progress
 
 from .config import Settings
@@ -20,13 +21,16 @@ from .ingest import read_identity_map
 from .llm import CachedBackend, LLMBackend, make_backend, on_behalf_of
 from .models import Explanation, IngestReport, LinkReport, ProfileDiff, Recommendation, UserFacts, UserProfile
 from .profile import Update, build_profile, profile_diff
-from .rerank import RerankResult, nearest_history, positive_history
+from .recommender import FitConfig, FitReport, Recommender
+from .rerank import DEFAULT_BLEND, RerankResult, nearest_history, positive_history
 from .rerank import rerank as rerank_candidates
-from .retrieve import COLD_START_MAX, EASE, Interactions, Retriever
+from .retrieve import Candidate, fuse
 from .segments import Segmentation, build_segments, nearest_segment
 from .store import VectorStore, index_items
 
-EMBED_NEIGHBOURS = 200
+COLD_START_MAX = 5  # users with at most this many items also get the nearest segment's prior
+SEGMENT_PRIOR_WEIGHT = 0.5
+SEGMENT_PRIOR_DEPTH = 2000
 
 
 @dataclass
@@ -63,7 +67,7 @@ class Tasteprint:
         self._backend = llm if llm is not None and not isinstance(llm, str) else None
         self.embed = Embedder()
         self._vectors: VectorStore | None = None
-        self._retriever: tuple[int, Retriever] | None = None
+        self._recommender: Recommender | None = None
         self.last_rerank: RerankResult | None = None
         self._indexed_version: int | None = None
 
@@ -123,60 +127,104 @@ class Tasteprint:
         self._indexed_version = version
         return added
 
-    def retriever(self) -> Retriever:
-        """The hybrid retriever over all stored interactions; EASE weights are cached per data version."""
-        version = self.db.data_version()
-        if self._retriever and self._retriever[0] == version:
-            return self._retriever[1]
-        interactions = Interactions.from_pairs(
-            (e.user_id, e.item_id) for e in self.db.iter_events() if e.kind != "search"
-        )
-        cache = Path(self.settings.store) / f"ease-v{version}.npz"
-        ease = EASE()
-        if cache.exists():
-            saved = np.load(cache)
-            ease.columns, ease.weights = saved["columns"], saved["weights"]
-        else:
-            ease.fit(interactions)
-            for old in Path(self.settings.store).glob("ease-v*.npz"):
-                old.unlink()
-            np.savez(cache, columns=ease.columns, weights=ease.weights)
-        self._retriever = (version, Retriever(interactions, ease))
-        return self._retriever[1]
+    @property
+    def _recommender_dir(self) -> Path:
+        return Path(self.settings.store) / "recommender"
 
-    def _query_vector(self, facts: UserFacts, profile: UserProfile | None) -> np.ndarray | None:
-        """Profile embedding blended with the mean of the user's loved items: the embedding retriever's query."""
-        loved = self.vectors.item_vectors([i.item_id for i in facts.loved])
-        parts = [np.mean(list(loved.values()), axis=0)] if loved else []
-        if profile is not None:
-            vector = self.embed([profile_text(profile)])[0]
-            self.vectors.upsert_profile(facts.user_id, vector, {"version": profile.version})
-            parts.append(vector)
-        if not parts:
-            return None
-        query = np.sum(parts, axis=0)
-        return query / (np.linalg.norm(query) + 1e-9)
+    def fit(self, progress: bool = True, rerank_users: int = 0, **config: object) -> FitReport:
+        """Fit the recommender on every stored interaction and save it in the store (see `Recommender`).
+        `rerank_users` > 0 also tunes the LLM rerank blend on that many validation users."""
+        histories = self.db.histories()
+        fit_config = FitConfig(
+            target=self.settings.fit_target,
+            ease_max_items=self.settings.ease_max_items,
+            seed=self.settings.seed,
+            rerank_users=rerank_users,
+            **config,
+        )
+        vectors = None
+        if self.settings.fit_embeddings:
+            self.index(progress=progress)
+            vectors = self.vectors.item_vectors(sorted({i for h in histories.values() for i in h}))
+        labels = {item_id: item.labels() for item_id, item in self.db.items().items()}
+        version = self.db.data_version()
+        recommender = Recommender(fit_config)
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task("fitting the recommender", total=None)
+            report = recommender.fit(
+                histories,
+                vectors,
+                labels,
+                judge=self.judge if rerank_users else None,
+                progress=lambda message: bar.update(task, description=message),
+            )
+        report.data_version = version
+        recommender.save(self._recommender_dir)
+        self._recommender = recommender
+        return report
+
+    def recommender(self, progress: bool = True) -> Recommender:
+        """The fitted recommender for the current data; fitted (once, under a lock) when missing or stale."""
+        version = self.db.data_version()
+        if self._recommender is not None and self._recommender.report.data_version == version:
+            return self._recommender
+        with FileLock(str(Path(self.settings.store) / "fit.lock")):
+            saved = Recommender.load(self._recommender_dir)
+            if saved is not None and saved.report is not None and saved.report.data_version == version:
+                self._recommender = saved
+            else:
+                self.fit(progress=progress)
+        return self._recommender
+
+    def judge(self, user_id: str, history: list[str], pool: list[str]) -> dict[str, float]:
+        """The LLM's rank of `pool` for the user as known from `history` alone: facts, a profile built
+        from them (not stored) and one rerank, so blend tuning never sees the held-out item."""
+        keep = set(history)
+        events = [e for e in self.db.user_events(user_id) if e.item_id in keep]
+        items = self.db.items(set(pool) | keep)
+        facts = build_facts(user_id, events, items, self.factbook.global_shares)
+        with on_behalf_of(user_id):
+            profile = build_profile(facts, self.backend, vocabulary=set(self.factbook.global_shares))
+            evidence = self.evidence_for(facts, pool, items)
+            result = rerank_candidates(
+                facts, profile, [Candidate(i, 0.0) for i in pool], items, evidence, self.backend, k=len(pool), blend=1.0
+            )
+        return result.llm_rank
+
+    def profile_vector(self, profile: UserProfile | None) -> np.ndarray | None:
+        """The profile's text embedding (part of the embedding retriever's query), or None without one."""
+        return self.embed([profile_text(profile)])[0] if profile is not None and self.settings.fit_embeddings else None
 
     def recommend(
         self, user_id: str, k: int = 10, *, rerank: bool = True, n_candidates: int = 20, exclude: Iterable[str] = ()
     ) -> list[Recommendation]:
         """Top-k unconsumed items for the user, each with an explanation citing the user's history.
 
-        Retrieval (EASE, item co-occurrence, embeddings, popularity) proposes `n_candidates`; with
-        `rerank` the LLM reorders them (blended with the retrieval order) and picks each citation.
-        `exclude` drops further items (e.g. what was shown already).
+        The fitted recommender proposes and ranks `n_candidates`; with `rerank` the LLM reorders them,
+        blended with the fitted order by the weight the fit chose on validation (or `rerank_blend`),
+        and picks each citation. `exclude` drops further items (e.g. what was shown already).
         """
         user_id = str(user_id)
         facts = self.facts(user_id)
         profile = self.profile(user_id) if rerank else self.db.latest_profile(user_id)
-        self.index()
-        query = self._query_vector(facts, profile)
-        neighbours = [i for i, _ in self.vectors.nearest_items(query, EMBED_NEIGHBOURS)] if query is not None else []
-        history = facts.history_item_ids + list(exclude)
-        prior = self.segment_prior(query) if len(facts.history_item_ids) <= COLD_START_MAX else None
-        candidates = self.retriever().candidates(history, neighbours, n=max(n_candidates, k), prior=prior)
-        items = self.db.items([c.item_id for c in candidates])
-        evidence = self.evidence_for(facts, [c.item_id for c in candidates], items)
+        recommender = self.recommender()
+        history = [e.item_id for e in self.db.user_events(user_id) if e.kind != "search"]
+        candidates = recommender.recommend(
+            history, n=max(n_candidates, k), exclude=exclude, profile_vector=self.profile_vector(profile)
+        )
+        if len(facts.history_item_ids) <= COLD_START_MAX and self._segments_file.exists():
+            query = self.profile_vector(profile)
+            if query is None and (loved := self.vectors.item_vectors(history)):
+                query = np.mean(list(loved.values()), axis=0)
+            prior = self.segment_prior(query, set(history) | set(exclude))
+            lists = {"fitted": [c.item_id for c in candidates], "segment": prior}
+            candidates = fuse(lists, {"fitted": 1.0, "segment": SEGMENT_PRIOR_WEIGHT})[: max(n_candidates, k)]
+        ids = [c.item_id for c in candidates]
+        items = self.db.items(ids)
+        evidence = self.evidence_for(facts, ids, items)
+        blend = self.settings.rerank_blend
+        if blend is None:
+            blend = DEFAULT_BLEND if recommender.rerank_blend is None else recommender.rerank_blend
         with on_behalf_of(user_id):
             self.last_rerank = rerank_candidates(
                 facts,
@@ -186,7 +234,7 @@ class Tasteprint:
                 evidence,
                 self.backend if rerank else None,
                 k=k,
-                blend=self.settings.rerank_blend,
+                blend=blend,
                 passes=self.settings.rerank_passes,
                 prompts_dir=self.settings.prompts_dir,
             )
@@ -221,14 +269,14 @@ class Tasteprint:
         partial.replace(self._segments_file)  # a reader never sees half a file
         return segmentation
 
-    def segment_prior(self, query: np.ndarray | None) -> list[str] | None:
-        """Popular items carrying the top interests of the segment nearest to `query`, or None when no
-        segments were built (or the user has nothing to place them by)."""
+    def segment_prior(self, query: np.ndarray | None, exclude: set[str]) -> list[str]:
+        """Popular items (not in `exclude`) carrying the top interests of the segment nearest to `query`;
+        empty when no segments were built or the user has nothing to place them by."""
         if query is None or not self._segments_file.exists():
-            return None
+            return []
         segment = nearest_segment(Segmentation.model_validate_json(self._segments_file.read_text()), query)
         wanted = {i.label for i in segment.top_interests}
-        popular = self.retriever().popular()
+        popular = [i for i in self.recommender().single("pop", [], n=SEGMENT_PRIOR_DEPTH) if i not in exclude]
         items = self.db.items(popular)
         return [i for i in popular if i in items and wanted & set(items[i].labels())]
 
@@ -315,8 +363,12 @@ class Tasteprint:
                 temperature=self.settings.temperature,
                 update=update,
             )
-        profile = profile.model_copy(update={"n_events": facts.n_events, "event_watermark": watermark})
-        return self.db.save_profile(profile)
+        profile = self.db.save_profile(
+            profile.model_copy(update={"n_events": facts.n_events, "event_watermark": watermark})
+        )
+        # Written with the profile, so that reading (recommend) never writes.
+        self.vectors.upsert_profile(user_id, self.embed([profile_text(profile)])[0], {"version": profile.version})
+        return profile
 
     def profile_history(self, user_id: str) -> list[UserProfile]:
         """Every stored version of the user's profile, oldest first."""

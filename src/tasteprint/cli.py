@@ -19,6 +19,7 @@ from .api import Tasteprint
 from .config import Settings
 from .errors import IngestError, TasteprintError, UnknownUserError
 from .models import IngestReport, ProfileDiff, UserProfile
+from .recommender import FitReport
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="LLM user profiles and explained recommendations.")
 console = Console()
@@ -68,21 +69,67 @@ def ingest(
         typer.Option("--identity-map", help="CSV platform,platform_user_id,person_id linking accounts to people"),
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="exit non-zero if any record is rejected")] = False,
+    no_fit: Annotated[bool, typer.Option("--no-fit", help="load only; the recommender is fitted on first use")] = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+):
+    """Load a data set into the store, reporting every rejected record by file, line and reason, then
+    fit the recommender on everything stored (unless --no-fit)."""
+    tp = Tasteprint(store=store)
+    report = tp.ingest(path, format, platform, identity_map)
+    if as_json:
+        print(report.model_dump_json(include={"accepted", "rejected", "duplicates", "items", "errors", "format"}))
+    else:
+        print_ingest(report)
+    if not no_fit and report.accepted:
+        fitted = tp.fit(progress=not as_json)
+        if not as_json:
+            print_fit(fitted)
+    if strict and report.rejected:
+        raise IngestError(f"{report.rejected} record(s) rejected under --strict")
+
+
+@app.command()
+@friendly_errors
+def fit(
+    target: Annotated[
+        Optional[str], typer.Option("--target", help="validate on each user's next item (next) or a random fifth")
+    ] = None,
+    rerank_users: Annotated[
+        int, typer.Option("--rerank-users", min=0, help="validation users to tune the LLM rerank blend on")
+    ] = 0,
     store: StoreOpt = None,
     llm: LlmOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
 ):
-    """Load a data set into the store; report every rejected record by file, line and reason."""
-    tp = open_tasteprint(store, llm, model, base_url)
-    report = tp.ingest(path, format, platform, identity_map)
+    """Fit the recommender on the store's interactions and save it: retrievers, recency, ranker and
+    (with --rerank-users) the LLM blend, each chosen on held-out validation users."""
+    tp = Tasteprint(store=store, llm=llm, model=model, base_url=base_url, fit_target=target)
+    report = tp.fit(progress=not as_json, rerank_users=rerank_users)
     if as_json:
-        print(report.model_dump_json(include={"accepted", "rejected", "duplicates", "items", "errors", "format"}))
+        print(report.model_dump_json())
     else:
-        print_ingest(report)
-    if strict and report.rejected:
-        raise IngestError(f"{report.rejected} record(s) rejected under --strict")
+        print_fit(report)
+
+
+def print_fit(report: FitReport) -> None:
+    table = Table(title="fitted recommender", show_header=False)
+    rows = {
+        "data": f"{report.users} users, {report.items} items, {report.interactions} interactions",
+        "retrievers": ", ".join(report.retrievers),
+        "recency": f"half-life {report.half_life} items, plain-history mix {report.plain_mix}",
+        "ranker": report.ranker + ("" if report.ranker == "lambdamart" else f" {report.fusion_weights}"),
+        f"validation NDCG@10 ({report.validation_users} users, {report.target})": ", ".join(
+            f"{name} {value:.4f}" for name, value in report.validation.items()
+        ),
+        "LLM blend": "not tuned" if report.rerank_blend is None else f"{report.rerank_blend} {report.rerank_gain}",
+        "cost": f"{report.seconds} s, peak RSS {report.peak_rss_mb} MB",
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    console.print(table)
 
 
 def print_ingest(report: IngestReport) -> None:
@@ -478,10 +525,7 @@ def eval_command(
         n_candidates=candidates,
         fmt=format,
     )
-    try:
-        document = run_eval(config, settings, console)
-    except ValueError as exc:
-        raise TasteprintError(str(exc)) from exc
+    document = run_eval(config, settings, console)
     main_rows = [r for r in document["results"] if r["metric"] == "ndcg@10"]
     table = Table(title=f"NDCG@10 ({out / 'report.md'})")
     for column in ("protocol", "method", "population", "users", "NDCG@10", "95% CI"):

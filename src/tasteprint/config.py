@@ -35,7 +35,19 @@ class Settings(BaseModel):
     seed: int = 42
     timeout_s: float = 60.0
     max_retries: int = 4
-    rerank_blend: float = Field(default=0.3, ge=0, le=1, description="weight of the LLM rank in the final order")
+    rerank_blend: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="weight of the LLM rank in the final order; unset: what the fit chose on validation, else 0.3",
+    )
+    fit_target: Literal["next", "random"] = Field(
+        default="next", description="what the fit validates on: each user's next item, or a random fifth"
+    )
+    fit_embeddings: bool = Field(default=True, description="embed the catalogue and use embedding neighbours")
+    ease_max_items: int = Field(
+        default=12_000, description="above this many items with 2+ interactions the fit uses ALS, not EASE"
+    )
     rerank_passes: int = Field(
         default=1, ge=1, le=2, description="2 adds a pass in reversed order against position bias, at twice the cost"
     )

@@ -71,7 +71,10 @@ def event_key(event: Event) -> str:
 
 
 class Database:
-    """Thin wrapper over one SQLite file; safe for several readers and one writer (WAL mode)."""
+    """Thin wrapper over one SQLite file; safe for several readers and one writer (WAL mode).
+
+    Event order everywhere is (timestamp, rowid): equal timestamps keep the order the events were
+    stored in, which is file order. Leave-last-out splits depend on this tie-break."""
 
     def __init__(self, store: Path):
         store.mkdir(parents=True, exist_ok=True)
@@ -213,7 +216,7 @@ class Database:
         """The user's events in time order; `after_row` keeps only those stored after that event row."""
         rows = self.conn.execute(
             "SELECT user_id, item_id, kind, timestamp, rating, text, platform FROM events "
-            "WHERE user_id=? AND rowid > ? ORDER BY timestamp, item_id",
+            "WHERE user_id=? AND rowid > ? ORDER BY timestamp, rowid",
             (user_id, after_row),
         ).fetchall()
         return [_event(row) for row in rows]
@@ -226,16 +229,24 @@ class Database:
     def is_stale(self, user_id: str) -> bool:
         return self.conn.execute("SELECT 1 FROM stale_profiles WHERE user_id=?", (user_id,)).fetchone() is not None
 
-    def stale_users(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT user_id FROM stale_profiles ORDER BY user_id")]
-
     def iter_events(self) -> Iterator[Event]:
         cursor = self.conn.execute(
             "SELECT user_id, item_id, kind, timestamp, rating, text, platform FROM events "
-            "ORDER BY user_id, timestamp, item_id"
+            "ORDER BY user_id, timestamp, rowid"
         )
         for row in cursor:
             yield _event(row)
+
+    def histories(self) -> dict[str, list[str]]:
+        """Each user's item ids in time order, ties in the order they were stored (file order); searches
+        are not consumption and are left out."""
+        histories: dict[str, list[str]] = {}
+        rows = self.conn.execute(
+            "SELECT user_id, item_id FROM events WHERE kind != 'search' ORDER BY user_id, timestamp, rowid"
+        )
+        for user_id, item_id in rows:
+            histories.setdefault(user_id, []).append(item_id)
+        return histories
 
     def has_user(self, user_id: str) -> bool:
         return self.conn.execute("SELECT 1 FROM events WHERE user_id=? LIMIT 1", (user_id,)).fetchone() is not None

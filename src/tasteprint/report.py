@@ -17,26 +17,14 @@ from rich.progress import Progress
 
 from .api import Tasteprint
 from .config import Settings
-from .evaluate import (
-    CLASSICAL,
-    FUSION_GRID,
-    LLM_METHODS,
-    PROTOCOLS,
-    EvalContext,
-    UserOutcome,
-    build_tasks,
-    run_method,
-    tune_blend,
-    tune_fusion,
-    validation_task,
-)
+from .errors import TasteprintError
+from .evaluate import CLASSICAL, LLM_METHODS, PROTOCOLS, EvalContext, UserOutcome, build_tasks, run_method
 from .facts import label_shares
 from .llm import CachedBackend
 from .metrics import catalogue_coverage, mean_ci95, popularity_bias, rate
 from .split import leave_last_out
 
-TUNING_USERS = 10
-FUSION_TUNING_USERS = 200
+TUNING_USERS = 10  # validation users the LLM blend is tuned on
 
 
 @dataclass
@@ -52,17 +40,12 @@ class EvalConfig:
     fmt: str | None = None
 
 
-def item_vectors(tp: Tasteprint, catalogue: list[str]) -> np.ndarray:
-    """Embeddings of every catalogue item, in catalogue order, through the vector store."""
-    tp.index()
-    found = tp.vectors.item_vectors(catalogue)
-    return np.stack([found[i] for i in catalogue])
-
-
 def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
     unknown = set(config.methods) - set(CLASSICAL) - set(LLM_METHODS)
     if unknown:
-        raise ValueError(f"unknown method(s): {', '.join(sorted(unknown))}")
+        raise TasteprintError(
+            f"unknown method(s): {', '.join(sorted(unknown))}", hint="one of " + ", ".join(CLASSICAL + LLM_METHODS)
+        )
     started = time.perf_counter()
     config.out.mkdir(parents=True, exist_ok=True)
     tp = Tasteprint(settings=settings)
@@ -70,7 +53,10 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
     events = [e for e in tp.db.iter_events() if e.kind != "search"]
     items = tp.db.items()
     catalogue = sorted(items)
-    vectors = item_vectors(tp, catalogue)
+    vectors = None
+    if settings.fit_embeddings:
+        tp.index()
+        vectors = tp.vectors.item_vectors(catalogue)
     loo = leave_last_out(events)
     train_events = [e for es in loo.train.values() for e in es]
     wants_llm = bool(set(config.methods) & set(LLM_METHODS))
@@ -79,10 +65,12 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
         items,
         label_shares(train_events, items),
         tp.embed,
+        tp.evidence_for,
+        tp.profile_vector,
         tp.backend if wants_llm else None,
         n_candidates=config.n_candidates,
-        blend=settings.rerank_blend,
         rerank_passes=settings.rerank_passes,
+        blend=settings.rerank_blend,
     )
     sample = sorted(
         random.Random(config.seed).sample(loo.evaluated_users(), min(config.users, len(loo.evaluated_users())))
@@ -90,61 +78,36 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
     profiles: dict = {}
     results: list[dict] = []
     per_user: dict[tuple[str, str], list[UserOutcome]] = {}
-    tuning: dict = {}
-    fusion = {}
-    weights = None
+    tune_blend = wants_llm and settings.rerank_blend is None
     with Progress(console=console, transient=True) as progress:
-        # The blend is tuned with the full pipeline when it is evaluated, else with the first ablation.
-        reranked = sorted((m for m in config.methods if m.startswith("tasteprint")), key=lambda m: m != "tasteprint")
-        if "hybrid" in config.methods or reranked:
-            valid = validation_task(events, catalogue, vectors)
-            tuning_users = sorted(
-                random.Random(config.seed).sample(
-                    valid.split.evaluated_users(), min(FUSION_TUNING_USERS, len(valid.split.evaluated_users()))
-                )
-            )
-            weights, means = tune_fusion(valid, tuning_users, context, config.k)
-            valid.world.weights = weights
-            fusion = {
-                "users": len(tuning_users),
-                "chosen": weights,
-                "ndcg_by_weights": [{"weights": w, "ndcg": round(m, 5)} for w, m in zip(FUSION_GRID, means)],
-            }
-        if reranked:
-            outcomes = run_method(
-                reranked[0], valid, sample[:TUNING_USERS], config.k, config.seed, context, profiles, progress
-            )
-            context.blend, means = tune_blend(outcomes, config.k)
-            tuning = {"users": len(outcomes), "ndcg_by_blend": means, "chosen": context.blend}
-        for task in build_tasks(events, catalogue, vectors, config.protocols, config.seed, weights):
+        fitting = progress.add_task("fitting", total=None)
+        tasks = build_tasks(
+            events,
+            catalogue,
+            vectors,
+            {i: item.labels() for i, item in items.items()},
+            config.protocols,
+            config.seed,
+            judge=tp.judge if tune_blend else None,
+            rerank_users=TUNING_USERS if tune_blend else 0,
+            progress=lambda message: progress.update(fitting, description=message),
+        )
+        progress.remove_task(fitting)
+        for task in tasks:
             users = task.split.evaluated_users()
+            popularity = task.popularity(catalogue)
             for method in config.methods:
                 if method == "llm" and not task.protocol.startswith("cand20"):
                     continue  # the LLM alone can only order a short candidate list
                 chosen = users if method in CLASSICAL else [u for u in sample if u in task.split.test]
                 outcomes = run_method(method, task, chosen, config.k, config.seed, context, profiles, progress)
                 per_user[(method, task.protocol)] = outcomes
-                results += summarise(
-                    method,
-                    task.protocol,
-                    outcomes,
-                    config.k,
-                    "all" if method in CLASSICAL else "sample",
-                    len(catalogue),
-                    task.world.popularity,
-                    catalogue,
-                )
+                scopes = [("all" if method in CLASSICAL else "sample", outcomes)]
                 if method in CLASSICAL and method != "random":
-                    on_sample = [o for o in outcomes if o.user_id in set(sample)]
+                    scopes.append(("sample", [o for o in outcomes if o.user_id in set(sample)]))
+                for scope, scoped in scopes:
                     results += summarise(
-                        method,
-                        task.protocol,
-                        on_sample,
-                        config.k,
-                        "sample",
-                        len(catalogue),
-                        task.world.popularity,
-                        catalogue,
+                        method, task.protocol, scoped, config.k, scope, len(catalogue), popularity, catalogue
                     )
     llm_stages = [stage_metrics(m, p, o) for (m, p), o in per_user.items() if m in LLM_METHODS]
     document = {
@@ -177,8 +140,7 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
             "python": platform.python_version(),
             "cpus": __import__("os").cpu_count(),
         },
-        "blend_tuning": tuning,
-        "fusion_tuning": fusion,
+        "fits": {task.protocol: task.recommender.report.model_dump() for task in tasks},
         "benchmarks": benchmark_figures(per_user, time.perf_counter() - started),
         # A rerun after a crash replays finished LLM calls from the store's cache: hits say how many.
         "llm_cache": {"hits": tp.backend.hits, "misses": tp.backend.misses} if cached else None,
@@ -354,17 +316,13 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
         f"({data['evaluated_users']} evaluated by loo); LLM sample: {len(data['sample'])} users; seed "
         f"{document['config']['seed']}",
     ]
-    if document["blend_tuning"]:
-        tuning = document["blend_tuning"]
-        grid = ", ".join(f"{w}: {v:.4f}" for w, v in tuning["ndcg_by_blend"].items())
+    for protocol, fit in document["fits"].items():
+        gain = fit["rerank_gain"]
         lines.append(
-            f"- rerank blend tuned on the validation item of {tuning['users']} users: "
-            f"{tuning['chosen']} (NDCG@{k} by weight: {grid})"
-        )
-    if document["fusion_tuning"]:
-        fusion = document["fusion_tuning"]
-        lines.append(
-            f"- retrieval fusion weights tuned on the validation item of {fusion['users']} users: {fusion['chosen']}"
+            f"- {protocol} fit ({fit['target']} target, {fit['validation_users']} validation users, "
+            f"{fit['seconds']} s): ranker {fit['ranker']}, half-life {fit['half_life']}, plain mix "
+            f"{fit['plain_mix']}, fusion weights {fit['fusion_weights']}, validation NDCG@10 {fit['validation']}, "
+            f"LLM blend {fit['rerank_blend']}" + (f" (gain {gain['ndcg_gain']} ± {gain['ci95']})" if gain else "")
         )
     lines += [
         "",

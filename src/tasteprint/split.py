@@ -1,4 +1,8 @@
-"""Evaluation splits. No test item is ever in the part used for profiles, facts or training."""
+"""Evaluation splits. No test item is ever in the part used for profiles, facts or training.
+
+Events arrive in time order with ties in file order (the store's documented order); a user's items
+are ordered by their latest event, so leave-last-out holds out the item consumed last in that order.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .models import Event
+from .retrieve import ordered_history
 
 MIN_LOO_INTERACTIONS = 5
-COLD_START_MAX = 5
+COLD_START_MAX = 5  # a cold user has at most this many items
 
 
 @dataclass
@@ -38,15 +43,9 @@ def by_user(events: Iterable[Event]) -> dict[str, list[Event]]:
     for event in events:
         if event.kind != "search":
             grouped[event.user_id].append(event)
+    for user_events in grouped.values():
+        user_events.sort(key=lambda e: e.timestamp)  # stable: equal timestamps keep file order
     return dict(grouped)
-
-
-def _item_order(events: list[Event]) -> list[str]:
-    """The user's items ordered by their last interaction (ties by id)."""
-    last: dict[str, int] = {}
-    for event in events:
-        last[event.item_id] = max(last.get(event.item_id, 0), event.timestamp)
-    return sorted(last, key=lambda i: (last[i], i))
 
 
 def leave_last_out(events: Iterable[Event], min_interactions: int = MIN_LOO_INTERACTIONS) -> Split:
@@ -54,7 +53,7 @@ def leave_last_out(events: Iterable[Event], min_interactions: int = MIN_LOO_INTE
     `min_interactions` distinct items stay in training only."""
     split = Split(train={})
     for user_id, user_events in by_user(events).items():
-        order = _item_order(user_events)
+        order = ordered_history(user_events)
         if len(order) < min_interactions:
             split.train[user_id] = user_events
             continue
@@ -86,12 +85,12 @@ def random_split(events: Iterable[Event], ratio: float = 0.75, seed: int = 42) -
 
 
 def cold_start(split: Split, max_history: int = COLD_START_MAX) -> Split:
-    """Users with at most `max_history` items before their test item. Where the data has too few such
-    users, each test user's history is cut to its `max_history` most recent items (simulated cold start)."""
+    """Simulated cold start: each test user's history is cut to its `max_history` most recent items
+    (MovieLens has no naturally cold users); other users keep their training events."""
     cold = Split(train=dict(split.train))
     for user_id, test_items in split.test.items():
         history = split.history_for_test(user_id)
-        keep = set(_item_order(history)[-max_history:])
+        keep = set(ordered_history(history)[-max_history:])
         cold.train[user_id] = [e for e in history if e.item_id in keep]
         cold.test[user_id] = test_items
     return cold

@@ -62,7 +62,7 @@ class VectorStore:
     def item_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         if not ids:
             return {}
-        found = self.items.get(ids=list(ids), include=["embeddings"])
+        found = self.items.get(ids=list(dict.fromkeys(ids)), include=["embeddings"])  # Chroma rejects repeats
         return {i: np.asarray(v, dtype=np.float32) for i, v in zip(found["ids"], found["embeddings"])}
 
     def nearest_items(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:

@@ -1,0 +1,388 @@
+"""The fitted recommender: what `recommend`, `explain`, `chat` and `eval` all rank with.
+
+`Recommender.fit` takes each user's item history in time order (ties in file order) and:
+1. holds out a validation target per sampled user from the *training* data (`next`: the last item;
+   `random`: a random fifth of the items) and fits the retrievers on the rest;
+2. chooses how strongly recent items count (a half-life in items, mixed with the plain history) by
+   the main retriever's NDCG@10 on those targets;
+3. chooses the ranking stage: reciprocal-rank fusion with weights tuned on one half of the users, or
+   LightGBM LambdaMART trained on the same half, whichever scores better on the other half;
+4. optionally tunes the LLM rerank blend on validation users through a judge callback;
+5. refits the retrievers on everything and keeps the choices. `save`/`load` persist it in a store.
+
+The main retriever is EASE up to `ease_max_items` items with at least 2 interactions, ALS above, so
+no dense items x items matrix is built for a large catalogue.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+import resource
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+from scipy import sparse
+
+from .errors import TasteprintError
+from .metrics import mean_ci95, ndcg_at_k
+from .ranker import FUSION_GRID, Pool, fit_lambdamart
+from .rerank import blend_order
+from .retrieve import ALS, EASE, LIST_DEPTH, Candidate, Embedding, Interactions, ItemKNN, top_indices
+
+HALF_LIVES = (None, 3.0, 5.0, 10.0, 20.0)  # None: the plain history, every item weighted 1
+PLAIN_MIX = (0.0, 0.3, 1.0, 3.0)
+BLEND_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+MIN_VALIDATION_ITEMS = 5
+# The judge returns the LLM's rank (0 = best) of each pooled item for one user's history.
+Judge = Callable[[str, list[str], list[str]], dict[str, float]]
+
+
+class FitConfig(BaseModel):
+    """How a recommender is fitted; every choice the data makes is recorded in the `FitReport`."""
+
+    target: Literal["next", "random"] = Field(
+        default="next", description="validation target: each user's last item, or a random fifth of their items"
+    )
+    ease_max_items: int = Field(
+        default=12_000, description="above this many items with 2+ interactions, ALS replaces EASE"
+    )
+    neighbours: int = 100
+    factors: int = 64
+    validation_users: int = 600
+    ranker: Literal["auto", "fusion", "lambdamart"] = "auto"
+    rerank_users: int = Field(default=0, description="validation users the LLM blend is tuned on (0: not tuned)")
+    seed: int = 42
+
+
+class FitReport(BaseModel):
+    """What a fit saw, chose and measured."""
+
+    data_version: int = 0
+    users: int
+    items: int
+    interactions: int
+    target: str
+    retrievers: list[str]
+    half_life: float | None
+    plain_mix: float
+    ranker: str
+    fusion_weights: dict[str, float]
+    validation: dict[str, float] = Field(description="NDCG@10 on held-out validation users, by candidate stage")
+    validation_users: int
+    rerank_blend: float | None = None
+    rerank_gain: dict[str, float] | None = Field(default=None, description="NDCG@10 gain of the chosen blend, ±CI")
+    seconds: float
+    peak_rss_mb: float
+
+
+class Recommender:
+    """Retrievers plus a ranking stage, fitted on one set of histories. See the module docstring."""
+
+    def __init__(self, config: FitConfig | None = None):
+        self.config = config or FitConfig()
+        self.interactions: Interactions | None = None
+        self.main: EASE | ALS | None = None
+        self.knn: ItemKNN | None = None
+        self.embedding: Embedding | None = None
+        self.labels: sparse.csr_matrix | None = None  # items x labels, binary
+        self.half_life: float | None = 10.0
+        self.plain_mix = 0.3
+        self.weights: dict[str, float] = dict(FUSION_GRID[0])
+        self.model = None  # the LambdaMART ranker when chosen
+        self.rerank_blend: float | None = None
+        self.report: FitReport | None = None
+        self._baselines: dict[str, EASE | ALS | ItemKNN] = {}
+
+    # -- fitting ------------------------------------------------------------------------------
+
+    @property
+    def main_name(self) -> str:
+        return "ease" if isinstance(self.main, EASE) else "als"
+
+    def _fit_retrievers(self, histories, vectors: dict | None, labels: dict | None) -> None:
+        self.interactions = Interactions.from_histories(histories)
+        items = self.interactions.items
+        if (self.interactions.popularity >= EASE().min_count).sum() <= self.config.ease_max_items:
+            self.main = EASE().fit(self.interactions)
+        else:
+            self.main = ALS(self.config.factors, seed=self.config.seed).fit(self.interactions)
+        self.knn = ItemKNN(self.config.neighbours).fit(self.interactions)
+        self.embedding = None
+        if vectors and all(i in vectors for i in items):
+            self.embedding = Embedding(np.stack([vectors[i] for i in items]))
+        self.labels = None
+        if labels:
+            names = sorted({label for i in items for label in labels.get(i, ())})
+            column = {name: n for n, name in enumerate(names)}
+            rows = [(r, column[label]) for r, i in enumerate(items) for label in labels.get(i, ())]
+            data = np.ones(len(rows), dtype=np.float32)
+            self.labels = sparse.csr_matrix(
+                (data, ([r for r, _ in rows], [c for _, c in rows])), shape=(len(items), len(names))
+            )
+        self._baselines = {}
+
+    def fit(
+        self,
+        histories: dict[str, Sequence[str]],
+        vectors: dict[str, np.ndarray] | None = None,
+        labels: dict[str, Iterable[str]] | None = None,
+        judge: Judge | None = None,
+        progress: Callable[[str], None] = lambda _: None,
+    ) -> FitReport:
+        """Fit on `histories` (user -> item ids, oldest first). `vectors` (item -> embedding) adds the
+        embedding retriever; `labels` (item -> labels) the label-affinity feature; `judge` tunes the
+        LLM rerank blend on `config.rerank_users` validation users."""
+        started = time.perf_counter()
+        if not any(histories.values()):
+            raise TasteprintError("nothing to fit: no interactions", hint="ingest a data set first")
+        histories = {u: list(h) for u, h in histories.items() if h}
+        targets, inner = self._hold_out(histories)
+        progress(f"fitting retrievers on {len(inner)} users minus {len(targets)} validation targets")
+        self._fit_retrievers(inner, vectors, labels)
+        users = sorted(targets)
+        index = self.interactions.item_index
+        wanted = {u: {index[i] for i in targets[u] if i in index} for u in users}
+        users = [u for u in users if wanted[u]]
+        half = len(users) // 2
+        tune_users, check_users = users[:half], users[half:]
+        progress(f"choosing recency and ranker on {len(users)} validation users")
+        validation = self._choose_recency(users, inner, wanted)
+        pools = {u: self._pool(inner[u]) for u in users}
+        validation |= self._choose_ranker(tune_users, check_users, pools, wanted)
+        gain = None
+        if judge is not None and self.config.rerank_users > 0:
+            progress(f"tuning the LLM blend on {min(self.config.rerank_users, len(check_users))} validation users")
+            self.rerank_blend, gain = self._tune_blend(check_users[: self.config.rerank_users], inner, targets, judge)
+        progress(f"refitting on all {len(histories)} users")
+        self._fit_retrievers(histories, vectors, labels)
+        self.report = FitReport(
+            users=len(histories),
+            items=len(self.interactions.items),
+            interactions=int(self.interactions.matrix.nnz),
+            target=self.config.target,
+            retrievers=[self.main_name, "itemknn", "pop"] + (["embed"] if self.embedding else []),
+            half_life=self.half_life,
+            plain_mix=self.plain_mix,
+            ranker="lambdamart" if self.model is not None else "fusion",
+            fusion_weights=self.weights,
+            validation={k: round(v, 5) for k, v in validation.items()},
+            validation_users=len(users),
+            rerank_blend=self.rerank_blend,
+            rerank_gain=gain,
+            seconds=round(time.perf_counter() - started, 2),
+            peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        )
+        return self.report
+
+    def _hold_out(self, histories: dict[str, list[str]]) -> tuple[dict[str, set[str]], dict[str, list[str]]]:
+        """Validation targets of a seeded sample of users with enough items, and the histories without them."""
+        eligible = sorted(u for u, h in histories.items() if len(set(h)) >= MIN_VALIDATION_ITEMS)
+        rng = random.Random(self.config.seed)
+        sample = rng.sample(eligible, min(self.config.validation_users, len(eligible)))
+        targets: dict[str, set[str]] = {}
+        for user_id in sorted(sample):
+            distinct = list(dict.fromkeys(reversed(histories[user_id])))[::-1]  # by latest position
+            if self.config.target == "next":
+                targets[user_id] = {distinct[-1]}
+            else:
+                picker = random.Random(f"{self.config.seed}:{user_id}")
+                targets[user_id] = set(picker.sample(sorted(distinct), max(1, len(distinct) // 5)))
+        inner = {u: [i for i in h if i not in targets.get(u, ())] for u, h in histories.items()}
+        return targets, inner
+
+    def _choose_recency(self, users: list[str], inner: dict, wanted: dict) -> dict[str, float]:
+        """The half-life and plain-history mix with the best NDCG@10 of the main retriever alone; the
+        plain history when there are no validation users."""
+        totals: dict[tuple, float] = {(None, 0.0): 0.0}
+        for user_id in users:
+            history = inner[user_id]
+            seen = self.interactions.vector(history) > 0
+            plain = self.main.scores(self.interactions.vector(history))
+            for half_life in HALF_LIVES:
+                recent = plain if half_life is None else self.main.scores(self.interactions.vector(history, half_life))
+                for mix in (0.0,) if half_life is None else PLAIN_MIX:
+                    top = top_indices(recent + mix * plain, seen, 10)
+                    totals[(half_life, mix)] = totals.get((half_life, mix), 0.0) + ndcg_at_k(wanted[user_id], top)
+        best = max(totals, key=lambda key: (totals[key], key[0] is None))
+        self.half_life, self.plain_mix = best
+        count = max(len(users), 1)
+        plain = totals[(None, 0.0)] / count
+        return {f"{self.main_name} (plain history)": plain, "main (recency)": totals[best] / count}
+
+    def _choose_ranker(self, tune_users, check_users, pools: dict[str, Pool], wanted) -> dict[str, float]:
+        """Fusion weights tuned on `tune_users`; LambdaMART trained on them; the better on `check_users`."""
+
+        def mean_ndcg(users: list[str], score: Callable[[Pool], np.ndarray]) -> float:
+            values = [ndcg_at_k(wanted[u], self._ordered(pools[u], score(pools[u]))[:10]) for u in users]
+            return float(np.mean(values)) if values else 0.0
+
+        fusion_means = [mean_ndcg(tune_users, lambda p, w=w: p.fused(w)) for w in FUSION_GRID]
+        self.weights = dict(FUSION_GRID[int(np.argmax(fusion_means))])
+        self.model = None
+        figures = {"fusion": mean_ndcg(check_users, lambda p: p.fused(self.weights))}
+        if self.config.ranker != "fusion":
+            model = fit_lambdamart(
+                [pools[u] for u in tune_users],
+                [wanted[u] for u in tune_users],
+                self.interactions.popularity,
+                self.config.seed,
+            )
+            if model is not None:
+                figures["lambdamart"] = mean_ndcg(
+                    check_users, lambda p: model.predict(p.features(self.interactions.popularity))
+                )
+                if self.config.ranker == "lambdamart" or figures["lambdamart"] > figures["fusion"]:
+                    self.model = model
+        return figures
+
+    def _tune_blend(self, users: list[str], inner: dict, targets: dict, judge: Judge):
+        """The LLM blend weight with the best NDCG@10 on `users` (ties: the smaller), and the gain over 0."""
+        per_user: dict[float, list[float]] = {w: [] for w in BLEND_GRID}
+        for user_id in users:
+            ranked = [c.item_id for c in self.recommend(inner[user_id], n=LIST_DEPTH)]
+            pool, rest = ranked[:20], ranked[20:]
+            llm_rank = judge(user_id, inner[user_id], pool)
+            for weight in BLEND_GRID:
+                order = [c for _, c in blend_order(pool, llm_rank, weight)] + rest
+                per_user[weight].append(ndcg_at_k(targets[user_id], order))
+        best = max(BLEND_GRID, key=lambda w: (round(float(np.mean(per_user[w] or [0])), 6), -w))
+        mean, half_width = mean_ci95([a - b for a, b in zip(per_user[best], per_user[0.0])])
+        return best, {"users": len(users), "ndcg_gain": round(mean, 5), "ci95": round(half_width, 5)}
+
+    # -- ranking ------------------------------------------------------------------------------
+
+    def _scores(self, history: Sequence[str], profile_vector: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Each retriever's score of every fitted item for one history (oldest first)."""
+        plain = self.interactions.vector(history)
+        recent = plain if self.half_life is None else self.interactions.vector(history, self.half_life)
+
+        def mixed(retriever) -> np.ndarray:
+            scores = retriever.scores(recent)
+            return scores if self.half_life is None else scores + self.plain_mix * retriever.scores(plain)
+
+        scores = {"main": mixed(self.main), "itemknn": mixed(self.knn), "pop": self.interactions.popularity}
+        if self.embedding is not None:
+            scores["embed"] = self.embedding.scores(recent, profile_vector)
+        return scores
+
+    def _pool(
+        self,
+        history: Sequence[str],
+        candidates: np.ndarray | None = None,
+        exclude: Iterable[str] = (),
+        profile_vector: np.ndarray | None = None,
+    ) -> Pool:
+        """The candidates (given, or the union of every retriever's top list) with their features."""
+        index = self.interactions.item_index
+        seen = self.interactions.vector(history) > 0
+        seen[[index[i] for i in exclude if i in index]] = True
+        scores = self._scores(history, profile_vector)
+        if candidates is None:
+            candidates = np.unique(np.concatenate([top_indices(s, seen) for s in scores.values()]))
+        ranks = {}
+        for source, values in scores.items():
+            unseen = np.sort(values[~seen])
+            ranks[source] = 1 + len(unseen) - np.searchsorted(unseen, values[candidates], side="right")
+        affinity = np.zeros(len(candidates), dtype=np.float32)
+        if self.labels is not None and seen.any():
+            profile = np.asarray(self.labels[seen].sum(axis=0)).ravel() / seen.sum()
+            affinity = np.asarray(self.labels[candidates] @ profile).ravel().astype(np.float32)
+        return Pool(candidates, {s: v[candidates] for s, v in scores.items()}, ranks, len(set(history)), affinity)
+
+    def _ordered(self, pool: Pool, scores: np.ndarray) -> np.ndarray:
+        """Pool items best first by `scores`; ties by the main retriever's score, then item index."""
+        order = np.lexsort((pool.items, -pool.scores["main"], -scores))
+        return pool.items[order]
+
+    def _ranking_scores(self, pool: Pool) -> np.ndarray:
+        if self.model is not None:
+            return self.model.predict(pool.features(self.interactions.popularity))
+        return pool.fused(self.weights)
+
+    def recommend(
+        self,
+        history: Sequence[str],
+        n: int = 20,
+        exclude: Iterable[str] = (),
+        candidates: Sequence[str] | None = None,
+        profile_vector: np.ndarray | None = None,
+    ) -> list[Candidate]:
+        """The best `n` unconsumed items for a history (oldest first), or `candidates` in ranked order.
+        Candidates the fitted data has never seen rank last, in the order given."""
+        self._require_fit()
+        index = self.interactions.item_index
+        known = None if candidates is None else np.array([index[c] for c in candidates if c in index], dtype=int)
+        pool = self._pool(history, known, exclude, profile_vector)
+        scores = self._ranking_scores(pool)
+        position = {int(item): n for n, item in enumerate(pool.items)}
+        result = []
+        for item in self._ordered(pool, scores)[:n]:
+            at = position[int(item)]
+            ranks = {s: int(pool.ranks[s][at]) for s in pool.ranks}
+            result.append(Candidate(self.interactions.items[item], float(scores[at]), ranks))
+        unknown = [c for c in candidates or () if c not in index]
+        return result + [Candidate(c, float("-inf")) for c in unknown][: max(0, n - len(result))]
+
+    def single(self, method: str, history: Sequence[str], n: int = 20, candidates: Sequence[str] | None = None):
+        """Item ids ranked by one classical retriever on the plain history (the baselines eval compares
+        against): `ease`, `als`, `itemknn`, `pop` or `embed`. A baseline the fit did not build is fitted
+        on the same interactions the first time it is asked for."""
+        self._require_fit()
+        vector = self.interactions.vector(history)
+        if method == "pop":
+            scores = self.interactions.popularity
+        elif method == "embed":
+            if self.embedding is None:
+                raise TasteprintError("the recommender was fitted without item embeddings")
+            scores = self.embedding.scores(vector)
+        else:
+            scores = self._baseline(method).scores(vector)
+        index = self.interactions.item_index
+        if candidates is None:
+            return [self.interactions.items[i] for i in top_indices(scores, vector > 0, n)]
+        known = sorted((c for c in candidates if c in index), key=lambda c: (-scores[index[c]], index[c]))
+        return known + [c for c in candidates if c not in index]
+
+    def _baseline(self, method: str):
+        if method == self.main_name:
+            return self.main
+        if method == "itemknn":
+            return self.knn
+        if method not in self._baselines:
+            factories = {"ease": EASE, "als": lambda: ALS(self.config.factors, seed=self.config.seed)}
+            if method not in factories:
+                raise TasteprintError(f"unknown retriever {method!r}", hint="ease, als, itemknn, pop or embed")
+            self._baselines[method] = factories[method]().fit(self.interactions)
+        return self._baselines[method]
+
+    def _require_fit(self) -> None:
+        if self.interactions is None:
+            raise TasteprintError("the recommender is not fitted", hint="run `tasteprint fit`")
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """Write the fitted state and its report; readers never see a half-written file."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self._baselines = {}
+        partial = directory / "recommender.pkl.tmp"
+        with partial.open("wb") as handle:
+            pickle.dump(self, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        partial.replace(directory / "recommender.pkl")
+        report = directory / "fit.json.tmp"
+        report.write_text(self.report.model_dump_json(indent=1) if self.report else "{}")
+        report.replace(directory / "fit.json")
+
+    @staticmethod
+    def load(directory: Path) -> Recommender | None:
+        """The recommender saved in `directory`, or None when there is none."""
+        path = directory / "recommender.pkl"
+        if not path.exists():
+            return None
+        with path.open("rb") as handle:
+            return pickle.load(handle)

@@ -1,0 +1,133 @@
+"""The fitted recommender: choices made on validation, persistence, staleness, the ALS path, and the
+served figure equal to the evaluated one."""
+
+import csv
+import random
+
+import numpy as np
+from rich.console import Console
+
+from tasteprint import Tasteprint
+from tasteprint.config import Settings
+from tasteprint.demo import BUILT_IN
+from tasteprint.metrics import ndcg_at_k
+from tasteprint.models import Event
+from tasteprint.recommender import FitConfig, Recommender
+from tasteprint.report import EvalConfig, run_eval
+from tasteprint.split import leave_last_out
+
+from conftest import MOVIELENS
+
+
+def sequential_histories(users: int = 300, items: int = 60, seed: int = 0) -> dict[str, list[str]]:
+    """Each user walks a run of consecutive items: what comes next is the item after the last one."""
+    rng = random.Random(seed)
+    histories = {}
+    for user in range(users):
+        start, length = rng.randrange(items), rng.randrange(6, 16)
+        histories[f"u{user}"] = [f"i{(start + step) % items:02d}" for step in range(length)]
+    return histories
+
+
+def test_fit_chooses_recency_when_the_next_item_follows_the_last():
+    histories = sequential_histories()
+    held_out = {u: h[-1] for u, h in histories.items()}
+    training = {u: h[:-1] for u, h in histories.items()}
+    recommender = Recommender(FitConfig(validation_users=200))
+    report = recommender.fit(training)
+    assert report.half_life is not None and report.ranker in ("fusion", "lambdamart")
+    assert report.validation["main (recency)"] > report.validation["ease (plain history)"]
+    served = {u: [c.item_id for c in recommender.recommend(h, 10)] for u, h in training.items()}
+    fitted = np.mean([ndcg_at_k({held_out[u]}, served[u]) for u in training])
+    plain = np.mean([ndcg_at_k({held_out[u]}, recommender.single("ease", h, 10)) for u, h in training.items()])
+    assert fitted > plain * 1.2
+    for history in list(training.values())[:20]:
+        ranked = [c.item_id for c in recommender.recommend(history, 10, exclude=["i00"])]
+        assert not set(ranked) & (set(history) | {"i00"}) and len(ranked) == len(set(ranked))
+
+
+def test_large_catalogues_use_als_and_ranking_given_candidates_keeps_them_all():
+    histories = sequential_histories(users=200)
+    recommender = Recommender(FitConfig(ease_max_items=10, validation_users=100))
+    report = recommender.fit(histories)
+    assert report.retrievers[0] == "als" and recommender.main_name == "als"
+    candidates = ["i05", "i30", "unknown-item", "i31"]
+    ranked = [c.item_id for c in recommender.recommend(["i28", "i29"], 4, candidates=candidates)]
+    assert sorted(ranked) == sorted(candidates) and ranked[-1] == "unknown-item"
+    assert ranked[0] == "i30"  # the item right after the last one
+
+
+def test_saved_recommender_is_reused_until_the_data_changes(tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    tp = Tasteprint(store=store, fit_embeddings=False)
+    tp.ingest(BUILT_IN)
+    user = tp.users()[0]
+    first = [r.item_id for r in tp.recommend(user, k=5, rerank=False)]
+    assert (store / "recommender" / "fit.json").exists()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("refitted although the data did not change")
+
+    monkeypatch.setattr(Recommender, "fit", refuse)
+    again = Tasteprint(store=store, fit_embeddings=False)
+    assert [r.item_id for r in again.recommend(user, k=5, rerank=False)] == first
+    monkeypatch.undo()
+    version = again.db.data_version()
+    again.db.add_events([Event(user_id=user, item_id=first[0], kind="rating", rating=5, timestamp=2_000_000_000)])
+    assert again.recommender(progress=False).report.data_version == version + 1
+    assert first[0] not in [r.item_id for r in again.recommend(user, k=5, rerank=False)]
+
+
+def write_movielens_slice(root, users: int, keep=lambda row: True) -> None:
+    """ratings.csv of ml-latest-small's first users (rows filtered by `keep`, file order kept) and the
+    movies they rated."""
+    root.mkdir()
+    with (MOVIELENS / "ratings.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if int(r["userId"]) <= users]
+    rated = {r["movieId"] for r in rows}
+    with (root / "ratings.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["userId", "movieId", "rating", "timestamp"])
+        writer.writeheader()
+        writer.writerows(r for r in rows if keep(r))
+    with (MOVIELENS / "movies.csv").open() as source, (root / "movies.csv").open("w", newline="") as target:
+        reader = csv.DictReader(source)
+        writer = csv.DictWriter(target, fieldnames=reader.fieldnames)
+        writer.writeheader()
+        writer.writerows(m for m in reader if m["movieId"] in rated)
+
+
+def test_served_recommendations_score_what_eval_reports(tmp_path):
+    """Ingest the leave-last-out training part, call recommend(rerank=False) for every test user, score
+    the lists here, and match eval's hybrid figure on the same split to three decimals."""
+    full = tmp_path / "full"
+    write_movielens_slice(full, users=80)
+    settings = Settings.load(store=tmp_path / "eval-store", fit_embeddings=False)
+    document = run_eval(
+        EvalConfig(path=full, out=tmp_path / "R", protocols=["loo"], methods=["ease", "hybrid"]),
+        settings,
+        Console(quiet=True),
+    )
+    reported = next(
+        r["value"]
+        for r in document["results"]
+        if (r["method"], r["protocol"], r["metric"], r["population"]) == ("hybrid", "loo", "ndcg@10", "all")
+    )
+    tp = Tasteprint(store=tmp_path / "eval-store")
+    split = leave_last_out(list(tp.db.iter_events()))
+    test_rows = {(u, next(iter(items))) for u, items in split.test.items()}
+    train = tmp_path / "train"
+    write_movielens_slice(train, users=80, keep=lambda r: (r["userId"], r["movieId"]) not in test_rows)
+    served = Tasteprint(store=tmp_path / "served", fit_embeddings=False)
+    served.ingest(train)
+    scores = [
+        ndcg_at_k(split.test[u], [r.item_id for r in served.recommend(u, k=10, rerank=False)])
+        for u in split.evaluated_users()
+    ]
+    assert len(scores) == 80
+    assert round(float(np.mean(scores)), 3) == round(reported, 3)
+    ease = next(
+        r["value"]
+        for r in document["results"]
+        if (r["method"], r["protocol"], r["metric"], r["population"]) == ("ease", "loo", "ndcg@10", "all")
+    )
+    assert reported > ease  # on MovieLens the next item follows the last ones: recency wins
