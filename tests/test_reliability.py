@@ -306,6 +306,7 @@ def test_readers_work_while_one_process_writes_and_chroma_writers_are_serialised
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     ingest_cmd = [sys.executable, "-m", "tasteprint.cli", "ingest", str(extra), "--store", str(store), "--json"]
+    ingest_cmd.append("--no-fit")  # the writers below put 8-dimensional test vectors in the item collection
     processes = [subprocess.Popen(ingest_cmd, stdout=subprocess.PIPE, text=True, env=env)]
     processes += [
         subprocess.Popen([sys.executable, "-c", READER, str(store)], stdout=subprocess.PIPE, text=True, env=env)
@@ -325,6 +326,42 @@ def test_readers_work_while_one_process_writes_and_chroma_writers_are_serialised
     assert len(vectors.item_ids()) == 400
     assert vectors.nearest_items(np.ones(8, dtype="float32"), 5)
     assert len(Database(store).user_ids()) == 12 + 5000
+
+
+def test_four_processes_ingest_into_and_then_recommend_from_one_fresh_store(tmp_path):
+    store = tmp_path / "fresh"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cli = [sys.executable, "-m", "tasteprint.cli"]
+    ingests = [
+        subprocess.Popen(
+            [*cli, "ingest", str(BUILT_IN), "--store", str(store), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(4)
+    ]
+    finished = [p.communicate(timeout=600) for p in ingests]
+    assert [p.returncode for p in ingests] == [0] * 4, [err[-2000:] for _, err in finished]
+    recommends = [
+        subprocess.Popen(
+            [*cli, "recommend", user, "--store", str(store), "--no-rerank", "-k", "3", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for user in ("ana", "ben", "ana", "ben")
+    ]
+    answers = [p.communicate(timeout=600) for p in recommends]
+    assert [p.returncode for p in recommends] == [0] * 4, [err[-2000:] for _, err in answers]
+    assert all(len(json.loads(out)) == 3 for out, _ in answers)
+    single = tmp_path / "single"
+    Tasteprint(store=single).ingest(BUILT_IN)
+    count = "SELECT COUNT(*) FROM events"
+    assert Database(store).conn.execute(count).fetchone() == Database(single).conn.execute(count).fetchone()
+    assert Database(store).user_ids() == Database(single).user_ids()
 
 
 @pytest.mark.model

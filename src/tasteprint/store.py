@@ -37,8 +37,16 @@ class VectorStore:
         else:
             path = Path(store_dir) / "chroma"
             path.mkdir(parents=True, exist_ok=True)
-            self.client = chromadb.PersistentClient(path=str(path), settings=settings)
             self.lock = FileLock(str(Path(store_dir) / "chroma.lock"))
+            # Opening a fresh local store creates its tables: two processes doing that at once crash
+            # inside Chroma ("table collections already exists"), so the first open is serialised too.
+            with self.lock:
+                self.client = chromadb.PersistentClient(path=str(path), settings=settings)
+                self._open_collections()
+            return
+        self._open_collections()
+
+    def _open_collections(self) -> None:
         space = {"hnsw:space": "cosine"}
         self.items = self.client.get_or_create_collection(ITEMS, embedding_function=None, metadata=space)
         self.profiles = self.client.get_or_create_collection(PROFILES, embedding_function=None, metadata=space)
