@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,9 @@ from .rerank import DEFAULT_BLEND, RerankResult, nearest_history, positive_histo
 from .rerank import rerank as rerank_candidates
 from .retrieve import Candidate, fuse
 from .segments import Segmentation, build_segments, nearest_segment
+from .split import COLD_START_MAX
 from .store import VectorStore, index_items
 
-COLD_START_MAX = 5  # users with at most this many items also get the nearest segment's prior
 SEGMENT_PRIOR_WEIGHT = 0.5
 SEGMENT_PRIOR_DEPTH = 2000
 
@@ -151,12 +152,14 @@ class Tasteprint:
         recommender = Recommender(fit_config)
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task("fitting the recommender", total=None)
+
+            def step(message: str) -> None:
+                bar.update(task, description=message)
+                if progress and not bar.console.is_terminal:  # a log gets one line per step instead
+                    print(f"fit: {message}", file=sys.stderr, flush=True)
+
             report = recommender.fit(
-                histories,
-                vectors,
-                labels,
-                judge=self.judge if rerank_users else None,
-                progress=lambda message: bar.update(task, description=message),
+                histories, vectors, labels, judge=self.judge if rerank_users else None, progress=step
             )
         report.data_version = version
         recommender.save(self._recommender_dir)

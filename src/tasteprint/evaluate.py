@@ -7,8 +7,9 @@ items), and the cold-start slice of `loo` and `cand20` (history cut to the 5 mos
 Every method ranks through the one fitted `Recommender`, fitted on each protocol's training part by
 `Recommender.fit`, exactly as `tasteprint fit` fits a store: `hybrid` is what `recommend(...,
 rerank=False)` serves, the single retrievers are its parts, and `tasteprint` adds the LLM rerank
-with the blend the fit chose on validation. The fit validates on each user's next item for `loo`
-and `cand20` and on a random fifth for `msr`, mirroring what each protocol holds out. Classical
+with the blend the fit chose on validation. The fit's validation mirrors each protocol: the next item
+ranked among all items for `loo`, among 20 sampled items for `cand20`, and a random fifth of the
+items for `msr`. Classical
 methods run on all evaluated users; LLM methods on a seeded sample. Profiles and facts come from
 the training part only. Over all unseen items a method returns its top 200; a held-out item below
 that counts as missed (MRR 0).
@@ -143,29 +144,43 @@ def build_tasks(
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[Task]:
     """The splits every method shares, each with a recommender fitted on what its test may see. The
-    LLM blend is tuned (through `judge`) on the leave-last-out fit and reused by the other protocols."""
+    LLM blend is tuned (through `judge`) on the first fit and reused by the other protocols."""
     tasks: list[Task] = []
     loo = leave_last_out(events)
     blend = None
 
-    def fitted(known: dict[str, list[Event]], target: str, tune: bool = False) -> Recommender:
-        recommender = Recommender(FitConfig(target=target, seed=seed, rerank_users=rerank_users if tune else 0))
+    def fitted(known: dict[str, list[Event]], target: str, tune: bool = False, shortlist: int | None = None):
+        config = FitConfig(
+            target=target, seed=seed, rerank_users=rerank_users if tune else 0, validation_candidates=shortlist
+        )
+        recommender = Recommender(config)
         recommender.fit(histories(known), vectors, labels, judge=judge if tune else None, progress=progress)
         if not tune and blend is not None:
             recommender.rerank_blend = recommender.report.rerank_blend = blend
         return recommender
 
     if {"loo", "cand20"} & set(protocols):
-        test_fit = fitted({u: loo.history_for_test(u) for u in loo.train}, "next", tune=True)
-        blend = test_fit.rerank_blend
+        known = {u: loo.history_for_test(u) for u in loo.train}
         cold = cold_start(loo)
-        cold_fit = fitted(cold.train, "next")
         if "loo" in protocols:
-            tasks += [Task("loo", loo, test_fit, all_unseen), Task("loo-cold", cold, cold_fit, all_unseen)]
-        if "cand20" in protocols:
+            test_fit = fitted(known, "next", tune=True)
+            blend = test_fit.rerank_blend
             tasks += [
-                Task("cand20", loo, test_fit, sampled_candidates(catalogue, loo, seed)),
-                Task("cand20-cold", cold, cold_fit, sampled_candidates(catalogue, cold, seed)),
+                Task("loo", loo, test_fit, all_unseen),
+                Task("loo-cold", cold, fitted(cold.train, "next"), all_unseen),
+            ]
+        if "cand20" in protocols:
+            size = SAMPLED_NEGATIVES + 1
+            sampled_fit = fitted(known, "next", tune=blend is None, shortlist=size)
+            blend = sampled_fit.rerank_blend if blend is None else blend
+            tasks += [
+                Task("cand20", loo, sampled_fit, sampled_candidates(catalogue, loo, seed)),
+                Task(
+                    "cand20-cold",
+                    cold,
+                    fitted(cold.train, "next", shortlist=size),
+                    sampled_candidates(catalogue, cold, seed),
+                ),
             ]
     if "msr" in protocols:
         msr = random_split(events, seed=seed)

@@ -11,7 +11,8 @@ import numpy as np
 from .retrieve import RRF_K
 
 FUSION_GRID = tuple(
-    {"main": 1.0, "itemknn": knn, "embed": embed, "pop": pop}
+    {"main": 1.0, "main-plain": plain, "itemknn": knn, "embed": embed, "pop": pop}
+    for plain in (0.0, 0.2, 0.5)
     for knn in (0.0, 0.3, 0.7)
     for embed in (0.0, 0.3)
     for pop in (0.0, 0.1)
@@ -42,7 +43,7 @@ class Pool:
         columns = []
         for source in sorted(self.scores):
             scores = self.scores[source]
-            top = np.max(np.abs(scores)) or 1.0
+            top = (np.max(np.abs(scores)) if len(scores) else 0.0) or 1.0
             columns += [np.log1p(self.ranks[source]), scores / top]
         columns += [
             np.log1p(popularity[self.items]),

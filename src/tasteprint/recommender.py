@@ -55,6 +55,9 @@ class FitConfig(BaseModel):
     factors: int = 64
     validation_users: int = 600
     ranker: Literal["auto", "fusion", "lambdamart"] = "auto"
+    validation_candidates: int | None = Field(
+        default=None, description="rank each target among this many sampled items (target + random unseen), not all"
+    )
     rerank_users: int = Field(default=0, description="validation users the LLM blend is tuned on (0: not tuned)")
     seed: int = 42
 
@@ -151,8 +154,9 @@ class Recommender:
         half = len(users) // 2
         tune_users, check_users = users[:half], users[half:]
         progress(f"choosing recency and ranker on {len(users)} validation users")
-        validation = self._choose_recency(users, inner, wanted)
-        pools = {u: self._pool(inner[u]) for u in users}
+        shortlists = self._shortlists(users, inner, wanted)
+        validation = self._choose_recency(users, inner, wanted, shortlists)
+        pools = {u: self._pool(inner[u], shortlists.get(u)) for u in users}
         validation |= self._choose_ranker(tune_users, check_users, pools, wanted)
         gain = None
         if judge is not None and self.config.rerank_users > 0:
@@ -195,7 +199,21 @@ class Recommender:
         inner = {u: [i for i in h if i not in targets.get(u, ())] for u, h in histories.items()}
         return targets, inner
 
-    def _choose_recency(self, users: list[str], inner: dict, wanted: dict) -> dict[str, float]:
+    def _shortlists(self, users: list[str], inner: dict, wanted: dict) -> dict[str, np.ndarray]:
+        """With `validation_candidates`, each user's targets plus random unseen items (seeded by user)."""
+        size = self.config.validation_candidates
+        if not size:
+            return {}
+        shortlists = {}
+        for user_id in users:
+            unseen = ~(self.interactions.vector(inner[user_id]) > 0)
+            unseen[list(wanted[user_id])] = False
+            rng = np.random.default_rng(random.Random(f"{self.config.seed}:{user_id}").randrange(2**32))
+            others = rng.choice(np.flatnonzero(unseen), min(size - 1, int(unseen.sum())), replace=False)
+            shortlists[user_id] = np.concatenate([sorted(wanted[user_id]), others]).astype(int)
+        return shortlists
+
+    def _choose_recency(self, users: list[str], inner: dict, wanted: dict, shortlists: dict) -> dict[str, float]:
         """The half-life and plain-history mix with the best NDCG@10 of the main retriever alone; the
         plain history when there are no validation users."""
         totals: dict[tuple, float] = {(None, 0.0): 0.0}
@@ -206,7 +224,12 @@ class Recommender:
             for half_life in HALF_LIVES:
                 recent = plain if half_life is None else self.main.scores(self.interactions.vector(history, half_life))
                 for mix in (0.0,) if half_life is None else PLAIN_MIX:
-                    top = top_indices(recent + mix * plain, seen, 10)
+                    scores = recent + mix * plain
+                    if user_id in shortlists:
+                        listed = shortlists[user_id]
+                        top = listed[np.lexsort((listed, -scores[listed]))][:10]
+                    else:
+                        top = top_indices(scores, seen, 10)
                     totals[(half_life, mix)] = totals.get((half_life, mix), 0.0) + ndcg_at_k(wanted[user_id], top)
         best = max(totals, key=lambda key: (totals[key], key[0] is None))
         self.half_life, self.plain_mix = best
@@ -261,11 +284,18 @@ class Recommender:
         plain = self.interactions.vector(history)
         recent = plain if self.half_life is None else self.interactions.vector(history, self.half_life)
 
-        def mixed(retriever) -> np.ndarray:
+        def weighted(retriever) -> tuple[np.ndarray, np.ndarray]:
+            """(recency-weighted score mixed with the plain one, plain score)."""
             scores = retriever.scores(recent)
-            return scores if self.half_life is None else scores + self.plain_mix * retriever.scores(plain)
+            if self.half_life is None:
+                return scores, scores
+            whole = retriever.scores(plain)
+            return scores + self.plain_mix * whole, whole
 
-        scores = {"main": mixed(self.main), "itemknn": mixed(self.knn), "pop": self.interactions.popularity}
+        main, main_plain = weighted(self.main)
+        scores = {"main": main, "itemknn": weighted(self.knn)[0], "pop": self.interactions.popularity}
+        if self.half_life is not None:  # the whole history as its own list orders what recency cannot tell apart
+            scores["main-plain"] = main_plain
         if self.embedding is not None:
             scores["embed"] = self.embedding.scores(recent, profile_vector)
         return scores
@@ -318,7 +348,7 @@ class Recommender:
         index = self.interactions.item_index
         known = None if candidates is None else np.array([index[c] for c in candidates if c in index], dtype=int)
         pool = self._pool(history, known, exclude, profile_vector)
-        scores = self._ranking_scores(pool)
+        scores = self._ranking_scores(pool) if len(pool.items) else np.zeros(0)
         position = {int(item): n for n, item in enumerate(pool.items)}
         result = []
         for item in self._ordered(pool, scores)[:n]:

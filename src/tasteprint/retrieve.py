@@ -131,9 +131,9 @@ class ALS:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        self.model = AlternatingLeastSquares(**self.params, random_state=self.seed)
         with threadpool_limits(1, "blas"), warnings.catch_warnings():  # implicit's own threads do the work
-            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)  # its BLAS-threads check runs before the limit applies
+            self.model = AlternatingLeastSquares(**self.params, random_state=self.seed)
             self.model.fit(interactions.matrix, show_progress=False)
         return self
 
