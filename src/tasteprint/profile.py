@@ -27,7 +27,7 @@ SUMMARY_MAX = 300
 DISLIKE_MARGIN = 0.5
 PROMPT_NAME = "profile_user.j2"
 UPDATE_PROMPT_NAME = "profile_update.j2"
-CLAIMS_MAX_TOKENS = 300
+CLAIMS_MAX_TOKENS = 400  # 300 truncated a real Amazon draft (5 interests + 2 dislikes with ASIN evidence)
 HALF_LIFE_DAYS = 365
 # An update drops an interest whose time-decayed weight fell below this: the taste has moved on.
 FADED_WEIGHT = 0.05

@@ -11,9 +11,9 @@ import numpy as np
 from .retrieve import RRF_K
 
 FUSION_GRID = tuple(
-    {"main": 1.0, "main-plain": plain, "itemknn": knn, "embed": embed, "pop": pop}
+    {"main": 1.0, "main-plain": plain, "second": second, "embed": embed, "pop": pop}
     for plain in (0.0, 0.2, 0.5)
-    for knn in (0.0, 0.3, 0.7)
+    for second in (0.0, 0.3, 0.7)
     for embed in (0.0, 0.3)
     for pop in (0.0, 0.1)
 )

@@ -3,8 +3,8 @@
 `Recommender.fit` takes each user's item history in time order (ties in file order) and:
 1. holds out a validation target per sampled user from the *training* data (`next`: the last item;
    `random`: a random fifth of the items) and fits the retrievers on the rest;
-2. chooses how strongly recent items count (a half-life in items, mixed with the plain history) by
-   the main retriever's NDCG@10 on those targets;
+2. chooses the leading retriever (EASE/ALS or item-kNN) and how strongly recent items count (a
+   half-life in items, mixed with the plain history) by that retriever's NDCG@10 on those targets;
 3. chooses the ranking stage: reciprocal-rank fusion with weights tuned on one half of the users, or
    LightGBM LambdaMART trained on the same half, whichever scores better on the other half;
 4. optionally tunes the LLM rerank blend on validation users through a judge callback;
@@ -91,6 +91,7 @@ class Recommender:
         self.interactions: Interactions | None = None
         self.main: EASE | ALS | None = None
         self.knn: ItemKNN | None = None
+        self.lead_is_knn = False  # which of the two collaborative retrievers leads, chosen on validation
         self.embedding: Embedding | None = None
         self.labels: sparse.csr_matrix | None = None  # items x labels, binary
         self.half_life: float | None = 10.0
@@ -106,6 +107,14 @@ class Recommender:
     @property
     def main_name(self) -> str:
         return "ease" if isinstance(self.main, EASE) else "als"
+
+    @property
+    def lead(self) -> tuple[str, EASE | ALS | ItemKNN]:
+        return ("itemknn", self.knn) if self.lead_is_knn else (self.main_name, self.main)
+
+    @property
+    def second(self) -> EASE | ALS | ItemKNN:
+        return self.main if self.lead_is_knn else self.knn
 
     def _fit_retrievers(self, histories, vectors: dict | None, labels: dict | None) -> None:
         self.interactions = Interactions.from_histories(histories)
@@ -169,7 +178,8 @@ class Recommender:
             items=len(self.interactions.items),
             interactions=int(self.interactions.matrix.nnz),
             target=self.config.target,
-            retrievers=[self.main_name, "itemknn", "pop"] + (["embed"] if self.embedding else []),
+            retrievers=list(dict.fromkeys([self.lead[0], self.main_name, "itemknn", "pop"]))
+            + (["embed"] if self.embedding else []),
             half_life=self.half_life,
             plain_mix=self.plain_mix,
             ranker="lambdamart" if self.model is not None else "fusion",
@@ -214,28 +224,35 @@ class Recommender:
         return shortlists
 
     def _choose_recency(self, users: list[str], inner: dict, wanted: dict, shortlists: dict) -> dict[str, float]:
-        """The half-life and plain-history mix with the best NDCG@10 of the main retriever alone; the
-        plain history when there are no validation users."""
-        totals: dict[tuple, float] = {(None, 0.0): 0.0}
+        """The leading retriever (EASE/ALS or item-kNN), half-life and plain-history mix with the best
+        NDCG@10 of that retriever alone; EASE/ALS on the plain history when there are no validation users."""
+        totals: dict[tuple, float] = {(False, None, 0.0): 0.0}
         for user_id in users:
             history = inner[user_id]
             seen = self.interactions.vector(history) > 0
-            plain = self.main.scores(self.interactions.vector(history))
-            for half_life in HALF_LIVES:
-                recent = plain if half_life is None else self.main.scores(self.interactions.vector(history, half_life))
-                for mix in (0.0,) if half_life is None else PLAIN_MIX:
-                    scores = recent + mix * plain
-                    if user_id in shortlists:
-                        listed = shortlists[user_id]
-                        top = listed[np.lexsort((listed, -scores[listed]))][:10]
-                    else:
-                        top = top_indices(scores, seen, 10)
-                    totals[(half_life, mix)] = totals.get((half_life, mix), 0.0) + ndcg_at_k(wanted[user_id], top)
-        best = max(totals, key=lambda key: (totals[key], key[0] is None))
-        self.half_life, self.plain_mix = best
+            for is_knn, retriever in ((False, self.main), (True, self.knn)):
+                plain = retriever.scores(self.interactions.vector(history))
+                for half_life in HALF_LIVES:
+                    recent = (
+                        plain if half_life is None else retriever.scores(self.interactions.vector(history, half_life))
+                    )
+                    for mix in (0.0,) if half_life is None else PLAIN_MIX:
+                        scores = recent + mix * plain
+                        if user_id in shortlists:
+                            listed = shortlists[user_id]
+                            top = listed[np.lexsort((listed, -scores[listed]))][:10]
+                        else:
+                            top = top_indices(scores, seen, 10)
+                        key = (is_knn, half_life, mix)
+                        totals[key] = totals.get(key, 0.0) + ndcg_at_k(wanted[user_id], top)
+        best = max(totals, key=lambda key: (totals[key], not key[0], key[1] is None))
+        self.lead_is_knn, self.half_life, self.plain_mix = best
         count = max(len(users), 1)
-        plain = totals[(None, 0.0)] / count
-        return {f"{self.main_name} (plain history)": plain, "main (recency)": totals[best] / count}
+        return {
+            f"{self.main_name} (plain history)": totals[(False, None, 0.0)] / count,
+            "itemknn (plain history)": totals.get((True, None, 0.0), 0.0) / count,
+            f"{self.lead[0]} (recency)": totals[best] / count,
+        }
 
     def _choose_ranker(self, tune_users, check_users, pools: dict[str, Pool], wanted) -> dict[str, float]:
         """Fusion weights tuned on `tune_users`; LambdaMART trained on them; the better on `check_users`."""
@@ -292,8 +309,8 @@ class Recommender:
             whole = retriever.scores(plain)
             return scores + self.plain_mix * whole, whole
 
-        main, main_plain = weighted(self.main)
-        scores = {"main": main, "itemknn": weighted(self.knn)[0], "pop": self.interactions.popularity}
+        main, main_plain = weighted(self.lead[1])
+        scores = {"main": main, "second": weighted(self.second)[0], "pop": self.interactions.popularity}
         if self.half_life is not None:  # the whole history as its own list orders what recency cannot tell apart
             scores["main-plain"] = main_plain
         if self.embedding is not None:
