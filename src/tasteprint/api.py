@@ -212,11 +212,12 @@ class Tasteprint:
         profile = self.profile(user_id) if rerank else self.db.latest_profile(user_id)
         recommender = self.recommender()
         history = [e.item_id for e in self.db.user_events(user_id) if e.kind != "search"]
+        profile_vector = self.profile_vector(profile)
         candidates = recommender.recommend(
-            history, n=max(n_candidates, k), exclude=exclude, profile_vector=self.profile_vector(profile)
+            history, n=max(n_candidates, k), exclude=exclude, profile_vector=profile_vector
         )
         if len(facts.history_item_ids) <= COLD_START_MAX and self._segments_file.exists():
-            query = self.profile_vector(profile)
+            query = profile_vector
             if query is None and (loved := self.vectors.item_vectors(history)):
                 query = np.mean(list(loved.values()), axis=0)
             prior = self.segment_prior(query, set(history) | set(exclude))

@@ -219,7 +219,8 @@ def _bert_kmeans(task: Task, user_id: str, candidates: list[str] | None, seen: s
         return [i for i in order if i not in seen][:LIST_DEPTH]
     wanted = set(candidates)
     ranked = [i for i in order if i in wanted]
-    return ranked + [c for c in candidates if c not in set(ranked)]
+    placed = set(ranked)
+    return ranked + [c for c in candidates if c not in placed]
 
 
 def evaluate_user(

@@ -200,12 +200,13 @@ class Recommender:
         sample = rng.sample(eligible, min(self.config.validation_users, len(eligible)))
         targets: dict[str, set[str]] = {}
         for user_id in sorted(sample):
-            distinct = list(dict.fromkeys(reversed(histories[user_id])))[::-1]  # by latest position
+            history = histories[user_id]
             if self.config.target == "next":
-                targets[user_id] = {distinct[-1]}
+                targets[user_id] = {history[-1]}
             else:
+                distinct = sorted(set(history))
                 picker = random.Random(f"{self.config.seed}:{user_id}")
-                targets[user_id] = set(picker.sample(sorted(distinct), max(1, len(distinct) // 5)))
+                targets[user_id] = set(picker.sample(distinct, max(1, len(distinct) // 5)))
         inner = {u: [i for i in h if i not in targets.get(u, ())] for u, h in histories.items()}
         return targets, inner
 
