@@ -12,7 +12,8 @@ from tasteprint.config import Settings
 from tasteprint.demo import BUILT_IN
 from tasteprint.metrics import ndcg_at_k
 from tasteprint.models import Event
-from tasteprint.recommender import FitConfig, Recommender
+from tasteprint.ranker import LEAD_ALONE
+from tasteprint.recommender import EASE_LAMBDAS, FitConfig, Recommender
 from tasteprint.report import EvalConfig, run_eval
 from tasteprint.split import leave_last_out
 
@@ -35,7 +36,7 @@ def test_fit_chooses_recency_when_the_next_item_follows_the_last():
     training = {u: h[:-1] for u, h in histories.items()}
     recommender = Recommender(FitConfig(validation_users=200))
     report = recommender.fit(training)
-    assert report.half_life is not None and report.ranker in ("fusion", "lambdamart")
+    assert report.half_life is not None and report.ranker in ("fusion", "lambdamart", "lead alone")
     assert report.validation[f"{recommender.lead[0]} (recency)"] > report.validation["ease (plain history)"]
     served = {u: [c.item_id for c in recommender.recommend(h, 10)] for u, h in training.items()}
     fitted = np.mean([ndcg_at_k({held_out[u]}, served[u]) for u in training])
@@ -44,6 +45,19 @@ def test_fit_chooses_recency_when_the_next_item_follows_the_last():
     for history in list(training.values())[:20]:
         ranked = [c.item_id for c in recommender.recommend(history, 10, exclude=["i00"])]
         assert not set(ranked) & (set(history) | {"i00"}) and len(ranked) == len(set(ranked))
+
+
+def test_a_tuned_ranking_stage_is_kept_only_when_it_beats_the_leader_on_held_out_users():
+    rng = random.Random(1)
+    noise = {f"u{u}": rng.sample([f"i{i:02d}" for i in range(80)], 12) for u in range(300)}
+    report = Recommender(FitConfig(validation_users=150)).fit(noise)
+    # On random histories a tuned stage can score higher on the check users by chance, not by a
+    # standard error: the leader alone is kept.
+    assert max(report.validation["fusion"], report.validation["lambdamart"]) > report.validation["lead alone"]
+    assert report.ranker == "lead alone" and report.fusion_weights == dict(LEAD_ALONE)
+    assert report.ease_lambda in EASE_LAMBDAS
+    report = Recommender(FitConfig(validation_users=150)).fit(sequential_histories())
+    assert report.ranker != "lead alone" and report.validation[report.ranker] > report.validation["lead alone"]
 
 
 def test_large_catalogues_use_als_and_ranking_given_candidates_keeps_them_all():

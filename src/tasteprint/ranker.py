@@ -18,6 +18,8 @@ FUSION_GRID = tuple(
     for pop in (0.0, 0.1)
 )
 
+LEAD_ALONE = FUSION_GRID[0]  # every other weight 0: the leading retriever's own order
+
 
 @dataclass
 class Pool:

@@ -1,12 +1,15 @@
 """The fitted recommender: what `recommend`, `explain`, `chat` and `eval` all rank with.
 
 `Recommender.fit` takes each user's item history in time order (ties in file order) and:
-1. holds out a validation target per sampled user from the *training* data (`next`: the last item;
-   `random`: a random fifth of the items) and fits the retrievers on the rest;
-2. chooses the leading retriever (EASE/ALS or item-kNN) and how strongly recent items count (a
-   half-life in items, mixed with the plain history) by that retriever's NDCG@10 on those targets;
-3. chooses the ranking stage: reciprocal-rank fusion with weights tuned on one half of the users, or
-   LightGBM LambdaMART trained on the same half, whichever scores better on the other half;
+1. holds out validation targets of sampled users from the *training* data (`next`: each of the last
+   3 items, predicted from what came before it, three cases per user; `random`: a random fifth of
+   the items) and fits the retrievers on the rest;
+2. chooses the leading retriever (EASE with its L2 penalty, ALS, or item-kNN) and how strongly recent
+   items count (a half-life in items, mixed with the plain history) by that retriever's NDCG@10 on
+   those targets;
+3. chooses the ranking stage: reciprocal-rank fusion with weights tuned on one half of the users,
+   LightGBM LambdaMART trained on the same half, or the leading retriever alone, whichever scores
+   best on the other half;
 4. optionally tunes the LLM rerank blend on validation users through a judge callback;
 5. refits the retrievers on everything and keeps the choices. `save`/`load` persist it in a store.
 
@@ -21,6 +24,7 @@ import random
 import resource
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -30,16 +34,30 @@ from scipy import sparse
 
 from .errors import TasteprintError
 from .metrics import mean_ci95, ndcg_at_k
-from .ranker import FUSION_GRID, Pool, fit_lambdamart
+from .ranker import FUSION_GRID, LEAD_ALONE, Pool, fit_lambdamart
 from .rerank import blend_order
-from .retrieve import ALS, EASE, LIST_DEPTH, Candidate, Embedding, Interactions, ItemKNN, top_indices
+from .retrieve import ALS, EASE, LIST_DEPTH, Candidate, Embedding, Interactions, ItemKNN, batch_scores, top_indices
 
+NEXT_POSITIONS = 3  # next-item validation cases per user: more cases, steadier choices on small data
+SCORE_CHUNK = 256  # validation histories scored at once (bounds memory on large catalogues)
+EASE_LAMBDAS = (100.0, 250.0, 500.0, 1000.0)  # EASE's L2 penalty, chosen on validation
 HALF_LIVES = (None, 3.0, 5.0, 10.0, 20.0)  # None: the plain history, every item weighted 1
 PLAIN_MIX = (0.0, 0.3, 1.0, 3.0)
 BLEND_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 MIN_VALIDATION_ITEMS = 5
 # The judge returns the LLM's rank (0 = best) of each pooled item for one user's history.
 Judge = Callable[[str, list[str], list[str]], dict[str, float]]
+
+
+@dataclass
+class Case:
+    """One validation case: what the recommender sees (oldest first) and the held-out items it should
+    rank high, as indices into the fitted items."""
+
+    user_id: str
+    history: list[str]
+    targets: set[str]
+    wanted: set[int] = field(default_factory=set)
 
 
 class FitConfig(BaseModel):
@@ -71,6 +89,7 @@ class FitReport(BaseModel):
     interactions: int
     target: str
     retrievers: list[str]
+    ease_lambda: float | None = Field(default=None, description="EASE's L2 penalty, when EASE is the main retriever")
     half_life: float | None
     plain_mix: float
     ranker: str
@@ -90,6 +109,7 @@ class Recommender:
         self.config = config or FitConfig()
         self.interactions: Interactions | None = None
         self.main: EASE | ALS | None = None
+        self.ease_lambda = EASE_LAMBDAS[1]
         self.knn: ItemKNN | None = None
         self.lead_is_knn = False  # which of the two collaborative retrievers leads, chosen on validation
         self.embedding: Embedding | None = None
@@ -120,7 +140,7 @@ class Recommender:
         self.interactions = Interactions.from_histories(histories)
         items = self.interactions.items
         if (self.interactions.popularity >= EASE().min_count).sum() <= self.config.ease_max_items:
-            self.main = EASE().fit(self.interactions)
+            self.main = EASE(self.ease_lambda).fit(self.interactions)
         else:
             self.main = ALS(self.config.factors, seed=self.config.seed).fit(self.interactions)
         self.knn = ItemKNN(self.config.neighbours).fit(self.interactions)
@@ -153,24 +173,29 @@ class Recommender:
         if not any(histories.values()):
             raise TasteprintError("nothing to fit: no interactions", hint="ingest a data set first")
         histories = {u: list(h) for u, h in histories.items() if h}
-        targets, inner = self._hold_out(histories)
-        progress(f"fitting retrievers on {len(inner)} users minus {len(targets)} validation targets")
+        cases, inner = self._hold_out(histories)
+        progress(f"fitting retrievers on {len(inner)} users minus {len(cases)} validation cases")
         self._fit_retrievers(inner, vectors, labels)
-        users = sorted(targets)
         index = self.interactions.item_index
-        wanted = {u: {index[i] for i in targets[u] if i in index} for u in users}
-        users = [u for u in users if wanted[u]]
-        half = len(users) // 2
-        tune_users, check_users = users[:half], users[half:]
-        progress(f"choosing recency and ranker on {len(users)} validation users")
-        shortlists = self._shortlists(users, inner, wanted)
-        validation = self._choose_recency(users, inner, wanted, shortlists)
-        pools = {u: self._pool(inner[u], shortlists.get(u)) for u in users}
-        validation |= self._choose_ranker(tune_users, check_users, pools, wanted)
+        for case in cases:
+            case.wanted = {index[i] for i in case.targets if i in index}
+        cases = [c for c in cases if c.wanted]
+        users = sorted({c.user_id for c in cases})
+        tuning = set(users[: len(users) // 2])  # halves split by user: no user informs both
+        tune_cases = [c for c in cases if c.user_id in tuning]
+        check_cases = [c for c in cases if c.user_id not in tuning]
+        progress(f"choosing recency and ranker on {len(cases)} cases of {len(users)} validation users")
+        shortlists = self._shortlists(cases)
+        validation = self._choose_recency(cases, shortlists)
+        pools = [self._pool(c.history, shortlists[n] if shortlists else None) for n, c in enumerate(cases)]
+        pool_of = {id(c): pool for c, pool in zip(cases, pools)}
+        validation |= self._choose_ranker(tune_cases, check_cases, pool_of)
         gain = None
         if judge is not None and self.config.rerank_users > 0:
-            progress(f"tuning the LLM blend on {min(self.config.rerank_users, len(check_users))} validation users")
-            self.rerank_blend, gain = self._tune_blend(check_users[: self.config.rerank_users], inner, targets, judge)
+            latest = {c.user_id: c for c in check_cases}  # each user's case with the longest history
+            blend_cases = list(latest.values())[: self.config.rerank_users]
+            progress(f"tuning the LLM blend on {len(blend_cases)} validation users")
+            self.rerank_blend, gain = self._tune_blend(blend_cases, judge)
         progress(f"refitting on all {len(histories)} users")
         self._fit_retrievers(histories, vectors, labels)
         self.report = FitReport(
@@ -180,9 +205,10 @@ class Recommender:
             target=self.config.target,
             retrievers=list(dict.fromkeys([self.lead[0], self.main_name, "itemknn", "pop"]))
             + (["embed"] if self.embedding else []),
+            ease_lambda=self.ease_lambda if isinstance(self.main, EASE) else None,
             half_life=self.half_life,
             plain_mix=self.plain_mix,
-            ranker="lambdamart" if self.model is not None else "fusion",
+            ranker="lambdamart" if self.model is not None else "fusion" if self.weights != LEAD_ALONE else "lead alone",
             fusion_weights=self.weights,
             validation={k: round(v, 5) for k, v in validation.items()},
             validation_users=len(users),
@@ -193,107 +219,152 @@ class Recommender:
         )
         return self.report
 
-    def _hold_out(self, histories: dict[str, list[str]]) -> tuple[dict[str, set[str]], dict[str, list[str]]]:
-        """Validation targets of a seeded sample of users with enough items, and the histories without them."""
+    def _hold_out(self, histories: dict[str, list[str]]) -> tuple[list[Case], dict[str, list[str]]]:
+        """Validation cases of a seeded sample of users with enough items, and the histories without
+        their targets."""
         eligible = sorted(u for u, h in histories.items() if len(set(h)) >= MIN_VALIDATION_ITEMS)
         rng = random.Random(self.config.seed)
         sample = rng.sample(eligible, min(self.config.validation_users, len(eligible)))
-        targets: dict[str, set[str]] = {}
+        cases: list[Case] = []
+        held: dict[str, set[str]] = {}
         for user_id in sorted(sample):
             history = histories[user_id]
             if self.config.target == "next":
-                targets[user_id] = {history[-1]}
+                for position in range(len(history) - NEXT_POSITIONS, len(history)):
+                    target = history[position]
+                    cases.append(Case(user_id, [i for i in history[:position] if i != target], {target}))
+                held[user_id] = set(history[-NEXT_POSITIONS:])
             else:
                 distinct = sorted(set(history))
                 picker = random.Random(f"{self.config.seed}:{user_id}")
-                targets[user_id] = set(picker.sample(distinct, max(1, len(distinct) // 5)))
-        inner = {u: [i for i in h if i not in targets.get(u, ())] for u, h in histories.items()}
-        return targets, inner
+                held[user_id] = set(picker.sample(distinct, max(1, len(distinct) // 5)))
+                cases.append(Case(user_id, [i for i in history if i not in held[user_id]], held[user_id]))
+        inner = {u: [i for i in h if i not in held.get(u, ())] for u, h in histories.items()}
+        return cases, inner
 
-    def _shortlists(self, users: list[str], inner: dict, wanted: dict) -> dict[str, np.ndarray]:
-        """With `validation_candidates`, each user's targets plus random unseen items (seeded by user)."""
+    def _shortlists(self, cases: list[Case]) -> list[np.ndarray]:
+        """With `validation_candidates`, each case's targets plus random unseen items (seeded by case)."""
         size = self.config.validation_candidates
         if not size:
-            return {}
-        shortlists = {}
-        for user_id in users:
-            unseen = ~(self.interactions.vector(inner[user_id]) > 0)
-            unseen[list(wanted[user_id])] = False
-            rng = np.random.default_rng(random.Random(f"{self.config.seed}:{user_id}").randrange(2**32))
-            others = rng.choice(np.flatnonzero(unseen), min(size - 1, int(unseen.sum())), replace=False)
-            shortlists[user_id] = np.concatenate([sorted(wanted[user_id]), others]).astype(int)
+            return []
+        shortlists = []
+        for case in cases:
+            unseen = ~(self.interactions.vector(case.history) > 0)
+            unseen[list(case.wanted)] = False
+            seed = random.Random(f"{self.config.seed}:{case.user_id}:{len(case.history)}").randrange(2**32)
+            others = np.random.default_rng(seed).choice(
+                np.flatnonzero(unseen), min(size - 1, int(unseen.sum())), replace=False
+            )
+            shortlists.append(np.concatenate([sorted(case.wanted), others]).astype(int))
         return shortlists
 
-    def _choose_recency(self, users: list[str], inner: dict, wanted: dict, shortlists: dict) -> dict[str, float]:
-        """The leading retriever (EASE/ALS or item-kNN), half-life and plain-history mix with the best
-        NDCG@10 of that retriever alone; EASE/ALS on the plain history when there are no validation users."""
-        totals: dict[tuple, float] = {(False, None, 0.0): 0.0}
-        for user_id in users:
-            history = inner[user_id]
-            seen = self.interactions.vector(history) > 0
-            for is_knn, retriever in ((False, self.main), (True, self.knn)):
-                plain = retriever.scores(self.interactions.vector(history))
-                for half_life in HALF_LIVES:
-                    recent = (
-                        plain if half_life is None else retriever.scores(self.interactions.vector(history, half_life))
-                    )
-                    for mix in (0.0,) if half_life is None else PLAIN_MIX:
-                        scores = recent + mix * plain
-                        if user_id in shortlists:
-                            listed = shortlists[user_id]
-                            top = listed[np.lexsort((listed, -scores[listed]))][:10]
-                        else:
-                            top = top_indices(scores, seen, 10)
-                        key = (is_knn, half_life, mix)
-                        totals[key] = totals.get(key, 0.0) + ndcg_at_k(wanted[user_id], top)
-        best = max(totals, key=lambda key: (totals[key], not key[0], key[1] is None))
-        self.lead_is_knn, self.half_life, self.plain_mix = best
-        count = max(len(users), 1)
+    def _choose_recency(self, cases: list[Case], shortlists: list[np.ndarray]) -> dict[str, float]:
+        """The leading retriever (EASE at each penalty in `EASE_LAMBDAS`, or ALS, or item-kNN), half-life
+        and plain-history mix with the best NDCG@10 of that retriever alone; EASE/ALS on the plain
+        history when there are no validation cases. Keeps the chosen EASE as the main retriever."""
+        totals: dict[tuple, float] = {(False, self.ease_lambda, None, 0.0): 0.0}
+        leaders: list[tuple[bool, float]] = [(False, self.ease_lambda), (True, 0.0)]
+        if isinstance(self.main, EASE):
+            leaders += [(False, lam) for lam in EASE_LAMBDAS if lam != self.ease_lambda]
+        fitted = {False: self.main, True: self.knn}
+        best_main = (self.ease_lambda, 0.0)
+        for is_knn, lam in leaders:
+            retriever = fitted[is_knn] if is_knn or lam == self.ease_lambda else EASE(lam).fit(self.interactions)
+            for key, value in self._recency_totals(retriever, cases, shortlists).items():
+                totals[(is_knn, lam, *key)] = value
+            mine = max((v for k, v in totals.items() if k[:2] == (is_knn, lam)), default=0.0)
+            if not is_knn and mine > best_main[1]:
+                best_main, self.main = (lam, mine), retriever  # the other EASE fits are dropped as we go
+        self.ease_lambda = best_main[0]
+        best = max(totals, key=lambda key: (totals[key], not key[0], key[2] is None))
+        if not best[0]:  # on a tie between penalties, the one kept above
+            best = max((k for k in totals if not k[0] and k[1] == self.ease_lambda), key=totals.get)
+        self.lead_is_knn, _, self.half_life, self.plain_mix = best
+        count = max(len(cases), 1)
         return {
-            f"{self.main_name} (plain history)": totals[(False, None, 0.0)] / count,
-            "itemknn (plain history)": totals.get((True, None, 0.0), 0.0) / count,
+            f"{self.main_name} (plain history)": totals[(False, EASE_LAMBDAS[1], None, 0.0)] / count,
+            "itemknn (plain history)": totals.get((True, 0.0, None, 0.0), 0.0) / count,
             f"{self.lead[0]} (recency)": totals[best] / count,
         }
 
-    def _choose_ranker(self, tune_users, check_users, pools: dict[str, Pool], wanted) -> dict[str, float]:
-        """Fusion weights tuned on `tune_users`; LambdaMART trained on them; the better on `check_users`."""
+    def _recency_totals(self, retriever, cases: list[Case], shortlists: list[np.ndarray]) -> dict[tuple, float]:
+        """Summed NDCG@10 over `cases` of one retriever at each (half-life, plain mix); histories are
+        scored in chunks, one matrix product per setting."""
+        totals: dict[tuple, float] = {}
+        for start in range(0, len(cases), SCORE_CHUNK):
+            chunk = cases[start : start + SCORE_CHUNK]
+            plain_rows = np.stack([self.interactions.vector(c.history) for c in chunk])
+            plain = batch_scores(retriever, plain_rows)
+            for half_life in HALF_LIVES:
+                if half_life is None:
+                    recent = plain
+                else:
+                    rows = np.stack([self.interactions.vector(c.history, half_life) for c in chunk])
+                    recent = batch_scores(retriever, rows)
+                for mix in (0.0,) if half_life is None else PLAIN_MIX:
+                    for row, case in enumerate(chunk):
+                        scores = recent[row] + mix * plain[row]
+                        if shortlists:
+                            listed = shortlists[start + row]
+                            top = listed[np.lexsort((listed, -scores[listed]))][:10]
+                        else:
+                            top = top_indices(scores, plain_rows[row] > 0, 10)
+                        totals[(half_life, mix)] = totals.get((half_life, mix), 0.0) + ndcg_at_k(case.wanted, top)
+        return totals
 
-        def mean_ndcg(users: list[str], score: Callable[[Pool], np.ndarray]) -> float:
-            values = [ndcg_at_k(wanted[u], self._ordered(pools[u], score(pools[u]))[:10]) for u in users]
-            return float(np.mean(values)) if values else 0.0
+    def _choose_ranker(self, tune_cases: list[Case], check_cases: list[Case], pool_of: dict[int, Pool]):
+        """Fusion weights tuned on `tune_cases`, LambdaMART trained on them, or the leading retriever
+        alone. On `check_cases` (other users) a tuned stage must beat the leader alone by at least one
+        standard error of the paired gain (noise on small data otherwise picks it); the best that does
+        is kept. Returns each one's NDCG@10 on `check_cases`."""
 
-        fusion_means = [mean_ndcg(tune_users, lambda p, w=w: p.fused(w)) for w in FUSION_GRID]
-        self.weights = dict(FUSION_GRID[int(np.argmax(fusion_means))])
-        self.model = None
-        figures = {"fusion": mean_ndcg(check_users, lambda p: p.fused(self.weights))}
+        def ndcgs(cases: list[Case], score: Callable[[Pool], np.ndarray]) -> np.ndarray:
+            pools = [pool_of[id(c)] for c in cases]
+            return np.array([ndcg_at_k(c.wanted, self._ordered(p, score(p))[:10]) for c, p in zip(cases, pools)])
+
+        def mean(values: np.ndarray) -> float:
+            return float(values.mean()) if len(values) else 0.0
+
+        fusion_means = [mean(ndcgs(tune_cases, lambda p, w=w: p.fused(w))) for w in FUSION_GRID]
+        tuned = dict(FUSION_GRID[int(np.argmax(fusion_means))])
+        lead = ndcgs(check_cases, lambda p: p.fused(LEAD_ALONE))
+        results = {"fusion": ndcgs(check_cases, lambda p: p.fused(tuned))}
+        model = None
         if self.config.ranker != "fusion":
             model = fit_lambdamart(
-                [pools[u] for u in tune_users],
-                [wanted[u] for u in tune_users],
+                [pool_of[id(c)] for c in tune_cases],
+                [c.wanted for c in tune_cases],
                 self.interactions.popularity,
                 self.config.seed,
             )
             if model is not None:
-                figures["lambdamart"] = mean_ndcg(
-                    check_users, lambda p: model.predict(p.features(self.interactions.popularity))
-                )
-                if self.config.ranker == "lambdamart" or figures["lambdamart"] > figures["fusion"]:
-                    self.model = model
-        return figures
+                popularity = self.interactions.popularity
+                results["lambdamart"] = ndcgs(check_cases, lambda p: model.predict(p.features(popularity)))
 
-    def _tune_blend(self, users: list[str], inner: dict, targets: dict, judge: Judge):
-        """The LLM blend weight with the best NDCG@10 on `users` (ties: the smaller), and the gain over 0."""
-        per_user: dict[float, list[float]] = {w: [] for w in BLEND_GRID}
-        for user_id in users:
-            ranked = [c.item_id for c in self.recommend(inner[user_id], n=LIST_DEPTH)]
+        def earns(stage: str) -> bool:
+            mean, half_width = mean_ci95(list(results[stage] - lead))
+            return mean > half_width / 1.96
+
+        chosen = max((s for s in results if earns(s)), key=lambda s: mean(results[s]), default="lead alone")
+        if self.config.ranker == "lambdamart" and model is not None:
+            chosen = "lambdamart"
+        self.model = model if chosen == "lambdamart" else None
+        self.weights = tuned if chosen == "fusion" else dict(LEAD_ALONE)
+        return {stage: mean(values) for stage, values in results.items()} | {"lead alone": mean(lead)}
+
+    def _tune_blend(self, cases: list[Case], judge: Judge):
+        """The LLM blend weight with the best NDCG@10 on `cases` (ties: the smaller), and the gain over 0."""
+        per_case: dict[float, list[float]] = {w: [] for w in BLEND_GRID}
+        for case in cases:
+            ranked = [c.item_id for c in self.recommend(case.history, n=LIST_DEPTH)]
             pool, rest = ranked[:20], ranked[20:]
-            llm_rank = judge(user_id, inner[user_id], pool)
+            llm_rank = judge(case.user_id, case.history, pool)
             for weight in BLEND_GRID:
                 order = [c for _, c in blend_order(pool, llm_rank, weight)] + rest
-                per_user[weight].append(ndcg_at_k(targets[user_id], order))
-        best = max(BLEND_GRID, key=lambda w: (round(float(np.mean(per_user[w] or [0])), 6), -w))
-        mean, half_width = mean_ci95([a - b for a, b in zip(per_user[best], per_user[0.0])])
-        return best, {"users": len(users), "ndcg_gain": round(mean, 5), "ci95": round(half_width, 5)}
+                per_case[weight].append(ndcg_at_k(case.targets, order))
+        best = max(BLEND_GRID, key=lambda w: (round(float(np.mean(per_case[w] or [0])), 6), -w))
+        mean, half_width = mean_ci95([a - b for a, b in zip(per_case[best], per_case[0.0])])
+        return best, {"users": len(cases), "ndcg_gain": round(mean, 5), "ci95": round(half_width, 5)}
 
     # -- ranking ------------------------------------------------------------------------------
 

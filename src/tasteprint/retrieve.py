@@ -175,6 +175,17 @@ class Candidate:
     ranks: dict[str, int] = field(default_factory=dict)
 
 
+def batch_scores(retriever: EASE | ItemKNN | ALS, user_vectors: np.ndarray) -> np.ndarray:
+    """Scores of every item for each row of `user_vectors` (histories x items), one row per history."""
+    if isinstance(retriever, EASE):
+        full = np.zeros_like(user_vectors)
+        full[:, retriever.columns] = user_vectors[:, retriever.columns] @ retriever.weights
+        return full
+    if isinstance(retriever, ItemKNN):
+        return np.asarray(retriever.similarity @ user_vectors.T, dtype=np.float32).T
+    return np.stack([retriever.scores(row) for row in user_vectors])
+
+
 def top_indices(scores: np.ndarray, exclude: np.ndarray, depth: int = LIST_DEPTH) -> np.ndarray:
     """Indices of the `depth` best scores, best first (ties by index), skipping `exclude` (a boolean mask)."""
     masked = np.where(exclude, -np.inf, scores)
