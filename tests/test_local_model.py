@@ -2,6 +2,7 @@
 
 import pytest
 
+from tasteprint.aspects import lemma_form
 from tasteprint.db import Database
 from tasteprint.facts import FactBook
 from tasteprint.models import UserProfile
@@ -19,16 +20,28 @@ def assert_verified(profile: UserProfile, facts) -> None:
         assert interest.evidence
         for item_id in interest.evidence:
             assert item_id in history
-            assert interest.label in facts.item_labels[item_id]
-            assert facts.item_ratings.get(item_id, 5) > 2
+            if interest.quote is None:  # a catalogue label, on a liked item
+                assert interest.label in facts.item_labels[item_id]
+                assert facts.item_ratings.get(item_id, 5) > 2
+        if interest.quote is not None:  # a phrase they wrote: quoted from their own text
+            assert_quoted(interest, facts)
     for dislike in profile.dislikes:
         for item_id in dislike.evidence:
-            assert item_id in history and facts.item_ratings[item_id] <= 2
-            assert dislike.label in facts.item_labels[item_id]
+            assert item_id in history
+            if dislike.quote is None:
+                assert facts.item_ratings[item_id] <= 2 and dislike.label in facts.item_labels[item_id]
+        if dislike.quote is not None:
+            assert_quoted(dislike, facts)
     v = profile.verification
     assert v.interests_kept == len(profile.interests) <= v.interests_proposed
     assert v.dislikes_kept == len(profile.dislikes) <= v.dislikes_proposed
     assert profile.completion_tokens > 0
+
+
+def assert_quoted(claim, facts) -> None:
+    assert f" {lemma_form(claim.label)} " in f" {lemma_form(claim.quote)} "
+    texts = [" ".join(t.split()) for i in claim.evidence for t in facts.item_texts[i]]
+    assert any(" ".join(claim.quote.split()) in text for text in texts)
 
 
 @pytest.mark.parametrize(

@@ -85,7 +85,8 @@ def test_bad_summaries_are_replaced_from_verified_data(movielens_store):
     for summary in bad:
         profile, _ = _scripted_profile(movielens_store, summary)
         assert profile.verification.summary_replaced, summary
-        assert profile.summary.startswith("Interacted with 232 items, mostly Action")
+        # The fallback names the claimed Action and the dominant labels the model left out (1990s: 49%).
+        assert profile.summary.startswith("Interacted with 232 items, mostly 1990s, Action, Adventure.")
         assert "HACKED" not in profile.summary
 
 
@@ -101,6 +102,6 @@ def test_summary_failure_falls_back_instead_of_losing_the_claims(movielens_store
         ]
     )
     profile = build_profile(facts, backend)
-    assert profile.interests[0].label == "Action"
+    assert "Action" in [i.label for i in profile.interests]
     assert profile.verification.summary_replaced
     assert any("no valid summary" in r for r in profile.verification.reasons)

@@ -20,7 +20,7 @@ from .explain import explain_item
 from .ingest import ingest as ingest_path
 from .ingest import read_identity_map
 from .llm import CachedBackend, LLMBackend, make_backend, on_behalf_of
-from .models import Explanation, IngestReport, LinkReport, ProfileDiff, Recommendation, UserFacts, UserProfile
+from .models import Event, Explanation, IngestReport, LinkReport, ProfileDiff, Recommendation, UserFacts, UserProfile
 from .profile import Update, build_profile, profile_diff
 from .recommender import FitConfig, FitReport, Recommender
 from .rerank import DEFAULT_BLEND, RerankResult, nearest_history, positive_history
@@ -28,6 +28,7 @@ from .rerank import rerank as rerank_candidates
 from .retrieve import Candidate, fuse
 from .segments import Segmentation, build_segments, nearest_segment
 from .split import COLD_START_MAX
+from .aspects import ASPECT_ATTRIBUTE, item_aspects, review_texts
 from .store import VectorStore, index_items
 
 SEGMENT_PRIOR_WEIGHT = 0.5
@@ -95,8 +96,22 @@ class Tasteprint:
         """Load a data set. `platform` names where its events happened; `identity_map` (CSV with header
         platform,platform_user_id,person_id) stores linked accounts under their person id."""
         report = ingest_path(self.db, Path(path), fmt, platform, Path(identity_map) if identity_map else None)
-        self.factbook = FactBook(self.db)
+        self.mine_aspects()
         return report
+
+    def mine_aspects(self, events: Iterable[Event] | None = None, progress: bool = True) -> int:
+        """Mine item aspects from review text (all stored reviews, or only `events`: the evaluation passes
+        its training part, so no held-out review describes an item) and store them as the items'
+        `aspect` labels. Returns how many items carry aspects."""
+        texts = self.db.review_texts() if events is None else review_texts(events)
+        if not texts and not self.db.generic_aspects():
+            return 0
+        if progress and texts:
+            print(f"mining aspects from the reviews of {len(texts)} items", file=sys.stderr, flush=True)
+        aspects, generic = item_aspects(texts, self.embed)
+        count = self.db.set_item_aspects(aspects, generic, ASPECT_ATTRIBUTE)
+        self.factbook = FactBook(self.db)
+        return count
 
     def link_identities(self, path: str | Path) -> LinkReport:
         """Link accounts to people from an identity map CSV; events already stored move to the person,
@@ -185,7 +200,9 @@ class Tasteprint:
         keep = set(history)
         events = [e for e in self.db.user_events(user_id) if e.item_id in keep]
         items = self.db.items(set(pool) | keep)
-        facts = build_facts(user_id, events, items, self.factbook.global_shares)
+        facts = build_facts(
+            user_id, events, items, self.factbook.global_shares, generic_aspects=self.factbook.generic_aspects
+        )
         with on_behalf_of(user_id):
             profile = build_profile(facts, self.backend, vocabulary=set(self.factbook.global_shares))
             evidence = self.evidence_for(facts, pool, items)
@@ -352,7 +369,9 @@ class Tasteprint:
         if not new_events:
             return previous
         items = self.db.items({e.item_id for e in new_events})
-        new_facts = build_facts(user_id, new_events, items, self.factbook.global_shares)
+        new_facts = build_facts(
+            user_id, new_events, items, self.factbook.global_shares, generic_aspects=self.factbook.generic_aspects
+        )
         return self._build(user_id, Update(previous, new_facts))
 
     def _build(self, user_id: str, update: Update | None) -> UserProfile:

@@ -163,6 +163,43 @@ class Database:
                 "FROM events e LEFT JOIN items i USING(item_id) WHERE i.item_id IS NULL"
             )
 
+    def set_item_aspects(self, aspects: dict[str, list[str]], generic: set[str], attribute: str) -> int:
+        """Store each item's mined aspects as its `attribute` values (replacing earlier ones; items with
+        none lose theirs) and the catalogue's generic phrases. An item known only by its id is titled by
+        its aspects, so people read words, not ids. Returns how many items carry aspects."""
+        rows = self.conn.execute("SELECT item_id, title, description, attributes FROM items").fetchall()
+        updates = []
+        for item_id, title, description, attributes in rows:
+            values = json.loads(attributes)
+            had = values.pop(attribute, None)
+            mined = aspects.get(item_id)
+            if mined:
+                values[attribute] = mined
+            placeholder = not description and (title == item_id or title.endswith(f"({item_id})"))
+            new_title = (", ".join(mined[:3]) + f" ({item_id})" if mined else item_id) if placeholder else title
+            if had != mined or new_title != title:
+                updates.append((new_title, json.dumps(values, sort_keys=True), item_id))
+        with self.conn:
+            self.conn.executemany("UPDATE items SET title=?, attributes=? WHERE item_id=?", updates)
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('generic_aspects', ?)", (json.dumps(sorted(generic)),)
+            )
+        if updates:
+            self._bump_data_version()
+        return sum(1 for v in aspects.values() if v)
+
+    def generic_aspects(self) -> set[str]:
+        row = self.conn.execute("SELECT value FROM meta WHERE key='generic_aspects'").fetchone()
+        return set(json.loads(row[0])) if row else set()
+
+    def review_texts(self) -> dict[str, list[str]]:
+        """Item id -> every review text written about it."""
+        texts: dict[str, list[str]] = {}
+        query = "SELECT item_id, text FROM events WHERE kind='review' AND COALESCE(text, '') != '' ORDER BY rowid"
+        for item_id, text in self.conn.execute(query):
+            texts.setdefault(item_id, []).append(text)
+        return texts
+
     def save_profile(self, profile: UserProfile) -> UserProfile:
         """Store a profile as the user's next version, atomically, and return it with that version."""
         with self.conn:

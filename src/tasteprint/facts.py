@@ -8,10 +8,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from .aspects import ASPECT_ATTRIBUTE, MAX_TEXT_CHARS, mine, stance
 from .db import Database
 from .errors import UnknownUserError
 from .privacy import redact
-from .models import AttributeStat, Event, Item, ItemRef, UserAttributes, UserFacts
+from .models import AspectStat, AttributeStat, Event, Item, ItemRef, UserAttributes, UserFacts
 
 MAX_ATTRIBUTES = 12
 MAX_ITEMS_PER_LIST = 10
@@ -21,6 +22,8 @@ SNIPPET_CHARS = 200
 TITLE_CHARS = 150
 MAX_LABEL_CHARS = 60
 SHIFT_THRESHOLD = 0.15
+DOMINANT_SHARE = 0.3  # a label on this share of someone's items is what they mostly consume
+MAX_ASPECTS = 10
 # Amazon and MovieLens rate 1-5 (MovieLens latest 0.5-5): these bounds read "loved" and "disliked".
 LOVED_MIN = 4.0
 DISLIKED_MAX = 2.0
@@ -65,6 +68,7 @@ def build_facts(
     items: dict[str, Item],
     global_shares: dict[str, float],
     user_attributes: UserAttributes | None = None,
+    generic_aspects: set[str] = frozenset(),
 ) -> UserFacts:
     """Compute a user's facts from their events and the catalogue.
 
@@ -74,6 +78,7 @@ def build_facts(
         items: catalogue rows for at least the user's items.
         global_shares: label -> share of all events, the baseline for lift.
         user_attributes: demographics, where the data has them.
+        generic_aspects: phrases too common in the catalogue's reviews to say anything about a person.
 
     Raises:
         UnknownUserError: when `events` is empty.
@@ -99,8 +104,11 @@ def build_facts(
         labels_of[item_id] = list(dict.fromkeys(labels))
 
     ratings = [h.rating for h in histories.values() if h.rating is not None]
+    rating_mean = round(statistics.fmean(ratings), 3) if ratings else None
     n_items = len(histories)
-    top_attributes = _attribute_stats(histories, labels_of, attribute_of, global_shares, n_items)
+    every_attribute = _attribute_stats(histories, labels_of, attribute_of, global_shares, n_items)
+    top_attributes = _top_attributes(every_attribute, histories)
+    dominant = sorted((a for a in every_attribute if a.share >= DOMINANT_SHARE), key=lambda a: (-a.share, a.label))
     ordered = sorted(histories.values(), key=lambda h: (-(h.rating or 0), -h.last_timestamp, h.item_id))
     loved = [h for h in ordered if h.rating is None or h.rating >= LOVED_MIN][:MAX_ITEMS_PER_LIST]
     disliked = [h for h in reversed(ordered) if h.rating is not None and h.rating <= DISLIKED_MAX]
@@ -114,7 +122,7 @@ def build_facts(
         platforms=sorted({e.platform for e in events}),
         first_timestamp=min(e.timestamp for e in events),
         last_timestamp=max(e.timestamp for e in events),
-        rating_mean=round(statistics.fmean(ratings), 3) if ratings else None,
+        rating_mean=rating_mean,
         rating_histogram=dict(sorted(Counter(f"{r:g}" for r in ratings).items())),
         top_attributes=top_attributes,
         loved=[_ref(h, items.get(h.item_id), labels_of[h.item_id]) for h in loved],
@@ -122,6 +130,10 @@ def build_facts(
         recent=[_ref(h, items.get(h.item_id), labels_of[h.item_id]) for h in recent],
         recent_shift=shift,
         snippets=_snippets(histories),
+        aspects=_aspects(histories, rating_mean, generic_aspects),
+        dominant=dominant,
+        mined_labels=sorted(label for label, name in attribute_of.items() if name == ASPECT_ATTRIBUTE),
+        item_texts={i: [t[:MAX_TEXT_CHARS] for t in h.texts] for i, h in histories.items() if h.texts},
         history_item_ids=sorted(histories),
         item_labels=labels_of,
         item_titles={i: _short(items[i].title if i in items and items[i].title else i, TITLE_CHARS) for i in histories},
@@ -159,6 +171,10 @@ def _attribute_stats(histories, labels_of, attribute_of, global_shares, n_items)
         )
     # Rank by how much of the history carries the label, weighted by how well it was rated.
     stats.sort(key=lambda s: (-s.count * ((s.mean_rating or 3.5) / 5), s.label))
+    return stats
+
+
+def _top_attributes(stats: list[AttributeStat], histories: dict[str, _ItemHistory]) -> list[AttributeStat]:
     platforms = sorted({h.platform for h in histories.values()})
     if len(platforms) == 1:
         return stats[:MAX_ATTRIBUTES]
@@ -184,6 +200,32 @@ def _recent_shift(histories, labels_of, labels: set[str]) -> dict[str, float]:
 
     shift = {label: round(share(recent, label) - share(ordered, label), 3) for label in labels}
     return {k: v for k, v in sorted(shift.items(), key=lambda kv: -abs(kv[1])) if abs(v) >= SHIFT_THRESHOLD}
+
+
+def _aspects(histories: dict[str, _ItemHistory], rating_mean: float | None, generic: set[str]) -> list[AspectStat]:
+    """Phrases from the user's own reviews, each with the stance most of its mentions take (praised or
+    criticised), the items it was written about and the first clause that says so; most items first."""
+    votes: dict[str, dict[int, list[tuple[str, str]]]] = {}
+    for history in sorted(histories.values(), key=lambda h: -h.last_timestamp):
+        for text in history.texts:
+            for mention in mine(text):
+                sign = stance(mention, history.rating, rating_mean)
+                if sign and mention.phrase not in generic:
+                    votes.setdefault(mention.phrase, {1: [], -1: []})[sign].append((history.item_id, mention.clause))
+    found = []
+    for phrase, by_sign in votes.items():
+        sign = 1 if len(by_sign[1]) >= len(by_sign[-1]) else -1
+        items = list(dict.fromkeys(i for i, _ in by_sign[sign]))
+        found.append(
+            AspectStat(
+                phrase=phrase,
+                stance="praised" if sign > 0 else "criticised",
+                item_ids=items,
+                quote=_short(by_sign[sign][0][1], SNIPPET_CHARS),
+            )
+        )
+    found.sort(key=lambda a: -len(a.item_ids))  # stable: ties keep the most recent first
+    return found[:MAX_ASPECTS]
 
 
 def _short(text: str, limit: int) -> str:
@@ -233,6 +275,14 @@ def describe_context(facts: UserFacts, items: dict[str, Item]) -> dict[str, str]
     brands = Counter(
         b for i in facts.history_item_ids for b in (items[i].attributes.get("brand", []) if i in items else [])
     )
+    if facts.dominant:
+        parts = [
+            f"{a.label} ({a.share:.0%} of {facts.n_items} items"
+            + (f", rated {a.mean_rating:.1f} on average" if a.mean_rating is not None else "")
+            + ")"
+            for a in facts.dominant
+        ]
+        context["mostly"] = "mostly " + ", ".join(parts)
     if brands and facts.n_items >= 3:
         brand, count = brands.most_common(1)[0]
         if count / facts.n_items >= 0.5:
@@ -256,6 +306,7 @@ class FactBook:
     def __init__(self, db: Database):
         self.db = db
         self._global_shares: dict[str, float] | None = None
+        self._generic_aspects: set[str] | None = None
 
     @property
     def global_shares(self) -> dict[str, float]:
@@ -263,9 +314,17 @@ class FactBook:
             self._global_shares = self.db.label_event_shares()
         return self._global_shares
 
+    @property
+    def generic_aspects(self) -> set[str]:
+        if self._generic_aspects is None:
+            self._generic_aspects = self.db.generic_aspects()
+        return self._generic_aspects
+
     def facts(self, user_id: str) -> UserFacts:
         events = self.db.user_events(user_id)
         if not events:
             raise UnknownUserError(user_id)
         items = self.db.items({e.item_id for e in events})
-        return build_facts(user_id, events, items, self.global_shares, self.db.user_attributes(user_id))
+        return build_facts(
+            user_id, events, items, self.global_shares, self.db.user_attributes(user_id), self.generic_aspects
+        )

@@ -95,3 +95,25 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
         return mean, 0.0
     variance = sum((v - mean) ** 2 for v in values) / (n - 1)
     return mean, 1.96 * math.sqrt(variance / n)
+
+
+def label_recall(wanted: Iterable[str], profile_text: str) -> float | None:
+    """Share of `wanted` labels the profile names anywhere (case-insensitive whole words); None when
+    nothing is wanted."""
+    import re
+
+    wanted = list(wanted)
+    if not wanted:
+        return None
+    lowered = profile_text.lower()
+    named = [w for w in wanted if re.search(rf"(?<!\w){re.escape(w.lower())}(?!\w)", lowered)]
+    return len(named) / len(wanted)
+
+
+def label_hit(predicted: Sequence[str], actual: Iterable[str]) -> float | None:
+    """1 if any predicted label is among the held-out item's labels, else 0; None when the held-out item
+    has no labels (nothing to predict) or nothing was predicted."""
+    actual = set(actual)
+    if not actual or not predicted:
+        return None
+    return float(bool(set(predicted) & actual))

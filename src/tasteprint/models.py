@@ -116,6 +116,15 @@ class AttributeStat(BaseModel):
     item_ids: list[str] = Field(description="the user's items with this label, best rated first")
 
 
+class AspectStat(BaseModel):
+    """A phrase the user wrote about some of their items, and how they wrote it."""
+
+    phrase: str = Field(description="lower-case lemma form, as it occurs in their text")
+    stance: Literal["praised", "criticised"]
+    item_ids: list[str]
+    quote: str = Field(description="the clause it was written in (redacted, bounded)")
+
+
 class UserFacts(BaseModel):
     """Deterministic evidence about one user, computed from data. Ground truth for verification."""
 
@@ -136,6 +145,16 @@ class UserFacts(BaseModel):
         default_factory=dict, description="label -> share in recent items minus share overall"
     )
     snippets: list[str] = Field(default_factory=list, description="bounded excerpts of the user's own text")
+    aspects: list[AspectStat] = Field(default_factory=list, description="what they praised or criticised, in words")
+    dominant: list[AttributeStat] = Field(
+        default_factory=list, description="labels on at least DOMINANT_SHARE of their items: what they mostly consume"
+    )
+    mined_labels: list[str] = Field(
+        default_factory=list, description="labels of their items mined from everyone's reviews, not catalogue data"
+    )
+    item_texts: dict[str, list[str]] = Field(
+        default_factory=dict, description="item id -> what the user wrote about it (redacted): ground truth of aspects"
+    )
     context: dict[str, str] = Field(default_factory=dict)
     history_item_ids: list[str] = Field(default_factory=list)
     item_labels: dict[str, list[str]] = Field(
@@ -153,11 +172,13 @@ class Interest(BaseModel):
     weight: float = Field(ge=0, le=1)
     evidence: list[str]
     platforms: list[str] = Field(default_factory=list)
+    quote: str | None = Field(default=None, description="for an aspect in their own words: the clause they wrote")
 
 
 class Dislike(BaseModel):
     label: str
     evidence: list[str]
+    quote: str | None = None
 
 
 class VerificationStats(BaseModel):
@@ -170,6 +191,9 @@ class VerificationStats(BaseModel):
     evidence_proposed: int = 0
     evidence_dropped: int = 0
     summary_replaced: bool = False
+    aspects_proposed: int = Field(default=0, description="claims naming a phrase from the user's own text")
+    aspects_kept: int = 0
+    omissions_repaired: int = Field(default=0, description="dominant labels no claim named, added from data")
     reasons: list[str] = Field(default_factory=list)
 
     @property

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
+from .aspects import Mention, clauses, contains, excerpt, lemma_form, polarity, stance
 from .facts import DISLIKED_MAX
 from .errors import LLMError, StructuredOutputError
 from .llm import LLMBackend, generate
@@ -23,6 +24,7 @@ from .prompting import chat, string_schema
 MAX_INTERESTS = 5
 MAX_DISLIKES = 3
 MAX_EVIDENCE = 3
+MAX_EVIDENCE_CHOICES = 6
 SUMMARY_MAX = 300
 DISLIKE_MARGIN = 0.5
 PROMPT_NAME = "profile_user.j2"
@@ -71,16 +73,24 @@ def _claims_schema(evidence_by_label: dict[str, list[str]], max_items: int, min_
 
 
 def draft_schema(facts: UserFacts) -> dict:
-    """A JSON schema that only admits the user's own labels, each with its own items, and bounded lengths."""
+    """A JSON schema that only admits the user's own labels, each with its own items, and the phrases
+    they wrote, each with the items they wrote it about in that stance; lengths bounded."""
+    # What other reviewers wrote about an item is no claim about this person: mined item aspects enter
+    # only as phrases the user wrote themselves (below).
     liked = {
-        a.label: [i for i in a.item_ids if facts.item_ratings.get(i, 5.0) > DISLIKED_MAX] for a in facts.top_attributes
+        a.label: [i for i in a.item_ids if facts.item_ratings.get(i, 5.0) > DISLIKED_MAX]
+        for a in facts.top_attributes
+        if a.label not in facts.mined_labels
     }
-    allowed = dislikable_labels(facts)
+    allowed = dislikable_labels(facts) - set(facts.mined_labels)
     disliked: dict[str, list[str]] = {}
     for item in facts.disliked:
         for label in item.labels:
             if label in allowed:
                 disliked.setdefault(label, []).append(item.item_id)
+    for aspect in facts.aspects:
+        claims = liked if aspect.stance == "praised" else disliked
+        claims.setdefault(aspect.phrase, aspect.item_ids[:MAX_EVIDENCE_CHOICES])
     # A claim list with no admissible choice is left out of the schema: llama.cpp's grammar does not
     # honour an empty array bound and would let the model write free-form objects there.
     properties = {
@@ -296,6 +306,7 @@ def build_profile(
         )
     profile = verify_claims(facts, draft, strict=verify)
     if verify:
+        repair_omissions(facts, profile)
         cover_platforms(facts, profile)
     if condense_level:
         profile.verification.reasons.append(f"facts condensed {condense_level} step(s) to fit the context window")
@@ -385,17 +396,20 @@ def label_weights(facts: UserFacts) -> dict[str, float]:
     """Weight of each label in 0..1: its time-decayed item count relative to the user's top label, scaled
     by its mean rating out of 5 where the user rated. Recent items count more (`recency`)."""
     counts: Counter[str] = Counter()
+    members: dict[str, list[str]] = {}
     for item_id, labels in facts.item_labels.items():
         for label in labels:
-            counts[label] += recency(facts, item_id)
+            members.setdefault(label, []).append(item_id)
+    for aspect in facts.aspects:  # a phrase they wrote about several items weighs like a label on them
+        members.setdefault(aspect.phrase, aspect.item_ids)
+    for label, item_ids in members.items():
+        counts[label] = sum(recency(facts, i) for i in item_ids)
     if not counts:
         return {}
     top = max(counts.values())
     weights = {}
     for label, count in counts.items():
-        rated = [
-            facts.item_ratings[i] for i, ls in facts.item_labels.items() if label in ls and i in facts.item_ratings
-        ]
+        rated = [facts.item_ratings[i] for i in members[label] if i in facts.item_ratings]
         quality = min(1.0, sum(rated) / len(rated) / 5) if rated else 1.0
         weights[label] = round(count / top * quality, 3)
     return weights
@@ -408,18 +422,26 @@ def verify_claims(facts: UserFacts, draft: ProfileDraft, strict: bool = True) ->
     stats = VerificationStats(interests_proposed=len(draft.interests), dislikes_proposed=len(draft.dislikes))
     history = set(facts.history_item_ids)
     weights = label_weights(facts)
+    quotes: dict[tuple[str, str], str] = {}  # (kind, label) -> the clause that supports an aspect claim
+    phrases = {a.phrase for a in facts.aspects}
 
     def supported(claim: DraftClaim, kind: str, rating_ok) -> list[str]:
         kept = []
         for item_id in dict.fromkeys(claim.evidence):
             stats.evidence_proposed += 1
+            sign = 1 if kind == "interest" else -1
+            quote = said(facts, claim.label, item_id, sign) if claim.label in phrases else None
             if item_id not in history:
                 reason = f"{item_id} is not in the user's history"
             elif not strict:
                 kept.append(item_id)
                 continue
+            elif quote is not None:
+                quotes.setdefault((kind, claim.label), quote)
+                kept.append(item_id)
+                continue
             elif claim.label not in facts.item_labels.get(item_id, []):
-                reason = f"{item_id} does not carry {claim.label!r}"
+                reason = f"{item_id} does not carry {claim.label!r} and their text on it does not say it that way"
             elif not rating_ok(facts.item_ratings.get(item_id)):
                 reason = f"{item_id} was rated {facts.item_ratings.get(item_id)}"
             else:
@@ -428,6 +450,8 @@ def verify_claims(facts: UserFacts, draft: ProfileDraft, strict: bool = True) ->
             stats.evidence_dropped += 1
             stats.reasons.append(f"{kind} {claim.label!r}: evidence {reason}")
         return kept
+
+    stats.aspects_proposed = sum(c.label in phrases for c in draft.interests + draft.dislikes)
 
     interests: list[Interest] = []
     for claim in draft.interests:
@@ -439,7 +463,11 @@ def verify_claims(facts: UserFacts, draft: ProfileDraft, strict: bool = True) ->
             platforms = sorted({facts.item_platforms[i] for i in evidence})
             interests.append(
                 Interest(
-                    label=claim.label, weight=weights.get(claim.label, 0.0), evidence=evidence, platforms=platforms
+                    label=claim.label,
+                    weight=weights.get(claim.label, 0.0),
+                    evidence=evidence,
+                    platforms=platforms,
+                    quote=quotes.get(("interest", claim.label)),
                 )
             )
         else:
@@ -453,7 +481,10 @@ def verify_claims(facts: UserFacts, draft: ProfileDraft, strict: bool = True) ->
             stats.reasons.append(f"dislike {claim.label!r}: duplicate")
             continue
         evidence = supported(claim, "dislike", lambda r: r is not None and r <= DISLIKED_MAX)
-        if claim.label not in dislikable:
+        quote = quotes.get(("dislike", claim.label))
+        if quote is not None and evidence:  # criticised in their own words: the text is the evidence
+            dislikes.append(Dislike(label=claim.label, evidence=evidence, quote=quote))
+        elif claim.label not in dislikable:
             stats.reasons.append(f"dislike {claim.label!r}: dropped, not rated clearly below the user's mean")
         elif any(i.label == claim.label for i in interests):
             stats.reasons.append(f"dislike {claim.label!r}: dropped, conflicts with a verified interest")
@@ -462,6 +493,7 @@ def verify_claims(facts: UserFacts, draft: ProfileDraft, strict: bool = True) ->
         else:
             stats.reasons.append(f"dislike {claim.label!r}: dropped, no supporting evidence")
     stats.interests_kept, stats.dislikes_kept = len(interests), len(dislikes)
+    stats.aspects_kept = sum(c.quote is not None for c in interests + dislikes)
 
     return UserProfile(
         user_id=facts.user_id,
@@ -474,6 +506,56 @@ def verify_claims(facts: UserFacts, draft: ProfileDraft, strict: bool = True) ->
         prompt=PROMPT_NAME,
         verification=stats,
     )
+
+
+def said(facts: UserFacts, phrase: str, item_id: str, sign: int) -> str | None:
+    """The clause in which the user wrote `phrase` (or its lemma form) about the item with the stated
+    stance (+1 praise, -1 complaint), or None. Read from their own text, not from the mined aspects,
+    so a claim stands or falls on what they wrote."""
+    target = lemma_form(phrase)
+    if not target:
+        return None
+    for text in facts.item_texts.get(item_id, []):
+        for clause in clauses(text):
+            if not contains(lemma_form(clause), target):
+                continue
+            mention = Mention(target, clause, polarity(clause))
+            if stance(mention, facts.item_ratings.get(item_id), facts.rating_mean) == sign:
+                return excerpt(clause, target)
+    return None
+
+
+def repair_omissions(facts: UserFacts, profile: UserProfile) -> None:
+    """A label on DOMINANT_SHARE or more of the history that no claim names is an omission: added as an
+    interest from data when the user rates it at least at their own mean and there is room (else it
+    stays in the context's `mostly` line, which names every dominant label). Counted and logged."""
+    interests, stats, weights = profile.interests, profile.verification, label_weights(facts)
+    named = {c.label for c in profile.interests + profile.dislikes}
+    for attribute in facts.dominant:
+        if attribute.label in named or attribute.label in facts.mined_labels:
+            continue
+        mean = facts.rating_mean
+        liked_enough = attribute.mean_rating is None or mean is None or attribute.mean_rating >= mean - 0.25
+        evidence = [i for i in attribute.item_ids if facts.item_ratings.get(i, 5.0) > DISLIKED_MAX][:MAX_EVIDENCE]
+        if liked_enough and evidence and len(interests) < MAX_INTERESTS:
+            interests.append(
+                Interest(
+                    label=attribute.label,
+                    weight=weights.get(attribute.label, 0.0),
+                    evidence=evidence,
+                    platforms=sorted({facts.item_platforms[i] for i in evidence}),
+                )
+            )
+            stats.omissions_repaired += 1
+            stats.interests_proposed += 1
+            stats.reasons.append(
+                f"interest {attribute.label!r}: added from data, on {attribute.share:.0%} of the history, unclaimed"
+            )
+        else:
+            why = "rated below their mean" if not liked_enough or not evidence else f"{MAX_INTERESTS} interests already"
+            stats.reasons.append(f"{attribute.label!r}: on {attribute.share:.0%} of the history, {why}: context only")
+    interests.sort(key=lambda i: -i.weight)
+    stats.interests_kept = len(interests)
 
 
 def check_summary(

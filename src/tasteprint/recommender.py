@@ -2,8 +2,8 @@
 
 `Recommender.fit` takes each user's item history in time order (ties in file order) and:
 1. holds out validation targets of sampled users from the *training* data (`next`: each of the last
-   3 items, predicted from what came before it, three cases per user; `random`: a random fifth of
-   the items) and fits the retrievers on the rest;
+   3 items, predicted from what came before it, while at least 4 items come before; `random`: a
+   random fifth of the items) and fits the retrievers on the rest;
 2. chooses the leading retriever (EASE with its L2 penalty, ALS, or item-kNN) and how strongly recent
    items count (a half-life in items, mixed with the plain history) by that retriever's NDCG@10 on
    those targets;
@@ -34,7 +34,7 @@ from scipy import sparse
 
 from .errors import TasteprintError
 from .metrics import mean_ci95, ndcg_at_k
-from .ranker import FUSION_GRID, LEAD_ALONE, Pool, fit_lambdamart
+from .ranker import FUSION_GRID, LEAD_ALONE, Pool, earns_its_place, fit_lambdamart
 from .rerank import blend_order
 from .retrieve import ALS, EASE, LIST_DEPTH, Candidate, Embedding, Interactions, ItemKNN, batch_scores, top_indices
 
@@ -230,10 +230,13 @@ class Recommender:
         for user_id in sorted(sample):
             history = histories[user_id]
             if self.config.target == "next":
-                for position in range(len(history) - NEXT_POSITIONS, len(history)):
+                # Earlier positions only while the prefix stays as long as the shortest eligible history's
+                # last one: a 2-item prefix would tune for histories nobody is served from.
+                first = max(len(history) - NEXT_POSITIONS, MIN_VALIDATION_ITEMS - 1)
+                for position in range(first, len(history)):
                     target = history[position]
                     cases.append(Case(user_id, [i for i in history[:position] if i != target], {target}))
-                held[user_id] = set(history[-NEXT_POSITIONS:])
+                held[user_id] = set(history[first:])
             else:
                 distinct = sorted(set(history))
                 picker = random.Random(f"{self.config.seed}:{user_id}")
@@ -341,11 +344,8 @@ class Recommender:
                 popularity = self.interactions.popularity
                 results["lambdamart"] = ndcgs(check_cases, lambda p: model.predict(p.features(popularity)))
 
-        def earns(stage: str) -> bool:
-            mean, half_width = mean_ci95(list(results[stage] - lead))
-            return mean > half_width / 1.96
-
-        chosen = max((s for s in results if earns(s)), key=lambda s: mean(results[s]), default="lead alone")
+        earning = [stage for stage, values in results.items() if earns_its_place(values, lead)]
+        chosen = max(earning, key=lambda stage: mean(results[stage]), default="lead alone")
         if self.config.ranker == "lambdamart" and model is not None:
             chosen = "lambdamart"
         self.model = model if chosen == "lambdamart" else None

@@ -22,7 +22,7 @@ from .evaluate import CLASSICAL, LLM_METHODS, PROTOCOLS, EvalContext, UserOutcom
 from .facts import label_shares
 from .llm import CachedBackend
 from .metrics import catalogue_coverage, mean_ci95, popularity_bias, rate
-from .split import leave_last_out
+from .split import leave_last_out, random_split
 
 TUNING_USERS = 10  # validation users the LLM blend is tuned on
 
@@ -51,6 +51,10 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
     tp = Tasteprint(settings=settings)
     report = tp.ingest(config.path, config.fmt)
     events = [e for e in tp.db.iter_events() if e.kind != "search"]
+    # Item aspects come from reviews no protocol holds out, so no test review describes its item.
+    splits = (leave_last_out(events), random_split(events, seed=config.seed))
+    held_out = {(u, i) for split in splits for u, test in split.test.items() for i in test}
+    tp.mine_aspects([e for e in events if (e.user_id, e.item_id) not in held_out])
     items = tp.db.items()
     catalogue = sorted(items)
     vectors = None
@@ -71,6 +75,7 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
         n_candidates=config.n_candidates,
         rerank_passes=settings.rerank_passes,
         blend=settings.rerank_blend,
+        generic_aspects=tp.db.generic_aspects(),
     )
     sample = sorted(
         random.Random(config.seed).sample(loo.evaluated_users(), min(config.users, len(loo.evaluated_users())))
@@ -204,6 +209,15 @@ def stage_metrics(method: str, protocol: str, outcomes: list[UserOutcome]) -> di
         "fallback_rate": measured(sum(1 for s in stats if s.fallback), len(stats)),
         "profile_claim_drop_rate": measured(sum(p.verification.claims_dropped for p in profiles), claims),
         "summary_replaced_rate": measured(sum(p.verification.summary_replaced for p in profiles), len(profiles)),
+        "aspect_claims": {
+            "proposed": sum(p.verification.aspects_proposed for p in profiles),
+            "kept": sum(p.verification.aspects_kept for p in profiles),
+        },
+        "omissions_repaired": sum(p.verification.omissions_repaired for p in profiles),
+        "fidelity": {
+            name: mean_defined([o.fidelity.get(name) for o in outcomes])
+            for name in ("dominant_recall", "top3_recall", "next_label_hit", "next_label_hit_data_only")
+        },
         "tokens_per_user": rate(
             sum(s.prompt_tokens + s.completion_tokens for s in stats)
             + sum(p.prompt_tokens + p.completion_tokens for p in profiles),
@@ -214,6 +228,12 @@ def stage_metrics(method: str, protocol: str, outcomes: list[UserOutcome]) -> di
             for stage in ("profile", "retrieve", "rerank", "total")
         },
     }
+
+
+def mean_defined(values: list[float | None]) -> float | None:
+    """Mean of the values that are defined, or None when none is."""
+    defined = [v for v in values if v is not None]
+    return round(sum(defined) / len(defined), 4) if defined else None
 
 
 def measured(count: int, total: int) -> float | None:

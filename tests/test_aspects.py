@@ -1,0 +1,121 @@
+"""Aspects mined from real Amazon reviews, verified against the writer's own words; the text-only path
+(reviews without a catalogue) end to end on the real local model; coverage of dominant labels."""
+
+import gzip
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tasteprint import Tasteprint
+from tasteprint.aspects import ASPECT_ATTRIBUTE, aspect_phrase, item_aspects, lemma_form, mine
+from tasteprint.db import Database
+from tasteprint.facts import DOMINANT_SHARE, FactBook
+from tasteprint.profile import ProfileDraft, build_profile, verify_claims
+
+from conftest import AMAZON
+
+REVIEWS = AMAZON / "Magazine_Subscriptions_5.json.gz"
+
+
+@pytest.fixture(scope="module")
+def reviews() -> list[dict]:
+    with gzip.open(REVIEWS, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+@pytest.fixture(scope="module")
+def text_only_store(tmp_path_factory) -> Path:
+    """The magazine reviews without their `meta_*` catalogue: a folder holding only the review file."""
+    folder = tmp_path_factory.mktemp("reviews-only")
+    (folder / REVIEWS.name).symlink_to(REVIEWS)
+    store = tmp_path_factory.mktemp("text-store")
+    tp = Tasteprint(store=store)
+    tp.ingest(folder)
+    tp.close()
+    return store
+
+
+def test_phrases_are_things_in_lemma_form_with_the_clause_they_came_from(reviews):
+    assert aspect_phrase("Wonderful recipes") == "recipe"  # the opinion word goes, the thing stays
+    assert aspect_phrase("great") is None and aspect_phrase("the best") is None
+    mined = [m for review in reviews[:300] for m in mine(review.get("reviewText") or "")]
+    assert len(mined) > 300
+    for mention in mined:
+        assert mention.phrase == mention.phrase.lower() and mention.phrase == lemma_form(mention.phrase)
+        assert f" {mention.phrase} " in f" {lemma_form(mention.clause)} "
+        assert -1 <= mention.polarity <= 1
+    praise = mine("The articles are fascinating and beautifully written. Too many ads, though, it is annoying.")
+    stance = {m.phrase: m.polarity for m in praise}
+    assert stance["article"] > 0 and stance["ad"] < 0
+
+
+def test_item_aspects_skip_what_every_magazine_shares(reviews):
+    texts = defaultdict(list)
+    for review in reviews:
+        if review.get("reviewText"):
+            texts[review["asin"]].append(review["reviewText"])
+    aspects, generic = item_aspects(texts)
+    assert {"magazine", "issue", "subscription"} <= generic
+    reviewed = [i for i, t in texts.items() if len(t) >= 3]
+    assert sum(1 for i in reviewed if aspects.get(i)) >= 0.9 * len(reviewed)
+    assert not any(set(a) & generic for a in aspects.values())
+    scientific = aspects["B00005N7PT"]  # Scientific American: its reviewers write about science
+    assert any("scien" in phrase for phrase in scientific)
+
+
+def test_an_aspect_claim_stands_only_on_what_the_user_wrote_with_that_stance(text_only_store):
+    book = FactBook(Database(text_only_store))
+    facts = book.facts("A3GA09FYFKL4EY")
+    praised = next(a for a in facts.aspects if a.stance == "praised")
+    evidence = praised.item_ids[:1]
+    wrong_polarity = ProfileDraft.model_validate({"dislikes": [{"label": praised.phrase, "evidence": evidence}]})
+    assert verify_claims(facts, wrong_polarity).dislikes == []
+    claim = {"interests": [{"label": praised.phrase, "evidence": evidence}]}
+    right = verify_claims(facts, ProfileDraft.model_validate(claim))
+    kept = right.interests[0]
+    assert kept.label == praised.phrase and kept.quote and praised.phrase in lemma_form(kept.quote)
+    assert any(" ".join(kept.quote.split()) in " ".join(t.split()) for t in facts.item_texts[evidence[0]])
+    assert right.verification.aspects_proposed == right.verification.aspects_kept == 1
+    never_written = {"interests": [{"label": "quantum chromodynamics", "evidence": evidence}]}
+    assert verify_claims(facts, ProfileDraft.model_validate(never_written)).interests == []
+
+
+@pytest.mark.model
+def test_reviews_without_a_catalogue_give_profiles_in_the_users_words(text_only_store, local_backend):
+    tp = Tasteprint(store=text_only_store, llm=local_backend)
+    items = tp.db.items()
+    assert sum(bool(i.attributes.get(ASPECT_ATTRIBUTE)) for i in items.values()) >= 0.5 * len(items)
+    wordy = defaultdict(int)
+    for event in tp.db.iter_events():
+        if event.text and len(event.text.split()) >= 20:
+            wordy[event.user_id] += 1
+    users = sorted((u for u, n in wordy.items() if n >= 3), key=lambda u: (-wordy[u], u))[:3]
+    asin = re.compile(r"\b[A-Z0-9]{10}\b")
+    for user_id in users:
+        facts = tp.facts(user_id)
+        profile = tp.profile(user_id, refresh=True)
+        assert len(profile.interests) >= 2, (user_id, profile.verification.reasons)
+        written = " ".join(lemma_form(t) for texts in facts.item_texts.values() for t in texts)
+        for interest in profile.interests:
+            assert any(word in written.split() for word in lemma_form(interest.label).split()), interest
+        assert asin.sub("", profile.summary).strip(" .,;()"), profile.summary  # words, not only ids
+    picks = tp.recommend(users[0], k=3)
+    assert picks and all(asin.sub("", p.explanation).strip(" .,;()") for p in picks)
+    assert all(p.title != p.item_id for p in picks)
+
+
+@pytest.mark.model
+def test_a_profile_names_what_the_person_mostly_consumes(movielens_store, local_backend):
+    book = FactBook(Database(movielens_store))
+    facts = book.facts("571")  # 112 films, 93% Horror, a critical rater (mean 2.57)
+    horror = next(a for a in facts.dominant if a.label == "Horror")
+    assert horror.share >= 0.9 and "Horror" in facts.context["mostly"]
+    profile = build_profile(facts, local_backend, vocabulary=set(book.global_shares))
+    named = {c.label for c in profile.interests + profile.dislikes}
+    for attribute in facts.dominant:
+        assert attribute.share >= DOMINANT_SHARE
+        assert attribute.label in named or attribute.label in profile.context["mostly"]
+    assert "Horror" in named or "Horror" in profile.context["mostly"]
