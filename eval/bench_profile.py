@@ -1,5 +1,7 @@
-"""Benchmark: profile N users on the embedded model and print throughput, token speeds and the ratio of
-grammar-constrained decode speed to llama.cpp's raw unconstrained decode of the same model.
+"""Benchmark: profile N users on the embedded model and print throughput, token speeds, the ratio of
+grammar-constrained decode speed to llama.cpp's raw unconstrained decode of the same model, and what
+aspect mining costs (item aspects once per ingest; each user's own phrases on every profile). The last
+line is the machine-readable figures as JSON.
 
     .venv/bin/python eval/bench_profile.py --data ../shared/data/ml-latest-small --users 10
 """
@@ -7,6 +9,7 @@ grammar-constrained decode speed to llama.cpp's raw unconstrained decode of the 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import tempfile
 import time
@@ -15,7 +18,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from tasteprint.aspects import ASPECT_ATTRIBUTE, item_aspects, mine
 from tasteprint.db import Database
+from tasteprint.embed import Embedder
 from tasteprint.facts import FactBook
 from tasteprint.ingest import ingest
 from tasteprint.llm.llamacpp import LlamaCppBackend
@@ -40,6 +45,11 @@ def main() -> None:
     store = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     db = Database(store)
     ingest(db, Path(args.data))
+    started = time.perf_counter()
+    texts = db.review_texts()
+    aspects, generic = item_aspects(texts, Embedder()) if texts else ({}, set())
+    db.set_item_aspects(aspects, generic, ASPECT_ATTRIBUTE)
+    item_mining_s = time.perf_counter() - started
     book = FactBook(db)
     backend = LlamaCppBackend(args.model)
     users = db.user_ids()[: args.users]
@@ -47,6 +57,14 @@ def main() -> None:
     start = time.perf_counter()
     profiles = [build_profile(book.facts(u), backend, vocabulary=set(book.global_shares)) for u in users]
     wall = time.perf_counter() - start
+    # What mining adds to each profile: the user's own texts through the same `mine` that facts call.
+    started = time.perf_counter()
+    for user_id in users:
+        for event in db.user_events(user_id):
+            if event.text and event.kind == "review":
+                mine(event.text)
+    user_mining_s = (time.perf_counter() - started) / len(users)
+    mining_share = user_mining_s / (wall / len(users))
 
     prompt_tokens = sum(p.prompt_tokens for p in profiles)
     completion_tokens = sum(p.completion_tokens for p in profiles)
@@ -55,6 +73,8 @@ def main() -> None:
     evidence = sum(p.verification.evidence_proposed for p in profiles)
     evidence_dropped = sum(p.verification.evidence_dropped for p in profiles)
     summaries_replaced = sum(p.verification.summary_replaced for p in profiles)
+    aspects_proposed = sum(p.verification.aspects_proposed for p in profiles)
+    aspects_kept = sum(p.verification.aspects_kept for p in profiles)
 
     # Same prompt, same model: grammar-constrained decode versus raw decode.
     facts = book.facts(users[0])
@@ -81,10 +101,25 @@ def main() -> None:
         ("claims dropped by verification", f"{dropped}/{claims} ({dropped / max(claims, 1):.1%})"),
         ("evidence ids dropped", f"{evidence_dropped}/{evidence} ({evidence_dropped / max(evidence, 1):.1%})"),
         ("summaries replaced", f"{summaries_replaced}/{len(users)}"),
+        ("item aspect mining at ingest (s)", f"{item_mining_s:.1f} for {len(texts)} reviewed items"),
+        ("user aspect mining (s/user)", f"{user_mining_s:.3f} ({mining_share:.1%} of profile time)"),
+        ("aspect claims kept / proposed", f"{aspects_kept}/{aspects_proposed}"),
     ]
     for name, value in rows:
         table.add_row(name, value)
     Console().print(table)
+    figures = {
+        "users": len(users),
+        "users_per_min": round(len(users) / wall * 60, 2),
+        "seconds_per_user": round(wall / len(users), 2),
+        "constrained_raw_ratio": round(constrained_tps / raw_tps, 3),
+        "item_aspect_mining_s": round(item_mining_s, 2),
+        "user_aspect_mining_s_per_user": round(user_mining_s, 4),
+        "user_aspect_mining_share": round(mining_share, 4),
+        "aspects_proposed": aspects_proposed,
+        "aspects_kept": aspects_kept,
+    }
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

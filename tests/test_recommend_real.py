@@ -24,9 +24,14 @@ def assert_grounded(recommendations, facts, k):
     ids = [r["item_id"] for r in recommendations]
     assert len(ids) == k and len(set(ids)) == k
     assert not history & set(ids)
+    cited = 0
     for r in recommendations:
-        assert r["explanation"].strip()
-        assert r["evidence"] and set(r["evidence"]) <= history
+        assert r["explanation"].strip() and r["explanation_source"] in ("llm", "template")
+        assert set(r["evidence"]) <= history
+        named = {i for i in history if f" {facts.item_titles[i]}" in r["explanation"]}
+        assert named <= set(r["evidence"]), (r["explanation"], r["evidence"])  # titles named are the cited ones
+        cited += bool(r["evidence"])
+    assert cited >= k // 2  # most picks share a label (or close text) with something the user chose
 
 
 def test_sample_profile_recommend_explain_on_the_local_model(tmp_path, local_backend):

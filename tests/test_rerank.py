@@ -19,6 +19,7 @@ def facts() -> UserFacts:
         item_labels={"h1": ["Drama"], "h2": ["Comedy"], "h3": ["Horror"]},
         item_titles={"h1": "Old Drama", "h2": "Old Comedy", "h3": "Bad Horror"},
         item_ratings={"h1": 5.0, "h2": 4.0, "h3": 1.0},
+        rating_mean=3.333,
     )
 
 
@@ -94,3 +95,23 @@ def test_llm_failure_falls_back_to_retrieval_order():
 def test_explanation_never_cites_outside_the_history():
     text = explanation_text(facts(), ITEMS["c2"], ["h2"])
     assert "Old Comedy" in text and "both are Comedy" in text
+
+
+def test_liked_means_rated_above_the_users_own_mean():
+    lukewarm = facts().model_copy(update={"item_ratings": {"h1": 5.0, "h2": 3.0, "h3": 1.0}})
+    assert explanation_text(lukewarm, ITEMS["c2"], ["h2"]) == "Because you chose Old Comedy; both are Comedy."
+    text = explanation_text(lukewarm, ITEMS["c1"], ["h1", "h2"])
+    assert text == "Because you liked Old Drama (you rated it 5) and you chose Old Comedy; both are Drama."
+
+
+def test_a_citation_shares_a_label_or_close_text_never_just_a_title_word():
+    import numpy as np
+
+    from tasteprint.rerank import nearest_history
+
+    history = facts().model_copy(update={"item_titles": {"h1": "Old Drama", "h2": "Candidate Comedy", "h3": "x"}})
+    far = {"h1": np.array([0.0, 1.0]), "h2": np.array([0.3, 0.95])}
+    cited = nearest_history(np.array([1.0, 0.0]), far, history, ITEMS["c1"])
+    assert cited == ["h1"]  # shares Drama; h2 shares only a title word and is not close in embedding
+    close = far | {"h2": np.array([0.8, 0.6])}
+    assert nearest_history(np.array([1.0, 0.0]), close, history, ITEMS["c1"]) == ["h1", "h2"]

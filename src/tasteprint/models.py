@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 EventKind = Literal["rating", "review", "tag", "view", "purchase", "search", "like"]
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
@@ -256,6 +256,9 @@ class Recommendation(BaseModel):
     score: float
     explanation: str
     evidence: list[str] = Field(description="ids of items in the user's history the explanation cites")
+    explanation_source: Literal["llm", "template"] = Field(
+        default="template", description="who wrote the sentence: the model (verified) or the data-backed template"
+    )
     sources: dict[str, float] = Field(default_factory=dict, description="retrieval scores by retriever")
 
 
@@ -270,3 +273,8 @@ class Explanation(BaseModel):
     sentence: str
     grounded: bool = Field(description="the sentence cites at least one history item and nothing else")
     by_llm: bool = Field(description="the sentence was written by the model (else built from the evidence)")
+
+    @computed_field
+    @property
+    def explanation_source(self) -> Literal["llm", "template"]:
+        return "llm" if self.by_llm else "template"
