@@ -22,6 +22,18 @@ from schema_replies import schema_reply
         ("recommend something", "recommend", None),
         ("quit", "quit", None),
         ("what's the weather", "help", None),
+        ("why would I enjoy Heat (1995)?", "why", "Heat (1995)"),
+        ("give me something in the spirit of Toy Story (1995)", "like", "Toy Story (1995)"),
+        ("nothing with Horror please", "exclude", "Horror"),
+        ("no more horror", "exclude", "horror"),
+        ("what else would you suggest?", "recommend", None),
+        ("something newer", "newer", None),
+        ("any older classics?", "older", None),
+        ("I didn't like Scream (1996)", "disliked", "Scream (1996)"),
+        ("I hated 'Scream'", "disliked", "Scream"),
+        ("I really loved Alien (1979)!", "liked", "Alien (1979)"),
+        ("forget Scream (1996)", "forget", "Scream (1996)"),
+        ("clear the filters", "clear", None),
     ],
 )
 def test_routing(question, intent, argument):

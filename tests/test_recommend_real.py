@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tasteprint import Tasteprint
+from tasteprint.chat import release_year
 from tasteprint.cli import app
 from tasteprint.demo import BUILT_IN
 from tasteprint.store import VectorStore
@@ -108,3 +109,52 @@ def test_chroma_server_round_trip(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_a_ten_turn_chat_on_the_real_model_follows_what_the_person_asks(indexed_movielens):
+    """User 571 watches 93% Horror. The chat must explain, find things like a film they name, keep an
+    exclusion until it is cleared, never repeat a pick, take feedback, show the profile and go newer."""
+    tp = Tasteprint(store=indexed_movielens)
+    history = tp.facts("571")
+    seen_title = history.item_titles[history.loved[0].item_id]
+    heat = tp.find_items("Heat (1995)")[0]
+    assert heat not in history.item_titles
+    script = [
+        "recommend something",
+        "why would I enjoy Heat (1995)?",
+        "give me something in the spirit of Toy Story (1995)",
+        "nothing with Horror please",
+        "what else would you suggest?",
+        "something newer",
+        "I didn't like Heat (1995)",
+        "what do you know about me?",
+        f"forget {seen_title}",
+        "clear the filters",
+    ]
+    result = CliRunner().invoke(
+        app,
+        ["chat", "--store", str(indexed_movielens), "--user", "571", "--no-rerank", "--json"],
+        input="\n".join(script) + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    turns = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [t["input"] for t in turns] == script
+    assert [t["intent"] for t in turns] == [
+        "recommend", "why", "like", "exclude", "recommend", "newer", "disliked", "profile", "forget", "clear"
+    ]  # fmt: skip
+    items = tp.db.items()
+    shown = [r["item_id"] for t in turns for r in t["recommendations"]]
+    assert len(shown) >= 20 and len(shown) == len(set(shown))  # nothing shown twice
+    assert any("Horror" in items[i].labels() for i in [r["item_id"] for r in turns[0]["recommendations"]])
+    assert any(title in turns[1]["reply"] for title in history.item_titles.values())  # cites their history
+    assert any({"Animation", "Children"} & items[r["item_id"]].labels() for r in turns[2]["recommendations"])
+    for turn in turns[3:6]:  # the exclusion holds until cleared
+        assert turn["constraints"]["exclude_labels"] == ["Horror"] and turn["recommendations"]
+        assert not any("Horror" in items[r["item_id"]].labels() for r in turn["recommendations"])
+    newest = turns[5]["constraints"]["min_year"]
+    assert newest and all(release_year(items[r["item_id"]]) >= newest for r in turns[5]["recommendations"])
+    assert "Noted" in turns[6]["reply"]
+    assert [e.rating for e in tp.db.user_events("571") if e.item_id == heat] == [1.0]
+    assert "Horror" in turns[7]["reply"]
+    assert "Forgotten" in turns[8]["reply"] and seen_title not in tp.facts("571").item_titles.values()
+    assert turns[9]["constraints"]["exclude_labels"] == [] and turns[9]["constraints"]["min_year"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -339,6 +340,30 @@ class Tasteprint:
             raise UnknownUserError(user_id)
         self.vectors.delete_profile(user_id)
         return self.db.forget_user(user_id)
+
+    def feedback(self, user_id: str, item_id: str, liked: bool) -> Event:
+        """Record that the user liked (rated 5) or did not like (rated 1) an item, now; the next profile
+        update takes it in. Returns the stored event."""
+        user_id, item_id = str(user_id), str(item_id)
+        events = self.db.user_events(user_id)
+        if not events:
+            raise UnknownUserError(user_id)
+        if not self.db.items([item_id]):
+            raise UnknownItemError(item_id)
+        event = Event(
+            user_id=user_id,
+            item_id=item_id,
+            kind="rating",
+            rating=5.0 if liked else 1.0,
+            timestamp=max(int(time.time()), events[-1].timestamp + 1),
+            platform=events[-1].platform,
+        )
+        self.db.add_feedback(event)
+        return event
+
+    def forget_item(self, user_id: str, item_id: str) -> int:
+        """Remove one item from the user's history (every event on it). Returns how many were removed."""
+        return self.db.forget_item(str(user_id), str(item_id))
 
     def users(self) -> list[str]:
         return self.db.user_ids()

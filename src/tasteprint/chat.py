@@ -1,46 +1,113 @@
-"""A conversational front end: routes each question to the library's profile, recommend and explain
-functions and answers in plain language with the evidence. Keeps what was last recommended."""
+"""A conversational front end: a small agent over the library's own tools.
+
+Each line is parsed into an intent and its argument by a deterministic parser (paraphrases included,
+titles fuzzy-matched to the catalogue), then one tool answers: recommend, why/explain, more like an
+item, exclude a label or title, newer/older, feedback ("I didn't like X": stored, taken into the next
+profile update), the profile with its evidence, forget an item. The session keeps what was shown
+(never repeated) and the constraints (kept until cleared).
+"""
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections import Counter
+import statistics
 from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field
 
 from .api import Tasteprint
 from .errors import TasteprintError
-from .models import Recommendation
+from .models import Item, Recommendation
 
 HELP = (
-    "Ask me: 'recommend something', 'why did you recommend <title>?', 'what do you know about me?', "
-    "'show me something different', 'more like <title>', 'switch to user <id>', or 'quit'."
+    "Ask me: 'recommend something', 'why would I like <title>?', 'more like <title>', 'nothing with <label>', "
+    "'something newer' / 'older', 'I loved <title>' / 'I didn't like <title>', 'what do you know about me?', "
+    "'forget <title>', 'clear filters', 'switch to user <id>', or 'quit'."
 )
-ROUTES: list[tuple[str, re.Pattern]] = [
-    ("quit", re.compile(r"^\s*(quit|exit|bye)\b", re.I)),
+_TITLE = r"[\"']?(.+?)[\"']?\s*[.!?]*\s*$"
+_NOT = r"(?:did\s*n[o']?t|didn't|do\s*n[o']?t|don't|did not|do not)"
+# First match wins: specific intents before the catch-all "recommend".
+PATTERNS: list[tuple[str, str]] = [
+    ("quit", r"^\s*(quit|exit|bye|goodbye)\b"),
+    ("switch", r"\b(?:switch|change)\s+(?:to\s+)?user\s+(\S+?)[.!?]?\s*$|^\s*user\s+(\S+?)[.!?]?\s*$"),
+    ("clear", r"\b(clear|reset|drop|remove)\s+(?:the\s+|all\s+|my\s+)?(filters?|constraints?|exclusions?)\b"),
+    ("forget", r"^\s*(?:please\s+)?(?:forget|remove|delete)\s+(?:about\s+)?" + _TITLE),
     (
-        "switch",
-        re.compile(r"\b(?:switch|change)\s+(?:to\s+)?user\s+(\S+?)[.!?]?\s*$|^\s*user\s+(\S+?)[.!?]?\s*$", re.I),
+        "disliked",
+        rf"\bi\s+{_NOT}\s+(?:really\s+)?(?:like|enjoy|love)\s+{_TITLE}"
+        rf"|\bi\s+(?:hated|disliked|hate|dislike|couldn't stand)\s+{_TITLE}",
     ),
     (
         "why",
-        re.compile(
-            r"\bwhy\b.*?\b(?:recommend(?:ed)?|suggest(?:ed)?|pick(?:ed)?)\s+(?:me\s+)?[\"']?(.+?)[\"']?\s*\??\s*$", re.I
-        ),
+        r"\bwhy\b.*?\b(?:recommend(?:ed)?|suggest(?:ed)?|pick(?:ed)?|enjoy|like|love|watch|read|want)\s+"
+        r"(?:me\s+)?" + _TITLE,
     ),
-    ("profile", re.compile(r"\b(what do you know about me|my profile|who am i|my taste)\b", re.I)),
-    ("different", re.compile(r"\b(something|anything)\s+(different|else|new)\b|\bdifferent\b", re.I)),
-    ("like", re.compile(r"\bmore\s+like\s+[\"']?(.+?)[\"']?\s*[.!?]?\s*$", re.I)),
-    ("recommend", re.compile(r"\b(recommend|suggest|what should i|give me)\b", re.I)),
+    ("liked", r"\bi\s+(?:really\s+)?(?:loved|liked|enjoyed|adored|love|like|enjoy)\s+(?!something|anything)" + _TITLE),
+    ("profile", r"\b(what do you know about me|my profile|who am i|my taste|describe me|about me)\b"),
+    (
+        "exclude",
+        r"\b(?:nothing|no more|no|not|without|avoid|skip|exclude)\s+(?:with\s+|more\s+|any\s+)?(?:of\s+)?"
+        r"(?:the\s+)?[\"']?(.+?)[\"']?(?:\s+please)?\s*[.!?]*\s*$",
+    ),
+    (
+        "like",
+        r"\b(?:more\s+like|in\s+the\s+spirit\s+of|similar\s+to|something\s+like|along\s+the\s+lines\s+of)\s+" + _TITLE,
+    ),
+    ("newer", r"\b(newer|more\s+recent|recent|latest|modern)\b"),
+    ("older", r"\b(older|classics?|earlier|vintage|old)\b"),
+    ("different", r"\b(something|anything)\s+(different|new)\b|\bdifferent\b"),
+    ("recommend", r"\b(recommend|suggest|what should i|give me|what else|another|more|ideas?)\b"),
 ]
+ROUTES = [(intent, re.compile(pattern, re.I)) for intent, pattern in PATTERNS]
+TAKES_ARGUMENT = {"switch", "forget", "disliked", "why", "liked", "exclude", "like"}
+_YEAR = re.compile(r"\((\d{4})\)")
 
 
 def route(question: str) -> tuple[str, str | None]:
-    """The intent of a question and its argument (a title or user id), or ("help", None)."""
+    """The intent of a line and its argument (a title, label or user id), or ("help", None)."""
     for intent, pattern in ROUTES:
         if match := pattern.search(question):
-            argument = next((g for g in match.groups() if g), None) if intent in ("switch", "why", "like") else None
-            return intent, argument
+            if intent not in TAKES_ARGUMENT:
+                return intent, None
+            return intent, next((g.strip() for g in match.groups() if g), None)
     return "help", None
+
+
+def release_year(item: Item) -> int | None:
+    """The year in a title such as "Heat (1995)", else the start of a decade label such as "1990s"."""
+    if match := _YEAR.search(item.title):
+        return int(match.group(1))
+    decade = next((d for d in item.attributes.get("decade", []) if d[:4].isdigit()), None)
+    return int(decade[:4]) + 5 if decade else None
+
+
+class Constraints(BaseModel):
+    """What the person asked for, kept until cleared."""
+
+    exclude_labels: list[str] = Field(default_factory=list)
+    exclude_items: list[str] = Field(default_factory=list)
+    min_year: int | None = None
+    max_year: int | None = None
+
+    def allows(self, item: Item) -> bool:
+        labels = {label.lower() for label in item.labels()}
+        if labels & {label.lower() for label in self.exclude_labels} or item.item_id in self.exclude_items:
+            return False
+        year = release_year(item)
+        if (self.min_year or self.max_year) and year is None:
+            return False
+        return not (self.min_year and year < self.min_year) and not (self.max_year and year > self.max_year)
+
+
+class Turn(BaseModel):
+    """One exchange, as `chat --json` prints it."""
+
+    input: str
+    intent: str
+    reply: str
+    recommendations: list[dict] = Field(default_factory=list)
+    constraints: Constraints
 
 
 @dataclass
@@ -51,55 +118,105 @@ class ChatSession:
     k: int = 5
     last: list[Recommendation] = field(default_factory=list)
     shown: set[str] = field(default_factory=set)
+    constraints: Constraints = field(default_factory=Constraints)
 
     def answer(self, question: str) -> str | None:
-        """Answer one question; None means the conversation is over."""
+        """Answer one line; None means the conversation is over."""
+        turn = self.turn(question)
+        return None if turn.intent == "quit" else turn.reply
+
+    def turn(self, question: str) -> Turn:
+        """Answer one line and say what was understood, shown and constrained."""
         intent, argument = route(question)
+        self.last_shown: list[Recommendation] = []
         if intent == "quit":
-            return None
-        if intent == "help":
-            return HELP
-        if intent == "switch":
-            return self.switch(argument or "")
-        if self.user_id is None:
-            return "Tell me who you are first: 'switch to user <id>'."
-        try:
-            return getattr(self, f"_{intent}")(argument)
-        except TasteprintError as exc:
-            return f"Sorry: {exc.message}"
+            reply = "Bye."
+        elif intent == "help":
+            reply = HELP
+        elif intent == "switch":
+            reply = self.switch(argument or "")
+        elif self.user_id is None:
+            reply = "Tell me who you are first: 'switch to user <id>'."
+        else:
+            try:
+                reply = getattr(self, f"_{intent}")(argument)
+            except TasteprintError as exc:
+                reply = f"Sorry: {exc.message}"
+        picks = [
+            r.model_dump(include={"item_id", "title", "explanation", "explanation_source", "evidence"})
+            for r in self.last_shown
+        ]
+        return Turn(
+            input=question,
+            intent=intent,
+            reply=reply,
+            recommendations=picks,
+            constraints=self.constraints.model_copy(deep=True),
+        )
 
     def switch(self, user_id: str) -> str:
         if not self.tp.db.has_user(user_id):
             return f"I don't know user {user_id!r}."
-        self.user_id, self.last, self.shown = user_id, [], set()
+        self.user_id, self.last, self.shown, self.constraints = user_id, [], set(), Constraints()
         facts = self.tp.facts(user_id)
         return f"Now talking about user {user_id} ({facts.n_items} items in their history)."
 
-    def _remember(self, recommendations: list[Recommendation]) -> None:
-        self.last = recommendations
-        self.shown |= {r.item_id for r in recommendations}
+    # -- tools ----------------------------------------------------------------------------------
 
-    def _list(self, heading: str, recommendations: list[Recommendation]) -> str:
-        lines = [heading]
-        for n, r in enumerate(recommendations, start=1):
-            lines.append(f"{n}. {r.title} - {r.explanation}")
+    def _show(self, heading: str, recommendations: list[Recommendation]) -> str:
+        self.last, self.last_shown = recommendations, recommendations
+        self.shown |= {r.item_id for r in recommendations}
+        if not recommendations:
+            return heading + "\nNothing left that fits; say 'clear filters' to widen the search."
+        lines = [heading] + [f"{n}. {r.title} - {r.explanation}" for n, r in enumerate(recommendations, start=1)]
         return "\n".join(lines)
 
-    def _recommend(self, _argument) -> str:
-        recommendations = self.tp.recommend(self.user_id, k=self.k, rerank=self.rerank)
-        self._remember(recommendations)
-        return self._list(f"Recommended for user {self.user_id}:", recommendations)
+    def _fitting(self, recommendations: list[Recommendation]) -> list[Recommendation]:
+        items = self.tp.db.items([r.item_id for r in recommendations])
+        return [r for r in recommendations if r.item_id in items and self.constraints.allows(items[r.item_id])][
+            : self.k
+        ]
+
+    def _recommend(self, _argument=None, heading: str = "") -> str:
+        depth = self.k * (8 if self._constrained() else 1)
+        pool = self.tp.recommend(
+            self.user_id,
+            k=depth,
+            rerank=self.rerank,
+            n_candidates=max(20, depth),
+            exclude=self.shown | set(self.constraints.exclude_items),
+        )
+        return self._show(heading or f"Recommended for user {self.user_id}:", self._fitting(pool))
+
+    def _constrained(self) -> bool:
+        c = self.constraints
+        return bool(c.exclude_labels or c.exclude_items or c.min_year or c.max_year)
 
     def _resolve(self, title: str) -> str | None:
-        """An item id from a title (or id): the last recommendations first, then the catalogue."""
+        """An item id from a title, an id or a near spelling: what was just shown first, then the catalogue."""
         wanted = title.strip().strip("\"'").lower()
+        if not wanted:
+            return None
         for r in self.last:
-            if wanted and (wanted in r.title.lower() or r.title.lower() in wanted or wanted == r.item_id):
+            if wanted in r.title.lower() or r.title.lower() in wanted or wanted == r.item_id.lower():
                 return r.item_id
         if self.tp.db.items([title.strip()]):
             return title.strip()
-        found = self.tp.find_items(title.strip())
-        return found[0] if found else None
+        if found := self.tp.find_items(title.strip()):
+            return found[0]
+        titles = {item.title.lower(): i for i, item in self.tp.db.items().items()}
+        close = difflib.get_close_matches(wanted, list(titles), n=1, cutoff=0.75)
+        return titles[close[0]] if close else None
+
+    def _label(self, text: str) -> str | None:
+        """The catalogue label a phrase names ("horror" -> "Horror"), or None."""
+        wanted = text.lower().rstrip("s ") or text.lower()
+        labels = {label.lower(): label for label in self.tp.factbook.global_shares}
+        for name in (text.lower(), wanted, wanted + "s"):
+            if name in labels:
+                return labels[name]
+        close = difflib.get_close_matches(text.lower(), list(labels), n=1, cutoff=0.85)
+        return labels[close[0]] if close else None
 
     def _why(self, title) -> str:
         item_id = self._resolve(title or "")
@@ -108,16 +225,15 @@ class ChatSession:
         facts = self.tp.facts(self.user_id)
         explanation = self.tp.explain(self.user_id, item_id)
         recommended = next((r for r in self.last if r.item_id == item_id), None)
-        lead = (
-            f"I recommended {explanation.title} because:"
-            if recommended
-            else f"I didn't recommend {explanation.title}, but here is how it relates to your history:"
-        )
+        if item_id in facts.item_titles:
+            lead = f"{explanation.title} is already in your history. Here is what it shares with the rest:"
+        elif recommended:
+            lead = f"I recommended {explanation.title} because:"
+        else:
+            lead = f"I didn't recommend {explanation.title}, but here is how it relates to your history:"
         lines = [lead, explanation.sentence]
-        if recommended and recommended.explanation != explanation.sentence:
-            lines.append(recommended.explanation)
         evidence = [
-            f"{facts.item_titles.get(i, i)}"
+            facts.item_titles.get(i, i)
             + (f" (you rated it {facts.item_ratings[i]:g})" if i in facts.item_ratings else "")
             for i in explanation.evidence
         ]
@@ -133,7 +249,8 @@ class ChatSession:
         lines = [profile.summary]
         for interest in profile.interests:
             titles = "; ".join(facts.item_titles.get(i, i) for i in interest.evidence)
-            lines.append(f"- you like {interest.label} (weight {interest.weight:.2f}), e.g. {titles}")
+            said = f' - you wrote "{interest.quote}"' if interest.quote else ""
+            lines.append(f"- you like {interest.label} (weight {interest.weight:.2f}), e.g. {titles}{said}")
         for dislike in profile.dislikes:
             titles = "; ".join(facts.item_titles.get(i, i) for i in dislike.evidence)
             lines.append(f"- you rate {dislike.label} low, e.g. {titles}")
@@ -141,36 +258,98 @@ class ChatSession:
         return "\n".join(lines)
 
     def _different(self, _argument) -> str:
+        shown_labels = {
+            label
+            for r in self.last
+            for label in self.tp.db.items([r.item_id]).get(r.item_id, Item(item_id="-")).labels()
+        }
         pool = self.tp.recommend(self.user_id, k=4 * self.k, rerank=False, exclude=self.shown)
-        items = self.tp.db.items([r.item_id for r in pool + self.last])
-        seen_labels = Counter(label for r in self.last if r.item_id in items for label in items[r.item_id].labels())
-        # Least overlap with what was just shown first; retrieval order breaks ties.
-        pool.sort(
-            key=lambda r: sum(seen_labels[label] for label in items[r.item_id].labels()) if r.item_id in items else 0
-        )
-        picks = pool[: self.k]
-        self._remember(picks)
-        return self._list("Something different:", picks)
+        items = self.tp.db.items([r.item_id for r in pool])
+        pool.sort(key=lambda r: len(items[r.item_id].labels() & shown_labels) if r.item_id in items else 0)
+        return self._show("Something different:", self._fitting(pool))
 
     def _like(self, title) -> str:
         item_id = self._resolve(title or "")
         if item_id is None:
             return f"I can't find an item called {title!r}."
         facts = self.tp.facts(self.user_id)
-        neighbours = self.tp.similar_items(item_id, k=self.k, exclude=set(facts.history_item_ids) | self.shown)
+        skip = set(facts.history_item_ids) | self.shown | set(self.constraints.exclude_items)
+        neighbours = self.tp.similar_items(item_id, k=self.k * 8, exclude=skip)
         items = self.tp.db.items([i for i, _ in neighbours] + [item_id])
+        anchor = items[item_id]
         evidence = [item_id] if item_id in facts.item_titles else []
-        recommendations = [
-            Recommendation(
-                item_id=i,
-                title=items[i].title,
-                score=round(s, 4),
-                evidence=evidence,
-                explanation=f"similar to {items[item_id].title} (cosine {s:.2f}); shares "
-                + (", ".join(sorted(items[i].labels() & items[item_id].labels())[:3]) or "its description"),
+        picks = []
+        for i, similarity in neighbours:
+            if i not in items or not self.constraints.allows(items[i]):
+                continue
+            shared = sorted(items[i].labels() & anchor.labels())[:3]
+            reason = f"like {anchor.title} (text similarity {similarity:.2f})" + (
+                f"; both are {', '.join(shared)}" if shared else ""
             )
-            for i, s in neighbours
-            if i in items
-        ]
-        self._remember(recommendations)
-        return self._list(f"More like {items[item_id].title}:", recommendations)
+            picks.append(
+                Recommendation(
+                    item_id=i, title=items[i].title, score=round(similarity, 4), evidence=evidence, explanation=reason
+                )
+            )
+        return self._show(f"More like {anchor.title}:", picks[: self.k])
+
+    def _exclude(self, text) -> str:
+        label = self._label(text or "")
+        if label is not None:
+            if label not in self.constraints.exclude_labels:
+                self.constraints.exclude_labels.append(label)
+            return self._recommend(heading=f"Nothing with {label} from now on. Instead:")
+        item_id = self._resolve(text or "")
+        if item_id is None:
+            return f"I know no label or title called {text!r}."
+        self.constraints.exclude_items.append(item_id)
+        return self._recommend(heading="I'll leave that one out. Instead:")
+
+    def _era(self, newer: bool) -> str:
+        items = self.tp.db.items([r.item_id for r in self.last] or self.tp.facts(self.user_id).history_item_ids)
+        years = [y for item in items.values() if (y := release_year(item))]
+        if not years:
+            return "I don't know release years for these items."
+        middle = int(statistics.median(years))
+        if newer:
+            self.constraints.min_year, self.constraints.max_year = middle + 1, None
+        else:
+            self.constraints.min_year, self.constraints.max_year = None, middle - 1
+        bound = f"from {middle + 1} on" if newer else f"before {middle}"
+        return self._recommend(heading=f"Released {bound}:")
+
+    def _newer(self, _argument) -> str:
+        return self._era(newer=True)
+
+    def _older(self, _argument) -> str:
+        return self._era(newer=False)
+
+    def _feedback(self, title: str | None, liked: bool) -> str:
+        item_id = self._resolve(title or "")
+        if item_id is None:
+            return f"I can't find an item called {title!r}."
+        self.tp.feedback(self.user_id, item_id, liked)
+        self.shown.add(item_id)
+        name = self.tp.db.items([item_id])[item_id].title
+        verb = "loved" if liked else "didn't like"
+        return f"Noted: you {verb} {name}. I won't suggest it again, and your next profile update takes it in."
+
+    def _liked(self, title) -> str:
+        return self._feedback(title, liked=True)
+
+    def _disliked(self, title) -> str:
+        return self._feedback(title, liked=False)
+
+    def _forget(self, title) -> str:
+        item_id = self._resolve(title or "")
+        if item_id is None:
+            return f"I can't find an item called {title!r}."
+        removed = self.tp.forget_item(self.user_id, item_id)
+        name = self.tp.db.items([item_id])[item_id].title
+        if not removed:
+            return f"{name} was not in your history."
+        return f"Forgotten: {name} ({removed} event(s) removed from your history)."
+
+    def _clear(self, _argument) -> str:
+        self.constraints = Constraints()
+        return "Filters cleared. Items already shown stay out of new lists."

@@ -363,36 +363,44 @@ def explain(
 def chat(
     user: Annotated[Optional[str], typer.Option("--user", help="start as this user")] = None,
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="recommend without the LLM rerank")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per input line")] = False,
     store: StoreOpt = None,
     llm: LlmOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
 ):
-    """Ask about recommendations in plain language. Reads one question per line when stdin is not a terminal."""
+    """Talk about recommendations in plain language: why, more like, exclusions, newer/older, feedback,
+    your profile, forget. Reads one line per message when stdin is not a terminal."""
     from .chat import HELP, ChatSession
 
     session = ChatSession(open_tasteprint(store, llm, model, base_url), rerank=not no_rerank)
-    interactive = sys.stdin.isatty()
+    interactive = sys.stdin.isatty() and not as_json
     if user is not None:
-        console.print(session.switch(user))
+        greeting = session.switch(user)
+        if not as_json:
+            console.print(greeting)
     if interactive:
         console.print(HELP)
     while True:
         try:
-            question = console.input("[bold]> [/]") if interactive else sys.stdin.readline()
+            line = console.input("[bold]> [/]") if interactive else sys.stdin.readline()
         except EOFError:
             break
         if not interactive:
-            if not question:
+            if not line:
                 break
-            question = question.strip()
-            if not question:
+            line = line.strip()
+            if not line:
                 continue
-            console.print(f"> {question}")
-        reply = session.answer(question)
-        if reply is None:
+            if not as_json:
+                console.print(f"> {line}")
+        turn = session.turn(line)
+        if as_json:
+            print(turn.model_dump_json(), flush=True)
+        else:
+            console.print(turn.reply, markup=False, highlight=False)
+        if turn.intent == "quit":
             break
-        console.print(reply, markup=False, highlight=False)
 
 
 @app.command()

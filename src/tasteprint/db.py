@@ -236,6 +236,25 @@ class Database:
         self._bump_data_version()
         return removed
 
+    def add_feedback(self, event: Event) -> None:
+        """Store one event a person gave in conversation. Their profile becomes stale (the next profile
+        update reads it), but the data version stays: the recommender reads histories live, and one
+        event is no reason to refit the whole model (the next ingest or `fit` takes it in)."""
+        with self.conn:
+            self._insert_events([event])
+
+    def forget_item(self, user_id: str, item_id: str) -> int:
+        """Delete a user's events on one item (their profile becomes stale; as with feedback, the data
+        version stays). Returns how many events were removed."""
+        with self.conn:
+            removed = self.conn.execute("DELETE FROM events WHERE user_id=? AND item_id=?", (user_id, item_id)).rowcount
+            if removed:
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO stale_profiles SELECT user_id FROM profiles WHERE user_id=? LIMIT 1",
+                    (user_id,),
+                )
+        return removed
+
     def _bump_data_version(self) -> None:
         with self.conn:
             self.conn.execute(
