@@ -13,7 +13,8 @@ from tasteprint import Tasteprint
 from tasteprint.aspects import ASPECT_ATTRIBUTE, aspect_phrase, item_aspects, lemma_form, mine
 from tasteprint.db import Database
 from tasteprint.facts import DOMINANT_SHARE, FactBook
-from tasteprint.profile import ProfileDraft, build_profile, verify_claims
+from tasteprint.profile import build_profile
+from tasteprint.verify import ProfileDraft, verify_claims
 
 from conftest import AMAZON
 

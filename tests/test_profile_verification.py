@@ -5,7 +5,8 @@ import json
 from tasteprint.db import Database
 from tasteprint.facts import FactBook
 from tasteprint.llm import ScriptedBackend
-from tasteprint.profile import ProfileDraft, build_profile, draft_schema, verify_claims
+from tasteprint.profile import build_profile, draft_schema
+from tasteprint.verify import ProfileDraft, verify_claims
 
 
 def _facts(store, user="1"):

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from .errors import LLMError
 from .llm import LLMBackend, generate
 from .models import Explanation, Item, UserFacts
-from .profile import one_of
+from .summary import one_of
 from .prompting import chat, string_schema
 from .rerank import explanation_text
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from .errors import StructuredOutputError, TasteprintError
 from .llm import LLMBackend, generate
 from .models import UserFacts, UserProfile
-from .profile import SummaryDraft, one_of
+from .summary import SummaryDraft, one_of
 from .prompting import chat, string_schema
 
 K_RANGE = range(2, 9)

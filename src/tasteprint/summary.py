@@ -1,0 +1,152 @@
+"""The profile summary: its schema (a regular expression confined to verified claims for small local
+models, a free pattern otherwise), its prompt, the checks a written summary must pass, and the
+summary written from verified data when it fails them."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from pydantic import BaseModel
+
+from .models import Interest, UserFacts, UserProfile
+from .privacy import redact
+from .prompting import chat, string_schema
+
+
+# A free summary may not contain JSON or markup characters and must start like a description: this
+# stops a model from echoing the schema or an injected instruction back as the "summary".
+FREE_SUMMARY_PATTERN = '^(Enjoys|Loves|Likes|Prefers|Watches|Reads|Buys) [^{}<>\\[\\]"]{20,260}$'
+
+
+_PATTERN_SAFE = re.compile(r"[\w .,:;'!&/()-]+")
+
+
+def _literal(text: str) -> str:
+    return text.replace(".", "[.]").replace("(", "\\(").replace(")", "\\)")
+
+
+def one_of(options: list[str]) -> str:
+    """A regex alternation of literal options, or "" when none is usable.
+
+    llama.cpp's pattern converter mishandles some escapes (it copies "\\." into the grammar, which
+    then fails to parse and crashes the process), so options are limited to characters it handles,
+    with "." written as "[.]" and parentheses escaped; other options are left out.
+    """
+    safe = [_literal(o) for o in options if _PATTERN_SAFE.fullmatch(o)]
+    return "(" + "|".join(safe) + ")" if safe else ""
+
+
+def summary_schema(facts: UserFacts, profile: UserProfile, confined: bool) -> dict:
+    """The summary's schema. `confined` (for grammar-enforcing backends, i.e. small local models): a
+    regular expression whose only slots are the verified labels, their evidence titles and the context
+    phrases, so every sentence the model can write is true by construction. Otherwise a free pattern,
+    checked afterwards by `summary_problem`."""
+    pattern = FREE_SUMMARY_PATTERN
+    # Each label is paired with its own evidence titles, so "likes Thriller, such as Henry V" cannot occur.
+    clauses = [
+        f"{label}, (such as|for example|especially) {titles}"
+        for i in profile.interests
+        if (label := one_of([i.label])) and (titles := one_of([facts.item_titles[e] for e in i.evidence]))
+    ]
+    if confined and clauses:
+        likes = "(" + "|".join(clauses) + ")"
+        pattern = f"^(Enjoys|Loves|Likes|Prefers) {likes}(, and {likes})?[.]"
+        if dislikes := one_of([d.label for d in profile.dislikes]):
+            pattern += f"( (Rates|Is less keen on) {dislikes}( and {dislikes})? (low|lower)[.])?"
+        if phrases := one_of([v.split(" (")[0] for k, v in facts.context.items() if k in ("rating_style", "era")]):
+            pattern += f"( (A|Tends to be a|Favours) {phrases}[.])?"
+        pattern += "$"
+    return string_schema("summary", pattern)
+
+
+class SummaryDraft(BaseModel):
+    summary: str
+
+
+def summary_messages(facts: UserFacts, profile: UserProfile, prompts_dir=None) -> list[dict[str, str]]:
+    def named(evidence: list[str]) -> list[str]:
+        return [facts.item_titles.get(i, i) for i in evidence[:2]]
+
+    return chat(
+        "profile_system.j2",
+        "profile_summary.j2",
+        prompts_dir,
+        interests=[{"label": i.label, "titles": named(i.evidence)} for i in profile.interests],
+        dislikes=[{"label": d.label, "titles": named(d.evidence)} for d in profile.dislikes],
+        context={k: v for k, v in facts.context.items() if k != "activity"},
+    )
+
+
+def check_summary(
+    facts: UserFacts,
+    profile: UserProfile,
+    summary: str,
+    vocabulary: set[str],
+    problem: str | None = None,
+    source_text: str = "",
+) -> UserProfile:
+    """Keep the model's summary if it passes `summary_problem`; otherwise write one from verified data."""
+    summary = redact(" ".join(summary.split()))
+    stats = profile.verification.model_copy(deep=True)
+    problem = problem or summary_problem(summary, profile, vocabulary, source_text)
+    if problem:
+        stats.summary_replaced = True
+        stats.reasons.append(f"summary replaced: {problem}")
+        summary = fallback_summary(facts, profile.interests)
+    return profile.model_copy(update={"summary": summary[:400], "verification": stats})
+
+
+_WORD = re.compile(r"[\w'-]+")
+INJECTION_MARKERS = ("ignore", "instruction", "system prompt", "hacked", "assistant:", "<|", '{"')
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_INSTRUCTION_ECHOES = ("taste in one or two sentences", "using only these facts", "facts you are given")
+
+
+def summary_problem(summary: str, profile: UserProfile, vocabulary: set[str], source_text: str = "") -> str | None:
+    """Why a summary cannot be kept, or None: too short, degenerate repetition, text that reads like an
+    instruction or echoes ours, a number the model was never shown, a catalogue label that is neither a
+    verified claim nor in the summary prompt, or no verified claim at all."""
+    words = [w.lower() for w in _WORD.findall(summary)]
+    if len(words) < 4:
+        return "too short"
+    most, count = Counter(words).most_common(1)[0]
+    if count >= 4 and count / len(words) > 0.25:
+        return f"degenerate repetition of {most!r}"
+    lowered = summary.lower()
+    for marker in INJECTION_MARKERS:
+        if marker in lowered:
+            return f"contains {marker!r}, which reads as injected text"
+    for echo in _INSTRUCTION_ECHOES:
+        if echo in lowered:
+            return "repeats the instructions"
+    shown = set(_NUMBER.findall(source_text))
+    for number in _NUMBER.findall(summary):
+        if number not in shown:
+            return f"states the number {number}, which is not in the facts"
+    # Labels the summary prompt showed (claims, evidence titles that happen to be labels, context) are fine.
+    claimed = [c.label.lower() for c in profile.interests + profile.dislikes]
+    shown_text = " ".join(claimed) + " " + source_text.lower()
+    for label in vocabulary:
+        if (
+            len(label) >= 4
+            and label.lower() not in shown_text
+            and re.search(rf"\b{re.escape(label.lower())}\b", lowered)
+        ):
+            return f"names {label!r}, which is not a verified interest or dislike"
+    if claimed and not any(label in lowered for label in claimed):
+        return "mentions none of the verified interests"
+    return None
+
+
+def fallback_summary(facts: UserFacts, interests: list[Interest]) -> str:
+    """A summary written from verified data alone, used when the model's summary fails its checks."""
+    labels = [i.label for i in interests[:3]] or [a.label for a in facts.top_attributes[:3]]
+    parts = [f"Interacted with {facts.n_items} items"]
+    if labels:
+        parts[0] += f", mostly {', '.join(labels)}"
+    if facts.loved:
+        parts.append("Favourites include " + "; ".join(i.title for i in facts.loved[:2]))
+    return (". ".join(parts) + ".")[:400]
