@@ -106,6 +106,32 @@ def test_chroma_server_round_trip(tmp_path):
         assert len(neighbours) == 3 and "b001" not in dict(neighbours)
         recommendations = tp.recommend("ben", k=3, rerank=False)
         assert len(recommendations) == 3
+        url = f"http://127.0.0.1:{port}"
+        cli = CliRunner().invoke(
+            app, ["recommend", "ben", "--store", str(tmp_path / "cli"), "--chroma-url", url, "--no-rerank", "--json"]
+        )  # a fresh store: the flag must reach the server, not a local Chroma
+        assert cli.exit_code == 1 and "unknown user 'ben'" in cli.output
+        ingest = CliRunner().invoke(
+            app, ["ingest", str(BUILT_IN), "--store", str(tmp_path / "cli"), "--chroma-url", url]
+        )
+        assert ingest.exit_code == 0, ingest.output
+        cli = CliRunner().invoke(
+            app,
+            [
+                "recommend",
+                "ben",
+                "--store",
+                str(tmp_path / "cli"),
+                "--chroma-url",
+                url,
+                "--no-rerank",
+                "--json",
+                "-k",
+                "3",
+            ],
+        )
+        assert cli.exit_code == 0, cli.output
+        assert len(json.loads(cli.stdout)) == 3 and not (tmp_path / "cli" / "chroma").exists()
     finally:
         process.terminate()
         process.wait(timeout=20)

@@ -36,6 +36,12 @@ BaseUrlOpt = Annotated[
     Optional[str], typer.Option("--base-url", help="OpenAI-compatible endpoint [env TASTEPRINT_BASE_URL]")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print exactly the pydantic JSON")]
+ChromaUrlOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--chroma-url", help="a Chroma server (http://host:port) instead of the store's own [env TASTEPRINT_CHROMA_URL]"
+    ),
+]
 
 
 def friendly_errors(command):
@@ -54,8 +60,8 @@ def friendly_errors(command):
     return wrapper
 
 
-def open_tasteprint(store, llm, model, base_url) -> Tasteprint:
-    return Tasteprint(store=store, llm=llm, model=model, base_url=base_url)
+def open_tasteprint(store, llm, model, base_url, chroma_url) -> Tasteprint:
+    return Tasteprint(store=store, llm=llm, model=model, base_url=base_url, chroma_url=chroma_url)
 
 
 @app.command()
@@ -71,11 +77,12 @@ def ingest(
     strict: Annotated[bool, typer.Option("--strict", help="exit non-zero if any record is rejected")] = False,
     no_fit: Annotated[bool, typer.Option("--no-fit", help="load only; the recommender is fitted on first use")] = False,
     store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
     as_json: JsonOpt = False,
 ):
     """Load a data set into the store, reporting every rejected record by file, line and reason, then
     fit the recommender on everything stored (unless --no-fit)."""
-    tp = Tasteprint(store=store)
+    tp = Tasteprint(store=store, chroma_url=chroma_url)
     report = tp.ingest(path, format, platform, identity_map)
     if as_json:
         print(report.model_dump_json(include={"accepted", "rejected", "duplicates", "items", "errors", "format"}))
@@ -99,6 +106,7 @@ def fit(
         int, typer.Option("--rerank-users", min=0, help="validation users to tune the LLM rerank blend on")
     ] = 0,
     store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
     llm: LlmOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -106,7 +114,7 @@ def fit(
 ):
     """Fit the recommender on the store's interactions and save it: retrievers, recency, ranker and
     (with --rerank-users) the LLM blend, each chosen on held-out validation users."""
-    tp = Tasteprint(store=store, llm=llm, model=model, base_url=base_url, fit_target=target)
+    tp = Tasteprint(store=store, llm=llm, model=model, base_url=base_url, fit_target=target, chroma_url=chroma_url)
     report = tp.fit(progress=not as_json, rerank_users=rerank_users)
     if as_json:
         print(report.model_dump_json())
@@ -157,6 +165,7 @@ def profile(
     diff: Annotated[bool, typer.Option("--diff", help="what changed between the last two versions")] = False,
     history: Annotated[bool, typer.Option("--history", help="list the stored versions")] = False,
     store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
     llm: LlmOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -167,7 +176,7 @@ def profile(
     With several ids or --all it runs a batch: each finished profile is stored at once, so a killed
     batch run again skips what was done (and replays cached LLM calls of the user it was on).
     """
-    tp = open_tasteprint(store, llm, model, base_url)
+    tp = open_tasteprint(store, llm, model, base_url, chroma_url)
     ids = tp.users() if all_users else list(user_ids or [])
     if not ids:
         raise TasteprintError("no user given", hint="tasteprint profile USER_ID [USER_ID ...] or --all")
@@ -305,13 +314,14 @@ def recommend(
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="retrieval order, no LLM")] = False,
     candidates: Annotated[int, typer.Option("--candidates", min=1, help="candidates the LLM reranks")] = 20,
     store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
     llm: LlmOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
 ):
     """Recommend unconsumed items, each with an explanation citing the user's own history."""
-    tp = open_tasteprint(store, llm, model, base_url)
+    tp = open_tasteprint(store, llm, model, base_url, chroma_url)
     recommendations = tp.recommend(user_id, k=k, rerank=not no_rerank, n_candidates=candidates)
     if as_json:
         print(json.dumps([r.model_dump() for r in recommendations]))
@@ -338,13 +348,14 @@ def explain(
     user_id: Annotated[str, typer.Argument(help="user id")],
     item_id: Annotated[str, typer.Argument(help="item id, recommended or not")],
     store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
     llm: LlmOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
 ):
     """Explain how an item relates to a user's history."""
-    tp = open_tasteprint(store, llm, model, base_url)
+    tp = open_tasteprint(store, llm, model, base_url, chroma_url)
     explanation = tp.explain(user_id, item_id)
     if as_json:
         print(explanation.model_dump_json())
@@ -365,6 +376,7 @@ def chat(
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="recommend without the LLM rerank")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per input line")] = False,
     store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
     llm: LlmOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -373,7 +385,7 @@ def chat(
     your profile, forget. Reads one line per message when stdin is not a terminal."""
     from .chat import HELP, ChatSession
 
-    session = ChatSession(open_tasteprint(store, llm, model, base_url), rerank=not no_rerank)
+    session = ChatSession(open_tasteprint(store, llm, model, base_url, chroma_url), rerank=not no_rerank)
     interactive = sys.stdin.isatty() and not as_json
     if user is not None:
         greeting = session.switch(user)
@@ -408,9 +420,10 @@ def chat(
 def forget(
     user_id: Annotated[str, typer.Argument(help="user id")],
     store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
 ):
     """Delete a user's events, profiles, cached LLM responses and embeddings; afterwards the user is unknown."""
-    removed = Tasteprint(store=store).forget(user_id)
+    removed = Tasteprint(store=store, chroma_url=chroma_url).forget(user_id)
     console.print(
         f"forgot user {user_id}: {removed} events, all profile versions, cached LLM responses and the profile embedding"
     )
@@ -421,6 +434,7 @@ def forget(
 def segments(
     k: Annotated[str, typer.Option("--k", help="number of segments, or auto (best silhouette for k in 2..8)")] = "auto",
     store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
     llm: LlmOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -429,7 +443,7 @@ def segments(
     """Cluster profiled users into segments (k-means), each described by the LLM and verified."""
     if k != "auto" and not k.isdigit():
         raise TasteprintError(f"--k must be a number or auto, not {k!r}")
-    tp = open_tasteprint(store, llm, model, base_url)
+    tp = open_tasteprint(store, llm, model, base_url, chroma_url)
     result = tp.segments(k=k if k == "auto" else int(k))
     if as_json:
         print(result.model_dump_json(exclude={"segments": {"__all__": {"centroid"}}}))
@@ -449,10 +463,11 @@ def segments(
 def link(
     identity_map: Annotated[Path, typer.Argument(help="CSV platform,platform_user_id,person_id")],
     store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
     as_json: JsonOpt = False,
 ):
     """Link accounts on several platforms to one person; their stored events move to the person id."""
-    report = Tasteprint(store=store).link_identities(identity_map)
+    report = Tasteprint(store=store, chroma_url=chroma_url).link_identities(identity_map)
     if as_json:
         print(report.model_dump_json())
         return
@@ -463,9 +478,9 @@ def link(
 
 @app.command()
 @friendly_errors
-def index(store: StoreOpt = None):
+def index(store: StoreOpt = None, chroma_url: ChromaUrlOpt = None):
     """Embed every catalogue item into the vector store (done on demand by recommend too)."""
-    tp = Tasteprint(store=store)
+    tp = Tasteprint(store=store, chroma_url=chroma_url)
     console.print(f"indexed {tp.index()} new items")
 
 
@@ -478,6 +493,7 @@ def demo(
     users: Annotated[str, typer.Option("--users", help="comma-separated user ids to show")] = "1,2,3",
     k: Annotated[int, typer.Option("-k", min=1)] = 5,
     store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
     llm: LlmOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -494,6 +510,7 @@ def demo(
         llm=llm,
         model=model,
         base_url=base_url,
+        chroma_url=chroma_url,
     )
 
 
@@ -511,6 +528,7 @@ def eval_command(
     format: Annotated[Optional[str], typer.Option("--format")] = None,
     candidates: Annotated[int, typer.Option("--candidates", min=2, help="candidates the LLM reranks")] = 20,
     store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
     llm: LlmOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -522,7 +540,9 @@ def eval_command(
     protocols = list(PROTOCOLS) if protocol == "all" else [p.strip() for p in protocol.split(",")]
     if set(protocols) - set(PROTOCOLS):
         raise TasteprintError(f"unknown protocol in {protocol!r}", hint="use loo, cand20, msr or all")
-    settings = Settings.load(store=store or out / "store", llm=llm, model=model, base_url=base_url)
+    settings = Settings.load(
+        store=store or out / "store", llm=llm, model=model, base_url=base_url, chroma_url=chroma_url
+    )
     config = EvalConfig(
         path=path,
         out=out,
