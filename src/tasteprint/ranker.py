@@ -56,12 +56,13 @@ class Pool:
 
 
 def earns_its_place(stage: np.ndarray, lead: np.ndarray) -> bool:
-    """Whether a tuned ranking stage beats the leading retriever alone on the same validation cases by
-    at least one standard error of the paired gain: on small data a lucky stage otherwise wins."""
+    """Whether a tuned ranking stage beats the leading retriever alone on the same validation cases:
+    the 95% confidence interval of the paired gain lies above 0. On small data a lucky stage
+    otherwise wins."""
     gains = np.asarray(stage, dtype=np.float64) - np.asarray(lead, dtype=np.float64)
     if len(gains) < 2:
         return False
-    return float(gains.mean()) > float(gains.std(ddof=1)) / np.sqrt(len(gains))
+    return float(gains.mean()) > 1.96 * float(gains.std(ddof=1)) / np.sqrt(len(gains))
 
 
 def fit_lambdamart(pools: list[Pool], targets: list[set[int]], popularity: np.ndarray, seed: int):

@@ -20,11 +20,9 @@ no dense items x items matrix is built for a large catalogue.
 from __future__ import annotations
 
 import pickle
-import random
 import resource
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -36,28 +34,14 @@ from .errors import TasteprintError
 from .metrics import mean_ci95, ndcg_at_k
 from .ranker import FUSION_GRID, LEAD_ALONE, Pool, earns_its_place, fit_lambdamart
 from .rerank import blend_order
-from .retrieve import ALS, EASE, LIST_DEPTH, Candidate, Embedding, Interactions, ItemKNN, batch_scores, top_indices
+from .retrieve import ALS, EASE, LIST_DEPTH, Candidate, Embedding, Interactions, ItemKNN, top_indices
+from .validation import Case, hold_out, recency_totals
+from .validation import shortlists as validation_shortlists
 
-NEXT_POSITIONS = 3  # next-item validation cases per user: more cases, steadier choices on small data
-SCORE_CHUNK = 256  # validation histories scored at once (bounds memory on large catalogues)
 EASE_LAMBDAS = (100.0, 250.0, 500.0, 1000.0)  # EASE's L2 penalty, chosen on validation
-HALF_LIVES = (None, 3.0, 5.0, 10.0, 20.0)  # None: the plain history, every item weighted 1
-PLAIN_MIX = (0.0, 0.3, 1.0, 3.0)
 BLEND_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
-MIN_VALIDATION_ITEMS = 5
 # The judge returns the LLM's rank (0 = best) of each pooled item for one user's history.
 Judge = Callable[[str, list[str], list[str]], dict[str, float]]
-
-
-@dataclass
-class Case:
-    """One validation case: what the recommender sees (oldest first) and the held-out items it should
-    rank high, as indices into the fitted items."""
-
-    user_id: str
-    history: list[str]
-    targets: set[str]
-    wanted: set[int] = field(default_factory=set)
 
 
 class FitConfig(BaseModel):
@@ -173,7 +157,8 @@ class Recommender:
         if not any(histories.values()):
             raise TasteprintError("nothing to fit: no interactions", hint="ingest a data set first")
         histories = {u: list(h) for u, h in histories.items() if h}
-        cases, inner = self._hold_out(histories)
+        config = self.config
+        cases, inner = hold_out(histories, config.target, config.validation_users, config.seed)
         progress(f"fitting retrievers on {len(inner)} users minus {len(cases)} validation cases")
         self._fit_retrievers(inner, vectors, labels)
         index = self.interactions.item_index
@@ -185,7 +170,7 @@ class Recommender:
         tune_cases = [c for c in cases if c.user_id in tuning]
         check_cases = [c for c in cases if c.user_id not in tuning]
         progress(f"choosing recency and ranker on {len(cases)} cases of {len(users)} validation users")
-        shortlists = self._shortlists(cases)
+        shortlists = validation_shortlists(cases, self.interactions, config.validation_candidates, config.seed)
         validation = self._choose_recency(cases, shortlists)
         pools = [self._pool(c.history, shortlists[n] if shortlists else None) for n, c in enumerate(cases)]
         pool_of = {id(c): pool for c, pool in zip(cases, pools)}
@@ -219,48 +204,6 @@ class Recommender:
         )
         return self.report
 
-    def _hold_out(self, histories: dict[str, list[str]]) -> tuple[list[Case], dict[str, list[str]]]:
-        """Validation cases of a seeded sample of users with enough items, and the histories without
-        their targets."""
-        eligible = sorted(u for u, h in histories.items() if len(set(h)) >= MIN_VALIDATION_ITEMS)
-        rng = random.Random(self.config.seed)
-        sample = rng.sample(eligible, min(self.config.validation_users, len(eligible)))
-        cases: list[Case] = []
-        held: dict[str, set[str]] = {}
-        for user_id in sorted(sample):
-            history = histories[user_id]
-            if self.config.target == "next":
-                # Earlier positions only while the prefix stays as long as the shortest eligible history's
-                # last one: a 2-item prefix would tune for histories nobody is served from.
-                first = max(len(history) - NEXT_POSITIONS, MIN_VALIDATION_ITEMS - 1)
-                for position in range(first, len(history)):
-                    target = history[position]
-                    cases.append(Case(user_id, [i for i in history[:position] if i != target], {target}))
-                held[user_id] = set(history[first:])
-            else:
-                distinct = sorted(set(history))
-                picker = random.Random(f"{self.config.seed}:{user_id}")
-                held[user_id] = set(picker.sample(distinct, max(1, len(distinct) // 5)))
-                cases.append(Case(user_id, [i for i in history if i not in held[user_id]], held[user_id]))
-        inner = {u: [i for i in h if i not in held.get(u, ())] for u, h in histories.items()}
-        return cases, inner
-
-    def _shortlists(self, cases: list[Case]) -> list[np.ndarray]:
-        """With `validation_candidates`, each case's targets plus random unseen items (seeded by case)."""
-        size = self.config.validation_candidates
-        if not size:
-            return []
-        shortlists = []
-        for case in cases:
-            unseen = ~(self.interactions.vector(case.history) > 0)
-            unseen[list(case.wanted)] = False
-            seed = random.Random(f"{self.config.seed}:{case.user_id}:{len(case.history)}").randrange(2**32)
-            others = np.random.default_rng(seed).choice(
-                np.flatnonzero(unseen), min(size - 1, int(unseen.sum())), replace=False
-            )
-            shortlists.append(np.concatenate([sorted(case.wanted), others]).astype(int))
-        return shortlists
-
     def _choose_recency(self, cases: list[Case], shortlists: list[np.ndarray]) -> dict[str, float]:
         """The leading retriever (EASE at each penalty in `EASE_LAMBDAS`, or ALS, or item-kNN), half-life
         and plain-history mix with the best NDCG@10 of that retriever alone; EASE/ALS on the plain
@@ -273,7 +216,7 @@ class Recommender:
         best_main = (self.ease_lambda, 0.0)
         for is_knn, lam in leaders:
             retriever = fitted[is_knn] if is_knn or lam == self.ease_lambda else EASE(lam).fit(self.interactions)
-            for key, value in self._recency_totals(retriever, cases, shortlists).items():
+            for key, value in recency_totals(retriever, self.interactions, cases, shortlists).items():
                 totals[(is_knn, lam, *key)] = value
             mine = max((v for k, v in totals.items() if k[:2] == (is_knn, lam)), default=0.0)
             if not is_knn and mine > best_main[1]:
@@ -290,35 +233,10 @@ class Recommender:
             f"{self.lead[0]} (recency)": totals[best] / count,
         }
 
-    def _recency_totals(self, retriever, cases: list[Case], shortlists: list[np.ndarray]) -> dict[tuple, float]:
-        """Summed NDCG@10 over `cases` of one retriever at each (half-life, plain mix); histories are
-        scored in chunks, one matrix product per setting."""
-        totals: dict[tuple, float] = {}
-        for start in range(0, len(cases), SCORE_CHUNK):
-            chunk = cases[start : start + SCORE_CHUNK]
-            plain_rows = np.stack([self.interactions.vector(c.history) for c in chunk])
-            plain = batch_scores(retriever, plain_rows)
-            for half_life in HALF_LIVES:
-                if half_life is None:
-                    recent = plain
-                else:
-                    rows = np.stack([self.interactions.vector(c.history, half_life) for c in chunk])
-                    recent = batch_scores(retriever, rows)
-                for mix in (0.0,) if half_life is None else PLAIN_MIX:
-                    for row, case in enumerate(chunk):
-                        scores = recent[row] + mix * plain[row]
-                        if shortlists:
-                            listed = shortlists[start + row]
-                            top = listed[np.lexsort((listed, -scores[listed]))][:10]
-                        else:
-                            top = top_indices(scores, plain_rows[row] > 0, 10)
-                        totals[(half_life, mix)] = totals.get((half_life, mix), 0.0) + ndcg_at_k(case.wanted, top)
-        return totals
-
     def _choose_ranker(self, tune_cases: list[Case], check_cases: list[Case], pool_of: dict[int, Pool]):
         """Fusion weights tuned on `tune_cases`, LambdaMART trained on them, or the leading retriever
-        alone. On `check_cases` (other users) a tuned stage must beat the leader alone by at least one
-        standard error of the paired gain (noise on small data otherwise picks it); the best that does
+        alone. On `check_cases` (other users) a tuned stage must beat the leader alone with the 95%
+        confidence interval of the paired gain above 0 (noise on small data otherwise picks it); the best that does
         is kept. Returns each one's NDCG@10 on `check_cases`."""
 
         def ndcgs(cases: list[Case], score: Callable[[Pool], np.ndarray]) -> np.ndarray:
@@ -468,7 +386,9 @@ class Recommender:
         return known + [c for c in candidates if c not in index]
 
     def _baseline(self, method: str):
-        if method == self.main_name:
+        # The baselines are the classical methods at their usual settings: EASE at lambda 250 even
+        # when the fit chose another penalty for the main retriever.
+        if method == self.main_name and (not isinstance(self.main, EASE) or self.main.lam == EASE().lam):
             return self.main
         if method == "itemknn":
             return self.knn
