@@ -282,7 +282,7 @@ def describe_context(facts: UserFacts, items: dict[str, Item]) -> dict[str, str]
             + ")"
             for a in facts.dominant
         ]
-        context["mostly"] = "mostly " + ", ".join(parts)
+        context["mostly"] = ", ".join(parts)
     if brands and facts.n_items >= 3:
         brand, count = brands.most_common(1)[0]
         if count / facts.n_items >= 0.5:
