@@ -30,6 +30,7 @@ def test_eval_writes_agreeing_report_results_and_plots(tmp_path, monkeypatch):
             "tasteprint",
             "tasteprint-nofacts",
             "tasteprint-noverify",
+            "tasteprint-noaspects",
         ],
     )
     document = run_eval(config, Settings.load(store=tmp_path / "store"), Console(quiet=True))
@@ -51,6 +52,10 @@ def test_eval_writes_agreeing_report_results_and_plots(tmp_path, monkeypatch):
     assert tp["users"] == 3 and tp["json_validity_rate"] == 1.0
     assert tp["consumed_item_rate"] == 0.0 and tp["duplicate_rate"] == 0.0
     assert tp["explanation_grounding_rate"] == 1.0
+    fidelity = tp["fidelity"]  # computed from the profiles and the held-out items, not by the model
+    assert set(fidelity) == {"dominant_recall", "top3_recall", "next_label_hit", "next_label_hit_data_only"}
+    assert 0 <= fidelity["top3_recall"] <= 1 and 0 <= fidelity["dominant_recall"] <= 1
+    assert {"proposed", "kept"} == set(tp["aspect_claims"]) and ("tasteprint-noaspects", "loo") in stages
     fit = results["fits"]["loo"]
     assert fit["rerank_blend"] in (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0) and fit["rerank_gain"]["users"] >= 1
     msr = results["fits"]["msr"]
