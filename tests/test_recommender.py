@@ -41,7 +41,7 @@ def test_fit_chooses_recency_when_the_next_item_follows_the_last():
     served = {u: [c.item_id for c in recommender.recommend(h, 10)] for u, h in training.items()}
     fitted = np.mean([ndcg_at_k({held_out[u]}, served[u]) for u in training])
     plain = np.mean([ndcg_at_k({held_out[u]}, recommender.single("ease", h, 10)) for u, h in training.items()])
-    assert fitted > plain  # EASE at lambda 250 on the plain history, the classical baseline
+    assert fitted > plain * 1.2  # EASE at lambda 250 on the plain history, the classical baseline
     for history in list(training.values())[:20]:
         ranked = [c.item_id for c in recommender.recommend(history, 10, exclude=["i00"])]
         assert not set(ranked) & (set(history) | {"i00"}) and len(ranked) == len(set(ranked))
@@ -142,5 +142,9 @@ def test_served_recommendations_score_what_eval_reports(tmp_path):
     ]
     assert len(scores) == 80
     assert round(float(np.mean(scores)), 3) == round(reported, 3)
-    # Whether the fitted system beats EASE is measured on all 610 users (README); 80 users are too few
-    # to say, and the fit's own choices on them are noisy.
+    ease = next(
+        r["value"]
+        for r in document["results"]
+        if (r["method"], r["protocol"], r["metric"], r["population"]) == ("ease", "loo", "ndcg@10", "all")
+    )
+    assert reported > ease  # on MovieLens the next item follows the last ones: recency wins

@@ -46,8 +46,8 @@ def hold_out(
             # last one: a 2-item prefix would tune for histories nobody is served from.
             first = max(len(history) - NEXT_POSITIONS, MIN_VALIDATION_ITEMS - 1)
             for position in range(first, len(history)):
-                target = history[position]
-                cases.append(Case(user_id, [i for i in history[:position] if i != target], {target}))
+                item = history[position]
+                cases.append(Case(user_id, [i for i in history[:position] if i != item], {item}))
             held[user_id] = set(history[first:])
         else:
             distinct = sorted(set(history))
