@@ -117,6 +117,7 @@ class ChatSession:
     rerank: bool = True
     k: int = 5
     last: list[Recommendation] = field(default_factory=list)
+    last_shown: list[Recommendation] = field(default_factory=list)  # what this turn listed (for --json)
     shown: set[str] = field(default_factory=set)
     constraints: Constraints = field(default_factory=Constraints)
 
@@ -128,7 +129,7 @@ class ChatSession:
     def turn(self, question: str) -> Turn:
         """Answer one line and say what was understood, shown and constrained."""
         intent, argument = route(question)
-        self.last_shown: list[Recommendation] = []
+        self.last_shown = []
         if intent == "quit":
             reply = "Bye."
         elif intent == "help":
@@ -258,13 +259,9 @@ class ChatSession:
         return "\n".join(lines)
 
     def _different(self, _argument) -> str:
-        shown_labels = {
-            label
-            for r in self.last
-            for label in self.tp.db.items([r.item_id]).get(r.item_id, Item(item_id="-")).labels()
-        }
         pool = self.tp.recommend(self.user_id, k=4 * self.k, rerank=False, exclude=self.shown)
-        items = self.tp.db.items([r.item_id for r in pool])
+        items = self.tp.db.items([r.item_id for r in pool + self.last])
+        shown_labels = {label for r in self.last if r.item_id in items for label in items[r.item_id].labels()}
         pool.sort(key=lambda r: len(items[r.item_id].labels() & shown_labels) if r.item_id in items else 0)
         return self._show("Something different:", self._fitting(pool))
 
