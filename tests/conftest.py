@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "eval"))  # the benchmarks' HTTP servers serve the tests too
 SHARED = ROOT.parent / "shared" / "data"
 MOVIELENS = SHARED / "ml-latest-small"
 AMAZON = SHARED / "amazon2018-magazine"

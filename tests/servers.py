@@ -1,77 +1,25 @@
-"""Real servers on 127.0.0.1 for tests: llama.cpp's OpenAI-compatible server and a scripted HTTP server."""
+"""Real servers on 127.0.0.1 for tests: those in eval/http_servers.py (llama.cpp's OpenAI-compatible server,
+a reply server), and a scripted HTTP server that plays a fixed sequence of statuses and delays."""
 
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from http_servers import chat_body, free_port, llama_server, reply_server, request_schema, wait_for
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early with code {process.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} not ready after {timeout_s} s")
-
-
-@contextmanager
-def llama_server(model_path, n_ctx: int = 4096):
-    """llama-cpp-python's own OpenAI-compatible server, serving `model_path`."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model_path),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            str(n_ctx),
-            "--model_alias",
-            "smollm2",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/v1/models", process)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
-def chat_body(content: str) -> dict:
-    return {
-        "id": "x",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "scripted",
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
-    }
+__all__ = [
+    "chat_body",
+    "free_port",
+    "llama_server",
+    "reply_server",
+    "request_schema",
+    "scripted_http_server",
+    "wait_for",
+]
 
 
 @contextmanager

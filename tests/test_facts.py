@@ -1,4 +1,7 @@
 import csv
+import os
+import subprocess
+import sys
 from collections import Counter
 
 from tasteprint.db import Database
@@ -66,3 +69,28 @@ def test_unrated_events_count_as_positive():
     assert facts.rating_mean is None
     assert [i.item_id for i in facts.loved] == ["x"]
     assert facts.top_attributes[0].label == "Tools"
+
+
+PROMPTS_OF = """
+import json, sys
+from pathlib import Path
+from tasteprint.db import Database
+from tasteprint.facts import FactBook
+from tasteprint.profile import profile_messages
+book = FactBook(Database(Path(sys.argv[1])))
+print(json.dumps([profile_messages(book.facts(u)) for u in sys.argv[2:]]))
+"""
+
+
+def test_prompts_are_the_same_in_every_process(movielens_store):
+    """Python salts string hashes per process, so anything ordered by set iteration changes between
+    runs; the LLM cache, resumed batches and replayed benchmarks all need identical prompts. User 101
+    has three labels tied in recent shift."""
+    users = ["101", "106", "112", "414"]
+    runs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        command = [sys.executable, "-c", PROMPTS_OF, str(movielens_store), *users]
+        runs.append(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout)
+    assert "Mystery +17%" in runs[0]
+    assert runs[0] == runs[1]

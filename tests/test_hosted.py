@@ -1,18 +1,22 @@
 """The hosted backend against real HTTP servers on 127.0.0.1: llama.cpp's OpenAI-compatible server
 serving the embedded model, and a scripted server that injects rate limits and errors."""
 
+import shutil
 import time
 
 import pytest
 
+from tasteprint import Tasteprint
 from tasteprint.db import Database
+from tasteprint.demo import BUILT_IN
 from tasteprint.errors import ConfigError, LLMError
 from tasteprint.facts import FactBook
 from tasteprint.llm.llamacpp import default_model_path
 from tasteprint.llm.openai_compat import OpenAICompatBackend
 from tasteprint.profile import build_profile
 
-from servers import chat_body, llama_server, scripted_http_server
+from schema_replies import schema_reply
+from servers import chat_body, llama_server, reply_server, request_schema, scripted_http_server
 from test_local_model import assert_verified
 
 
@@ -28,6 +32,41 @@ def test_profile_through_real_openai_compatible_server(movielens_store):
     assert profile.model == "smollm2"
     assert profile.interests
     assert_verified(profile, facts)
+
+
+@pytest.mark.model
+def test_concurrent_batch_through_llama_server_builds_what_a_sequential_batch_builds(movielens_store, tmp_path):
+    users = ["1", "4", "8"]
+    built = {}
+    with llama_server(default_model_path()) as base_url:
+        for concurrency in (1, 3):
+            store = tmp_path / f"store-{concurrency}"
+            shutil.copytree(movielens_store, store)
+            tp = Tasteprint(store=store, llm="openai", model="smollm2", base_url=base_url, llm_cache=False)
+            built[concurrency] = tp.profile_many(users, progress=False, concurrency=concurrency)
+    assert not built[1].failures and not built[3].failures
+    assert list(built[3].profiles) == users  # reported in the order asked, whatever order they finished in
+    for user in users:
+        sequential, concurrent = built[1].profiles[user], built[3].profiles[user]
+        assert concurrent.summary == sequential.summary
+        assert concurrent.interests == sequential.interests
+
+
+def test_concurrent_batch_keeps_requests_in_flight_stores_each_profile_and_resumes(tmp_path):
+    def answer(body: dict) -> str:
+        return schema_reply(body["messages"], request_schema(body))
+
+    with reply_server(answer, latency_s=1.0) as (base_url, log):
+        tp = Tasteprint(store=tmp_path, llm="openai", model="m", base_url=base_url)
+        tp.ingest(BUILT_IN)
+        users = tp.users()
+        batch = tp.profile_many(users, progress=False, concurrency=4)
+        requests = log.requests
+        again = tp.profile_many(users, progress=False, concurrency=4)
+    assert not batch.failures and list(batch.profiles) == users
+    assert log.max_in_flight >= 2  # requests overlapped: the batch did not wait on each reply in turn
+    assert all(tp.db.latest_profile(u).version == 1 for u in users)
+    assert sorted(again.reused) == sorted(users) and log.requests == requests  # nothing recomputed
 
 
 def test_retries_429_with_retry_after_and_500_then_succeeds():

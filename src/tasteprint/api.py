@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from rich.progress import Progress
 
 from .config import Settings
 from .db import Database
-from .errors import TasteprintError, UnknownItemError, UnknownUserError
+from .errors import ConfigError, TasteprintError, UnknownItemError, UnknownUserError
 from .facts import FactBook, build_facts
 from .embed import Embedder, profile_text
 from .explain import explain_item
@@ -411,11 +412,18 @@ class Tasteprint:
                 temperature=self.settings.temperature,
                 update=update,
             )
+        return self.store_profile(profile, facts, watermark)
+
+    def store_profile(self, profile: UserProfile, facts: UserFacts, watermark: int) -> UserProfile:
+        """Save a profile built from `facts` as the user's next version, covering events up to row
+        `watermark`, with its embedding. Returns it as stored (its version number assigned)."""
         profile = self.db.save_profile(
             profile.model_copy(update={"n_events": facts.n_events, "event_watermark": watermark})
         )
         # Written with the profile, so that reading (recommend) never writes.
-        self.vectors.upsert_profile(user_id, self.embed([profile_text(profile)])[0], {"version": profile.version})
+        self.vectors.upsert_profile(
+            profile.user_id, self.embed([profile_text(profile)])[0], {"version": profile.version}
+        )
         return profile
 
     def profile_history(self, user_id: str) -> list[UserProfile]:
@@ -437,20 +445,39 @@ class Tasteprint:
                 raise TasteprintError(f"user {user_id!r} has no profile version {version}")
         return profile_diff(versions[old], versions[new])
 
-    def profile_many(self, user_ids: Iterable[str], *, refresh: bool = False, progress: bool = True) -> BatchResult:
-        """Profile several users; each finished profile is stored at once, failures are reported, not raised."""
+    def profile_many(
+        self, user_ids: Iterable[str], *, refresh: bool = False, progress: bool = True, concurrency: int = 1
+    ) -> BatchResult:
+        """Profile several users; each finished profile is stored at once, failures are reported, not raised.
+
+        `concurrency` > 1 keeps that many users in flight on a thread pool: a hosted endpoint answers
+        them in parallel, while the embedded model still decodes one request at a time.
+        """
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
         ids = [str(u) for u in user_ids]
         result = BatchResult()
-        with Progress(disable=not progress, transient=True) as bar:
+        # Shared state is created here, once, rather than raced for by the workers.
+        _ = (self.backend, self.vectors, self.factbook.global_shares, self.factbook.generic_aspects)
+        with Progress(disable=not progress, transient=True) as bar, ThreadPoolExecutor(concurrency) as pool:
             task = bar.add_task("profiling", total=len(ids))
-            for user_id in ids:
-                stored = None if refresh else self.db.latest_profile(user_id)
+            futures = {pool.submit(self._profile_one, user_id, refresh): user_id for user_id in ids}
+            for future in as_completed(futures):
+                user_id = futures[future]
                 try:
-                    result.profiles[user_id] = self.profile(user_id, refresh=refresh)
+                    profile, reused = future.result()
                 except TasteprintError as exc:
                     result.failures[user_id] = str(exc)
                 else:
-                    if stored is not None and stored.version == result.profiles[user_id].version:
+                    result.profiles[user_id] = profile
+                    if reused:
                         result.reused.append(user_id)
                 bar.advance(task)
+        result.profiles = {u: result.profiles[u] for u in ids if u in result.profiles}  # input order
         return result
+
+    def _profile_one(self, user_id: str, refresh: bool) -> tuple[UserProfile, bool]:
+        """One user's profile, and whether it is the stored version (not recomputed)."""
+        stored = None if refresh else self.db.latest_profile(user_id)
+        profile = self.profile(user_id, refresh=refresh)
+        return profile, stored is not None and stored.version == profile.version

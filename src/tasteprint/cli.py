@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .api import Tasteprint
+from .batch import batch_profile
 from .config import Settings
 from .errors import IngestError, TasteprintError, UnknownUserError
 from .models import IngestReport, ProfileDiff, UserProfile
@@ -164,6 +165,9 @@ def profile(
     refresh: Annotated[bool, typer.Option("--refresh", help="rebuild from all facts as a new version")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="what changed between the last two versions")] = False,
     history: Annotated[bool, typer.Option("--history", help="list the stored versions")] = False,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="users in flight at once in a batch; speeds up hosted backends")
+    ] = 1,
     store: StoreOpt = None,
     chroma_url: ChromaUrlOpt = None,
     llm: LlmOpt = None,
@@ -197,7 +201,9 @@ def profile(
         else:
             print_profile(result, tp)
         return
-    batch = tp.profile_many(ids, refresh=refresh)
+    if concurrency > 1 and tp.settings.llm == "local":
+        err_console.print("note: the embedded model decodes one request at a time; --concurrency helps hosted backends")
+    batch = tp.profile_many(ids, refresh=refresh, concurrency=concurrency)
     summary = {
         "built": len(batch.profiles) - len(batch.reused),
         "reused": len(batch.reused),
@@ -216,6 +222,48 @@ def profile(
             table.add_row(user_id, str(done.version) if done else "-", status)
         console.print(table)
     if batch.failures:
+        raise typer.Exit(1)
+
+
+@app.command("batch-profile")
+@friendly_errors
+def batch_profile_command(
+    events: Annotated[Path, typer.Argument(help="events to profile: a JSON lines or Parquet file, or any data set")],
+    out: Annotated[Path, typer.Option("--out", help="folder for profiles.jsonl and profiles.parquet")],
+    engine: Annotated[str, typer.Option("--engine", help="ray (Ray Data, any cluster) | local (this process)")] = "ray",
+    concurrency: Annotated[int, typer.Option(min=1, help="Ray actors, each with one model client")] = 2,
+    ray_address: Annotated[
+        Optional[str], typer.Option("--ray-address", help="a running Ray cluster; default: start one here")
+    ] = None,
+    limit: Annotated[Optional[int], typer.Option("--users", min=1, help="only the first N users")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", help="movielens | ml100k | amazon | events")] = None,
+    store: Annotated[
+        Optional[Path], typer.Option("--store", help="store to load the events into [default: OUT/store]")
+    ] = None,
+    chroma_url: ChromaUrlOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+):
+    """Profile every user in EVENTS with the same facts, prompts and verification as `profile`, the
+    model calls spread over Ray Data workers. A rerun skips users already in OUT/profiles.jsonl."""
+    if engine not in ("ray", "local"):
+        raise TasteprintError(f"unknown engine {engine!r}", hint="--engine ray or --engine local")
+    tp = open_tasteprint(store or out / "store", llm, model, base_url, chroma_url)
+    tp.ingest(events, format)
+    users = tp.users()[:limit] if limit else None
+    report = batch_profile(tp, out, users, engine=engine, concurrency=concurrency, ray_address=ray_address)
+    if as_json:
+        print(report.model_dump_json())
+    else:
+        console.print(
+            f"built {report.built}, skipped {len(report.skipped)} already done, failed {len(report.failures)}; "
+            f"wrote {report.jsonl} and {report.parquet}"
+        )
+        for user_id, reason in report.failures.items():
+            err_console.print(f"user {user_id}: {reason}")
+    if report.failures:
         raise typer.Exit(1)
 
 

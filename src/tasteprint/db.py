@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -79,13 +80,32 @@ class Database:
     def __init__(self, store: Path):
         store.mkdir(parents=True, exist_ok=True)
         self.path = store / "tasteprint.sqlite"
-        self.conn = sqlite3.connect(self.path, timeout=60)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._opened_lock = threading.Lock()
         self.conn.executescript(SCHEMA)
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection to the file, opened on first use. SQLite connections must not be
+        shared between threads; one each lets concurrent profiling (a worker pool) read and write the
+        store, with WAL serialising the writers."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)  # close() may run on another thread
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+            with self._opened_lock:
+                self._opened.append(conn)
+        return conn
+
     def close(self) -> None:
-        self.conn.close()
+        with self._opened_lock:
+            for conn in self._opened:
+                conn.close()
+            self._opened.clear()
+        self._local = threading.local()
 
     # -- writes -------------------------------------------------------------------------------
 

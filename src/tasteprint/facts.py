@@ -199,7 +199,8 @@ def _recent_shift(histories, labels_of, labels: set[str]) -> dict[str, float]:
         return sum(label in labels_of[h.item_id] for h in group) / len(group)
 
     shift = {label: round(share(recent, label) - share(ordered, label), 3) for label in labels}
-    return {k: v for k, v in sorted(shift.items(), key=lambda kv: -abs(kv[1])) if abs(v) >= SHIFT_THRESHOLD}
+    # Ties broken by label: the order reaches the prompt, and set order changes between processes.
+    return {k: v for k, v in sorted(shift.items(), key=lambda kv: (-abs(kv[1]), kv[0])) if abs(v) >= SHIFT_THRESHOLD}
 
 
 def _aspects(histories: dict[str, _ItemHistory], rating_mean: float | None, generic: set[str]) -> list[AspectStat]:

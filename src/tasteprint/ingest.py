@@ -306,6 +306,27 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict | RejectedRecord]]:
         yield number, value
 
 
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict | RejectedRecord]]:
+    """Rows of a Parquet file as dicts, numbered from 1 (row groups streamed, not read whole)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise IngestError(f"{path} is Parquet, which needs pyarrow", hint="pip install 'tasteprint[ray]'") from exc
+    try:
+        batches = pq.ParquetFile(path).iter_batches()
+        number = 0
+        for batch in batches:
+            for row in batch.to_pylist():
+                number += 1
+                yield number, {k: v for k, v in row.items() if v is not None}
+    except (OSError, ValueError) as exc:  # pyarrow: OSError for I/O, ArrowInvalid (a ValueError) for bad data
+        raise IngestError(f"cannot read Parquet file {path}: {exc}") from exc
+
+
+def _rows(path: Path) -> Iterator[tuple[int, dict | RejectedRecord]]:
+    return _parquet_rows(path) if path.suffix == ".parquet" else _json_lines(path)
+
+
 def load_amazon(path: Path, platform: str = "amazon") -> Iterator[Record]:
     """Amazon Review Data 2018: reviews as gzipped JSON lines, plus meta_*.json.gz in the same folder."""
     root = path if path.is_dir() else path.parent
@@ -361,11 +382,15 @@ def _amazon_review(row: dict, platform: str) -> Event:
 
 
 def load_events(path: Path, platform: str | None = None) -> Iterator[Record]:
-    """Generic format: events JSON lines, plus an optional items JSON lines file.
+    """Generic format: events as JSON lines or Parquet, plus an optional items JSON lines file.
 
-    A directory holds `events.jsonl` and optionally `items.jsonl`; a file is an events file.
+    A directory holds `events.jsonl` (or `events.parquet`) and optionally `items.jsonl`; a file is an
+    events file. Parquet rows are read like JSON lines; null columns count as absent fields.
     """
-    events_file = path / "events.jsonl" if path.is_dir() else path
+    if path.is_dir():
+        events_file = path / "events.parquet" if (path / "events.parquet").exists() else path / "events.jsonl"
+    else:
+        events_file = path
     items_file = path / "items.jsonl" if path.is_dir() else path.with_name("items.jsonl")
     catalogued: set[str] = set()
     if items_file.exists() and items_file != events_file:
@@ -379,7 +404,7 @@ def load_events(path: Path, platform: str | None = None) -> Iterator[Record]:
                 catalogued.add(record.item_id)
             yield record
     titles: dict[str, str] = {}
-    for number, row in _json_lines(events_file):
+    for number, row in _rows(events_file):
         if isinstance(row, RejectedRecord):
             yield row
             continue
@@ -438,7 +463,7 @@ def detect_format(path: Path) -> str:
             return "movielens"
         if (path / "u.data").exists():
             return "ml100k"
-        if (path / "events.jsonl").exists():
+        if (path / "events.jsonl").exists() or (path / "events.parquet").exists():
             return "events"
         if any(path.glob("*.json.gz")):
             return "amazon"
@@ -447,7 +472,7 @@ def detect_format(path: Path) -> str:
             return "ml100k"
         if path.name.endswith((".json.gz", ".json")):
             return "amazon"
-        if path.name.endswith((".jsonl", ".ndjson")):
+        if path.name.endswith((".jsonl", ".ndjson", ".parquet")):
             return "events"
     raise IngestError(
         f"cannot detect the format of {path}",

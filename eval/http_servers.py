@@ -1,0 +1,130 @@
+"""Real OpenAI-compatible servers on 127.0.0.1, for benchmarks and tests: llama.cpp's server serving a
+GGUF model, and a server that answers each request with a function of its body after a fixed latency
+(the replay of recorded replies in `bench_hosted.py`, schema-following replies in tests)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early with code {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} not ready after {timeout_s} s")
+
+
+@contextmanager
+def llama_server(model_path, n_ctx: int = 4096, alias: str = "smollm2") -> Iterator[str]:
+    """llama-cpp-python's own OpenAI-compatible server, serving `model_path`; yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", alias]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/v1/models", process)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def chat_body(content: str) -> dict:
+    """An OpenAI chat-completion response carrying `content`."""
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "scripted",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+    }
+
+
+def request_schema(body: dict) -> dict | None:
+    """The JSON schema a chat request asks for, in either response_format the hosted backend sends."""
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        return response_format["json_schema"]["schema"]
+    return response_format.get("schema")
+
+
+@dataclass
+class ServerLog:
+    """What a reply server saw: how many requests, how many it could not answer, the most in flight."""
+
+    requests: int = 0
+    unanswered: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 64  # a burst of concurrent clients must not be refused at connect
+    daemon_threads = True
+
+
+@contextmanager
+def reply_server(answer: Callable[[dict], str | None], latency_s: float = 0.0) -> Iterator[tuple[str, ServerLog]]:
+    """Answers each chat request with `answer(body)` after `latency_s`, many requests at once (one thread
+    each, as a GPU server batches them). `answer` returning None is a 404. Yields (base URL, log)."""
+    log = ServerLog()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            with log.lock:
+                log.requests += 1
+                log.in_flight += 1
+                log.max_in_flight = max(log.max_in_flight, log.in_flight)
+            try:
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+                time.sleep(latency_s)
+                content = answer(body)
+                status, payload = (200, chat_body(content)) if content is not None else (404, {"error": "no reply"})
+                if content is None:
+                    with log.lock:
+                        log.unanswered += 1
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            finally:
+                with log.lock:
+                    log.in_flight -= 1
+
+        def log_message(self, *args):
+            pass
+
+    server = _Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", log
+    finally:
+        server.shutdown()
+        server.server_close()
