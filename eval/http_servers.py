@@ -5,6 +5,7 @@ GGUF model, and a server that answers each request with a function of its body a
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -42,6 +43,7 @@ def llama_server(model_path, n_ctx: int = 4096, alias: str = "smollm2") -> Itera
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1"]
     command += ["--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", alias]
+    command += ["--n_threads", str(os.cpu_count() or 1)]  # the server's default is half the cores
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(f"http://127.0.0.1:{port}/v1/models", process)

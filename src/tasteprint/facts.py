@@ -12,7 +12,7 @@ from .aspects import ASPECT_ATTRIBUTE, MAX_TEXT_CHARS, mine, stance
 from .db import Database
 from .errors import UnknownUserError
 from .privacy import redact
-from .models import AspectStat, AttributeStat, Event, Item, ItemRef, UserAttributes, UserFacts
+from .models import AspectStat, AttributeStat, Event, Item, ItemRef, UserFacts
 
 MAX_ATTRIBUTES = 12
 MAX_ITEMS_PER_LIST = 10
@@ -67,7 +67,6 @@ def build_facts(
     events: list[Event],
     items: dict[str, Item],
     global_shares: dict[str, float],
-    user_attributes: UserAttributes | None = None,
     generic_aspects: set[str] = frozenset(),
 ) -> UserFacts:
     """Compute a user's facts from their events and the catalogue.
@@ -77,7 +76,6 @@ def build_facts(
         events: the user's events (for evaluation: the training part only).
         items: catalogue rows for at least the user's items.
         global_shares: label -> share of all events, the baseline for lift.
-        user_attributes: demographics, where the data has them.
         generic_aspects: phrases too common in the catalogue's reviews to say anything about a person.
 
     Raises:
@@ -140,7 +138,6 @@ def build_facts(
         item_ratings={i: h.rating for i, h in histories.items() if h.rating is not None},
         item_platforms={i: h.platform for i, h in histories.items()},
         item_timestamps={i: h.last_timestamp for i, h in histories.items()},
-        user_attributes=user_attributes,
     )
     facts.context = describe_context(facts, items)
     return facts
@@ -327,5 +324,5 @@ class FactBook:
             raise UnknownUserError(user_id)
         items = self.db.items({e.item_id for e in events})
         return build_facts(
-            user_id, events, items, self.global_shares, self.db.user_attributes(user_id), self.generic_aspects
+            user_id, events, items, self.global_shares, self.generic_aspects
         )

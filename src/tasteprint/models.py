@@ -164,7 +164,6 @@ class UserFacts(BaseModel):
     item_ratings: dict[str, float] = Field(default_factory=dict)
     item_platforms: dict[str, str] = Field(default_factory=dict)
     item_timestamps: dict[str, int] = Field(default_factory=dict, description="item id -> last event time")
-    user_attributes: UserAttributes | None = None
 
 
 class Interest(BaseModel):

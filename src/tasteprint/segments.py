@@ -93,7 +93,7 @@ def cluster(features: np.ndarray, k: int | str, seed: int) -> tuple[np.ndarray, 
     return model.labels_, model.cluster_centers_, (round(score, 4) if score is not None else None), tried
 
 
-def label_shares(profiles: list[UserProfile]) -> list[SegmentInterest]:
+def interest_shares(profiles: list[UserProfile]) -> list[SegmentInterest]:
     """Interest labels by the share of members whose verified profile holds them, most shared first."""
     counts = Counter(label for p in profiles for label in {i.label for i in p.interests})
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -143,7 +143,7 @@ def describe(
     prompts_dir=None,
 ) -> tuple[str, list[SegmentInterest], bool, bool]:
     """(description, top interests, written by the LLM, verified) for one segment."""
-    shared = label_shares(members)
+    shared = interest_shares(members)
     common = [i for i in shared if i.share >= MIN_LABEL_SHARE][:MAX_SEGMENT_LABELS]
     top = common or shared[:3]
     if backend is not None:
