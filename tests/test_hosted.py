@@ -7,6 +7,7 @@ import time
 import pytest
 
 from tasteprint import Tasteprint
+from tasteprint.chat import ChatSession
 from tasteprint.db import Database
 from tasteprint.demo import BUILT_IN
 from tasteprint.errors import ConfigError, LLMError
@@ -67,6 +68,32 @@ def test_concurrent_batch_keeps_requests_in_flight_stores_each_profile_and_resum
     assert log.max_in_flight >= 2  # requests overlapped: the batch did not wait on each reply in turn
     assert all(tp.db.latest_profile(u).version == 1 for u in users)
     assert sorted(again.reused) == sorted(users) and log.requests == requests  # nothing recomputed
+
+
+@pytest.mark.model
+def test_rerank_explain_segments_and_chat_through_llama_server(tmp_path):
+    """Every LLM stage, not only profiles, through a real OpenAI-compatible server."""
+    from test_recommend_real import assert_grounded
+
+    with llama_server(default_model_path()) as base_url:
+        tp = Tasteprint(store=tmp_path, llm="openai", model="smollm2", base_url=base_url, llm_cache=False)
+        tp.ingest(BUILT_IN)
+        recommendations = tp.recommend("ana", k=5)
+        stats = tp.last_rerank.stats
+        explanation = tp.explain("ana", recommendations[0].item_id)
+        batch = tp.profile_many(tp.users(), progress=False, concurrency=2)
+        segmentation = tp.segments(k=2)
+        session = ChatSession(tp)
+        session.turn("switch to user ana")
+        why = session.turn(f"why would I like {recommendations[1].title}?")
+    facts = tp.facts("ana")
+    assert stats.fallback is None and stats.out_of_candidates == 0 and stats.missing == 0
+    assert_grounded([r.model_dump() for r in recommendations], facts, 5)
+    assert explanation.grounded and set(explanation.evidence) <= set(facts.history_item_ids)
+    assert not batch.failures
+    assert sum(s.size for s in segmentation.segments) == len(tp.users())
+    assert any(s.by_llm and s.verified for s in segmentation.segments), [s.description for s in segmentation.segments]
+    assert why.intent == "why" and recommendations[1].title in why.reply
 
 
 def test_retries_429_with_retry_after_and_500_then_succeeds():

@@ -100,3 +100,12 @@ def test_real_segment_descriptions(profiled, local_backend):
         labels = [i.label for i in segment.top_interests if i.share >= MIN_LABEL_SHARE]
         assert re.fullmatch(description_schema(labels)["properties"]["summary"]["pattern"], segment.description)
         assert segment.verified
+
+
+def test_a_model_outage_falls_back_to_the_data_description_and_says_why(profiled):
+    result = Tasteprint(store=profiled, llm=ScriptedBackend([])).segments(k=2)  # every call raises LLMError
+    assert result.segments and all(not s.by_llm and s.verified for s in result.segments)
+    assert all("LLMError" in s.fallback and "no reply left" in s.fallback for s in result.segments)
+    # A reply that arrives has a reason exactly when it was not used.
+    answered = Tasteprint(store=profiled, llm=ScriptedBackend([schema_reply] * 10)).segments(k=2)
+    assert all((s.fallback is None) == s.by_llm for s in answered.segments)

@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 from pydantic import BaseModel, Field
 
-from .errors import StructuredOutputError, TasteprintError
+from .errors import LLMError, TasteprintError
 from .llm import LLMBackend, generate
 from .models import UserFacts, UserProfile
 from .summary import SummaryDraft, one_of
@@ -41,6 +41,7 @@ class Segment(BaseModel):
     mean_rating: float | None = None
     by_llm: bool = Field(description="the description was written by the model (else built from the data)")
     verified: bool = Field(description="every label the description names is shared by enough members")
+    fallback: str | None = Field(default=None, description="why the model's description was not used, if it was not")
     centroid: list[float] = Field(default_factory=list, repr=False, description="embedding part of the centre")
 
 
@@ -141,11 +142,13 @@ def describe(
     backend: LLMBackend | None,
     vocabulary: set[str],
     prompts_dir=None,
-) -> tuple[str, list[SegmentInterest], bool, bool]:
-    """(description, top interests, written by the LLM, verified) for one segment."""
+) -> tuple[str, list[SegmentInterest], bool, bool, str | None]:
+    """(description, top interests, written by the LLM, verified, why the model's text was not used)
+    for one segment. A model error (a hosted outage included) falls back to the data's description."""
     shared = interest_shares(members)
     common = [i for i in shared if i.share >= MIN_LABEL_SHARE][:MAX_SEGMENT_LABELS]
     top = common or shared[:3]
+    fallback = "no model"
     if backend is not None:
         messages = chat(
             "profile_system.j2",
@@ -160,13 +163,17 @@ def describe(
             reply = generate(backend, messages, SummaryDraft, schema=schema, max_tokens=80, temperature=0.0)
             text = without_repeats(" ".join(reply.value.summary.split()), [i.label for i in common])
             # A backend without a grammar may ignore the pattern: the text must still match it.
-            fits = re.fullmatch(schema["properties"]["summary"]["pattern"], text)
-            if fits and not unverified_labels(text, shared, vocabulary):
-                return text, top, True, True
-        except StructuredOutputError:
-            pass
+            unverified = unverified_labels(text, shared, vocabulary)
+            if not re.fullmatch(schema["properties"]["summary"]["pattern"], text):
+                fallback = f"description outside its pattern: {text[:120]!r}"
+            elif unverified:
+                fallback = f"names labels few members share: {', '.join(sorted(unverified))}"
+            else:
+                return text, top, True, True, None
+        except LLMError as exc:
+            fallback = f"{type(exc).__name__}: {exc.message}"
     text = fallback_description(top)
-    return text, top, False, not unverified_labels(text, shared, vocabulary)
+    return text, top, False, not unverified_labels(text, shared, vocabulary), fallback
 
 
 def build_segments(
@@ -190,7 +197,9 @@ def build_segments(
         chosen = [n for n, label in enumerate(labels) if label == segment_id]
         members = [profiles[n] for n in chosen]
         member_facts = [facts[n] for n in chosen]
-        description, top, by_llm, verified = describe(members, member_facts, backend, vocabulary, prompts_dir)
+        description, top, by_llm, verified, fallback = describe(
+            members, member_facts, backend, vocabulary, prompts_dir
+        )
         ratings = [f.rating_mean for f in member_facts if f.rating_mean is not None]
         segments.append(
             Segment(
@@ -203,6 +212,7 @@ def build_segments(
                 mean_rating=round(float(np.mean(ratings)), 2) if ratings else None,
                 by_llm=by_llm,
                 verified=verified,
+                fallback=fallback,
                 centroid=[float(x) for x in centres[segment_id][:dim]],
             )
         )
