@@ -206,10 +206,21 @@ class Tasteprint:
             user_id, events, items, self.factbook.global_shares, generic_aspects=self.factbook.generic_aspects
         )
         with on_behalf_of(user_id):
-            profile = build_profile(facts, self.backend, vocabulary=set(self.factbook.global_shares))
+            profile = build_profile(
+                facts, self.backend, vocabulary=set(self.factbook.global_shares), temperature=self.settings.temperature
+            )
             evidence = self.evidence_for(facts, pool, items)
+            candidates = [Candidate(i, 0.0) for i in pool]
             result = rerank_candidates(
-                facts, profile, [Candidate(i, 0.0) for i in pool], items, evidence, self.backend, k=len(pool), blend=1.0
+                facts,
+                profile,
+                candidates,
+                items,
+                evidence,
+                self.backend,
+                k=len(pool),
+                blend=1.0,
+                temperature=self.settings.temperature,
             )
         return result.llm_rank
 
@@ -260,6 +271,7 @@ class Tasteprint:
                 blend=blend,
                 passes=self.settings.rerank_passes,
                 prompts_dir=self.settings.prompts_dir,
+                temperature=self.settings.temperature,
             )
         return self.last_rerank.recommendations
 
@@ -285,6 +297,7 @@ class Tasteprint:
             seed=self.settings.seed if seed is None else seed,
             vocabulary=set(self.factbook.global_shares),
             prompts_dir=self.settings.prompts_dir,
+            temperature=self.settings.temperature,
         )
         segmentation.data_version = self.db.data_version()
         partial = self._segments_file.with_suffix(".tmp")
@@ -318,7 +331,9 @@ class Tasteprint:
         self.index()
         evidence = self.evidence_for(facts, [item_id], items)[item_id]
         with on_behalf_of(user_id):
-            return explain_item(facts, items[item_id], evidence, self.backend, self.settings.prompts_dir)
+            return explain_item(
+                facts, items[item_id], evidence, self.backend, self.settings.prompts_dir, self.settings.temperature
+            )
 
     def similar_items(self, item_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
         """Items nearest to `item_id` by embedding, excluding `exclude` and the item itself."""

@@ -44,7 +44,12 @@ def cited_items(sentence: str, facts: UserFacts, candidates: list[str]) -> list[
 
 
 def explain_item(
-    facts: UserFacts, item: Item, evidence: list[str], backend: LLMBackend | None, prompts_dir=None
+    facts: UserFacts,
+    item: Item,
+    evidence: list[str],
+    backend: LLMBackend | None,
+    prompts_dir=None,
+    temperature: float = 0.0,
 ) -> Explanation:
     """Explain `item` for the user. `evidence` are the nearest history items, best first."""
     shared = sorted(item.labels() & {label for i in evidence for label in facts.item_labels.get(i, [])})
@@ -80,6 +85,7 @@ def explain_item(
             SentenceDraft,
             schema=sentence_schema(titles, shared, confined=backend.enforces_schema),
             max_tokens=120,
+            temperature=temperature,
         )
     except LLMError:
         return base

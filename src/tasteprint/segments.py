@@ -142,6 +142,7 @@ def describe(
     backend: LLMBackend | None,
     vocabulary: set[str],
     prompts_dir=None,
+    temperature: float = 0.0,
 ) -> tuple[str, list[SegmentInterest], bool, bool, str | None]:
     """(description, top interests, written by the LLM, verified, why the model's text was not used)
     for one segment. A model error (a hosted outage included) falls back to the data's description."""
@@ -160,7 +161,7 @@ def describe(
         )
         schema = description_schema([i.label for i in common])
         try:
-            reply = generate(backend, messages, SummaryDraft, schema=schema, max_tokens=80, temperature=0.0)
+            reply = generate(backend, messages, SummaryDraft, schema=schema, max_tokens=80, temperature=temperature)
             text = without_repeats(" ".join(reply.value.summary.split()), [i.label for i in common])
             # A backend without a grammar may ignore the pattern: the text must still match it.
             unverified = unverified_labels(text, shared, vocabulary)
@@ -186,6 +187,7 @@ def build_segments(
     seed: int = 42,
     vocabulary: set[str] = frozenset(),
     prompts_dir=None,
+    temperature: float = 0.0,
 ) -> Segmentation:
     """Cluster profiled users and describe each segment. `profiles`, `facts` and `embeddings` align."""
     numeric = np.array([numeric_facts(f) for f in facts], dtype=np.float64)
@@ -198,7 +200,7 @@ def build_segments(
         members = [profiles[n] for n in chosen]
         member_facts = [facts[n] for n in chosen]
         description, top, by_llm, verified, fallback = describe(
-            members, member_facts, backend, vocabulary, prompts_dir
+            members, member_facts, backend, vocabulary, prompts_dir, temperature
         )
         ratings = [f.rating_mean for f in member_facts if f.rating_mean is not None]
         segments.append(
