@@ -39,7 +39,9 @@ def test_cli_segments_k5_json(profiled):
     assert sorted(m for s in result.segments for m in s.members) == sorted(USERS)
     for segment in result.segments:
         assert segment.description and segment.verified and not segment.by_llm
-        assert all(i.share >= MIN_LABEL_SHARE for i in segment.top_interests) or len(segment.top_interests) <= 3
+        shares = [i.share for i in segment.top_interests]
+        # The labels enough members share; only when none does, the three most shared.
+        assert all(s >= MIN_LABEL_SHARE for s in shares) or (max(shares) < MIN_LABEL_SHARE and len(shares) <= 3)
     printed = CliRunner().invoke(app, ["segments", "--k", "5", "--json", "--store", str(profiled), "--llm", "scripted"])
     assert printed.exit_code == 0, printed.output
     document = json.loads(printed.stdout)
