@@ -12,8 +12,22 @@ from tasteprint.report import EvalConfig, run_eval
 from schema_replies import schema_reply
 
 
+def unparseable_reranks_for(users: set[str]):
+    """Schema-following replies, except nonsense to every rerank request for `users`: the harness
+    must count those passes invalid and fall back, not report rates of 1.0 by construction."""
+
+    def reply(messages, schema):
+        asked_for = messages[1]["content"].split()[2] if len(messages) > 1 else ""  # "What user X likes:"
+        if messages[0]["content"].startswith("You rank recommendation candidates") and asked_for in users:
+            return "nonsense"
+        return schema_reply(messages, schema)
+
+    return reply
+
+
 def test_eval_writes_agreeing_report_results_and_plots(tmp_path, monkeypatch):
-    backend = ScriptedBackend([schema_reply] * 500)
+    # Half the sample's users get no parseable rerank; the 3 evaluated users (seed 42) include both kinds.
+    backend = ScriptedBackend([unparseable_reranks_for({"ana", "ben", "chloe", "dev", "eli", "fatima"})] * 2000)
     monkeypatch.setattr("tasteprint.api.make_backend", lambda settings: backend)
     out = tmp_path / "R"
     config = EvalConfig(
@@ -49,7 +63,7 @@ def test_eval_writes_agreeing_report_results_and_plots(tmp_path, monkeypatch):
         assert any(r["method"] == method and r["protocol"] == "loo" for r in results["results"])
     stages = {(s["method"], s["protocol"]): s for s in results["llm_stages"]}
     tp = stages[("tasteprint", "loo")]
-    assert tp["users"] == 3 and tp["json_validity_rate"] == 1.0
+    assert tp["users"] == 3 and 0 < tp["json_validity_rate"] < 1 and 0 < tp["fallback_rate"] < 1
     assert tp["consumed_item_rate"] == 0.0 and tp["duplicate_rate"] == 0.0
     assert tp["explanation_grounding_rate"] == 1.0
     fidelity = tp["fidelity"]  # computed from the profiles and the held-out items, not by the model
