@@ -109,3 +109,34 @@ def test_hostile_reviews_cannot_take_over_the_profile(tmp_path, local_backend):
     assert_verified(profile, facts)
     assert "HACKED" not in profile.summary.upper()
     assert all(i.label in {"Science", "Travel", "Cooking"} for i in profile.interests)
+
+
+def test_fast_greedy_sampling_writes_what_the_full_grammar_pass_writes(movielens_store, local_backend, monkeypatch):
+    """The grammar is checked on the chosen token first (llm/sampling.py); at temperature 0 the tokens
+    must be those of llama-cpp-python's own sampler chain, which filters the whole vocabulary."""
+    from llama_cpp import Llama
+
+    from tasteprint.llm.sampling import GreedyGrammarSampler
+    from tasteprint.profile import draft_schema, profile_messages
+
+    assert type(local_backend.llama).__name__ == "FastGreedyLlama"
+    plain = Llama(model_path=str(local_backend.path), n_ctx=4096, n_threads=local_backend.n_threads, verbose=False)
+    sampled = []
+    original = GreedyGrammarSampler.sample
+    monkeypatch.setattr(GreedyGrammarSampler, "sample", lambda self, *a: sampled.append(1) or original(self, *a))
+    book = FactBook(Database(movielens_store))
+    for user_id in ("1", "5"):
+        facts = book.facts(user_id)
+        replies = []
+        for llama in (plain, local_backend.llama):
+            llama.reset()  # both evaluate the whole prompt the same way
+            reply = llama.create_chat_completion(
+                messages=profile_messages(facts),
+                max_tokens=120,
+                temperature=0.0,
+                repeat_penalty=local_backend.repeat_penalty,
+                response_format={"type": "json_object", "schema": draft_schema(facts)},
+            )
+            replies.append(reply["choices"][0]["message"]["content"])
+        assert replies[0] == replies[1]
+    assert len(sampled) >= 2 * 50  # the fast path ran (for the FastGreedyLlama calls only)

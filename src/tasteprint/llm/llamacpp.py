@@ -39,14 +39,35 @@ def default_model_path() -> Path:
     return ggufs[0]
 
 
+def fast_greedy_llama():
+    """llama-cpp-python's `Llama`, whose greedy sampling checks the grammar on the chosen token before
+    filtering the whole vocabulary (`sampling.GreedyGrammarSampler`); other sampling is unchanged."""
+    from llama_cpp import Llama  # heavy import, done once and only when the local model is used
+
+    from .sampling import GreedyGrammarSampler
+
+    class FastGreedyLlama(Llama):
+        def _init_sampler(self, **options):
+            plain = not options.get("logits_processor") and not options.get("mirostat_mode")
+            plain = plain and not options.get("frequency_penalty") and not options.get("presence_penalty")
+            if options.get("temp") == 0.0 and plain:
+                return GreedyGrammarSampler(
+                    self, options.get("grammar"), options.get("repeat_penalty", 1.0), self.last_n_tokens_size
+                )
+            return super()._init_sampler(**options)
+
+    return FastGreedyLlama
+
+
 def _load(path: Path, n_ctx: int, n_threads: int, seed: int):
     key = (str(path), n_ctx)
     with _LOAD_LOCK:
         if key not in _MODELS:
-            from llama_cpp import Llama  # heavy import, done once and only when the local model is used
-
+            llama_class = fast_greedy_llama()
             try:
-                _MODELS[key] = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False)
+                _MODELS[key] = llama_class(
+                    model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False
+                )
             except (ValueError, RuntimeError) as exc:
                 raise LLMError(f"cannot load GGUF model {path}: {exc}", hint="check the file is a GGUF model") from exc
         return _MODELS[key]
