@@ -44,6 +44,9 @@ def llama_server(model_path, n_ctx: int = 4096, alias: str = "smollm2") -> Itera
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1"]
     command += ["--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", alias]
     command += ["--n_threads", str(os.cpu_count() or 1)]  # the server's default is half the cores
+    # By default a new request interrupts the one being generated (which then fails with HTTP 500);
+    # concurrent clients must queue instead.
+    command += ["--interrupt_requests", "False"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(f"http://127.0.0.1:{port}/v1/models", process)

@@ -1,7 +1,6 @@
 """The hosted backend against real HTTP servers on 127.0.0.1: llama.cpp's OpenAI-compatible server
 serving the embedded model, and a scripted server that injects rate limits and errors."""
 
-import shutil
 import time
 
 import pytest
@@ -36,37 +35,44 @@ def test_profile_through_real_openai_compatible_server(movielens_store):
 
 
 @pytest.mark.model
-def test_concurrent_batch_through_llama_server_builds_what_a_sequential_batch_builds(movielens_store, tmp_path):
+def test_concurrent_batch_through_llama_server_profiles_every_user_verified(movielens_store, fresh_copy):
+    # Not compared token for token with a sequential run: llama.cpp's server reuses the KV prefix of
+    # whichever request came before, and a different order shifts logits enough to flip greedy picks.
+    # Equality with a deterministic endpoint is the next test's job.
     users = ["1", "4", "8"]
-    built = {}
+    store = fresh_copy(movielens_store)
     with llama_server(default_model_path()) as base_url:
-        for concurrency in (1, 3):
-            store = tmp_path / f"store-{concurrency}"
-            shutil.copytree(movielens_store, store)
-            tp = Tasteprint(store=store, llm="openai", model="smollm2", base_url=base_url, llm_cache=False)
-            built[concurrency] = tp.profile_many(users, progress=False, concurrency=concurrency)
-    assert not built[1].failures and not built[3].failures
-    assert list(built[3].profiles) == users  # reported in the order asked, whatever order they finished in
+        tp = Tasteprint(store=store, llm="openai", model="smollm2", base_url=base_url, llm_cache=False)
+        batch = tp.profile_many(users, progress=False, concurrency=3)
+    assert not batch.failures
+    assert list(batch.profiles) == users  # reported in the order asked, whatever order they finished in
     for user in users:
-        sequential, concurrent = built[1].profiles[user], built[3].profiles[user]
-        assert concurrent.summary == sequential.summary
-        assert concurrent.interests == sequential.interests
+        assert_verified(batch.profiles[user], tp.facts(user))
+        assert tp.db.latest_profile(user).version == 1
 
 
-def test_concurrent_batch_keeps_requests_in_flight_stores_each_profile_and_resumes(tmp_path):
+def test_concurrent_batch_keeps_requests_in_flight_builds_what_one_at_a_time_builds_and_resumes(tmp_path):
     def answer(body: dict) -> str:
         return schema_reply(body["messages"], request_schema(body))
 
+    built = {}
     with reply_server(answer, latency_s=1.0) as (base_url, log):
-        tp = Tasteprint(store=tmp_path, llm="openai", model="m", base_url=base_url)
-        tp.ingest(BUILT_IN)
-        users = tp.users()
-        batch = tp.profile_many(users, progress=False, concurrency=4)
+        for concurrency in (1, 4):
+            tp = Tasteprint(store=tmp_path / str(concurrency), llm="openai", model="m", base_url=base_url)
+            tp.ingest(BUILT_IN)
+            users = tp.users()
+            overlap_before = log.max_in_flight
+            built[concurrency] = tp.profile_many(users, progress=False, concurrency=concurrency)
         requests = log.requests
         again = tp.profile_many(users, progress=False, concurrency=4)
+    assert overlap_before == 1  # one at a time really was one at a time
+    assert log.max_in_flight >= 2  # with 4 workers, requests overlapped
+    batch = built[4]
     assert not batch.failures and list(batch.profiles) == users
-    assert log.max_in_flight >= 2  # requests overlapped: the batch did not wait on each reply in turn
-    assert all(tp.db.latest_profile(u).version == 1 for u in users)
+    for user in users:  # the same requests got the same replies: the same profiles
+        assert batch.profiles[user].interests == built[1].profiles[user].interests
+        assert batch.profiles[user].summary == built[1].profiles[user].summary
+        assert tp.db.latest_profile(user).version == 1
     assert sorted(again.reused) == sorted(users) and log.requests == requests  # nothing recomputed
 
 
@@ -92,7 +98,9 @@ def test_rerank_explain_segments_and_chat_through_llama_server(tmp_path):
     assert explanation.grounded and set(explanation.evidence) <= set(facts.history_item_ids)
     assert not batch.failures
     assert sum(s.size for s in segmentation.segments) == len(tp.users())
-    assert any(s.by_llm and s.verified for s in segmentation.segments), [s.description for s in segmentation.segments]
+    assert any(s.by_llm and s.verified for s in segmentation.segments), [
+        (s.description, s.fallback) for s in segmentation.segments
+    ]
     assert why.intent == "why" and recommendations[1].title in why.reply
 
 

@@ -105,9 +105,24 @@ def test_real_segment_descriptions(profiled, local_backend):
 
 
 def test_a_model_outage_falls_back_to_the_data_description_and_says_why(profiled):
-    result = Tasteprint(store=profiled, llm=ScriptedBackend([])).segments(k=2)  # every call raises LLMError
+    # No LLM cache: other tests in this module cached replies to the same segment prompts.
+    result = Tasteprint(store=profiled, llm=ScriptedBackend([]), llm_cache=False).segments(k=2)  # LLMError
     assert result.segments and all(not s.by_llm and s.verified for s in result.segments)
     assert all("LLMError" in s.fallback and "no reply left" in s.fallback for s in result.segments)
     # A reply that arrives has a reason exactly when it was not used.
-    answered = Tasteprint(store=profiled, llm=ScriptedBackend([schema_reply] * 10)).segments(k=2)
+    answered = Tasteprint(store=profiled, llm=ScriptedBackend([schema_reply] * 10), llm_cache=False).segments(k=2)
     assert all((s.fallback is None) == s.by_llm for s in answered.segments)
+
+
+def test_a_word_inside_an_allowed_label_is_not_an_unverified_label():
+    from tasteprint.segments import SegmentInterest, unverified_labels
+
+    shared = [
+        SegmentInterest(label="Science Fiction & Fantasy", share=0.8),
+        SegmentInterest(label="History", share=0.6),
+        SegmentInterest(label="Cooking", share=0.5),
+        SegmentInterest(label="Horror", share=0.1),
+    ]
+    vocabulary = {"Science Fiction & Fantasy", "fantasy", "history", "History", "cook", "Cooking", "Horror"}
+    assert unverified_labels("Members like Science Fiction & Fantasy, history and Cooking.", shared, vocabulary) == []
+    assert unverified_labels("Members like Horror and cook books.", shared, vocabulary) == ["Horror", "cook"]

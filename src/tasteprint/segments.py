@@ -131,9 +131,14 @@ def fallback_description(interests: list[SegmentInterest]) -> str:
 
 def unverified_labels(description: str, shared: list[SegmentInterest], vocabulary: set[str]) -> list[str]:
     """Catalogue labels the description names that fewer than MIN_LABEL_SHARE of members hold."""
-    allowed = {i.label for i in shared if i.share >= MIN_LABEL_SHARE}
-    lowered = description.lower()
-    return sorted(v for v in vocabulary if v not in allowed and len(v) >= 4 and v.lower() in lowered)
+    allowed = {i.label.lower() for i in shared if i.share >= MIN_LABEL_SHARE}
+    # Allowed labels are cut out first, so a word inside one ("fantasy" in "Science Fiction & Fantasy")
+    # is not taken for a label of its own; the rest must match as whole words ("cook" is not in "Cooking").
+    rest = description.lower()
+    for label in sorted(allowed, key=len, reverse=True):
+        rest = rest.replace(label, " ")
+    named = (v for v in vocabulary if len(v) >= 4 and v.lower() not in allowed)
+    return sorted(v for v in named if re.search(rf"(?<!\w){re.escape(v.lower())}(?!\w)", rest))
 
 
 def describe(
