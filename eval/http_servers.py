@@ -125,11 +125,18 @@ def reply_server(answer: Callable[[dict], str | None], latency_s: float = 0.0) -
         def log_message(self, *args):
             pass
 
-    server = _Server(("127.0.0.1", 0), Handler)
+    with serve(Handler) as base_url:
+        yield base_url, log
+
+
+@contextmanager
+def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Run `handler` on a free port of 127.0.0.1 in a background thread; yields the /v1 base URL."""
+    server = _Server(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", log
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     finally:
         server.shutdown()
         server.server_close()

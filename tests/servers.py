@@ -4,12 +4,11 @@ a reply server), and a scripted HTTP server that plays a fixed sequence of statu
 from __future__ import annotations
 
 import json
-import threading
 import time
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-from http_servers import chat_body, free_port, llama_server, reply_server, request_schema, wait_for
+from http_servers import chat_body, free_port, llama_server, reply_server, request_schema, serve, wait_for
 
 __all__ = [
     "chat_body",
@@ -48,11 +47,5 @@ def scripted_http_server(responses):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", requests
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(Handler) as base_url:
+        yield base_url, requests

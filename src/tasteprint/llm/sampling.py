@@ -3,8 +3,9 @@
 llama-cpp-python's sampler chain runs the grammar over the whole vocabulary (49,152 tokens for
 SmolLM2) at every step, which makes constrained decoding far slower than raw decoding. llama.cpp's own
 `common_sampler` avoids that: it picks the token without the grammar, asks the grammar about that one
-token, and only when it is rejected filters the whole vocabulary. At temperature 0 both give exactly
-the same token (the best allowed token is the best token whenever the best token is allowed), so this
+token, and only when it is rejected filters the whole vocabulary. At temperature 0 both give the same
+token (the best allowed token is the best token whenever the best token is allowed; only an exact tie
+in score at the shortlist's edge could differ), so this
 module does the same for greedy decoding: repetition penalty as llama.cpp applies it, argmax, one-token
 grammar check; on rejection the best allowed token among the 64 best, and a pass over the whole
 vocabulary only when none of those is allowed.
