@@ -17,6 +17,7 @@ __all__ = [
     "reply_server",
     "request_schema",
     "scripted_http_server",
+    "serve",
     "wait_for",
 ]
 

@@ -1,7 +1,11 @@
 """The hosted backend against real HTTP servers on 127.0.0.1: llama.cpp's OpenAI-compatible server
 serving the embedded model, and a scripted server that injects rate limits and errors."""
 
+import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -16,7 +20,7 @@ from tasteprint.llm.openai_compat import OpenAICompatBackend
 from tasteprint.profile import build_profile
 
 from schema_replies import schema_reply
-from servers import chat_body, llama_server, reply_server, request_schema, scripted_http_server
+from servers import chat_body, llama_server, reply_server, request_schema, scripted_http_server, serve
 from test_local_model import assert_verified
 
 
@@ -44,7 +48,7 @@ def test_concurrent_batch_through_llama_server_profiles_every_user_verified(movi
     with llama_server(default_model_path()) as base_url:
         tp = Tasteprint(store=store, llm="openai", model="smollm2", base_url=base_url, llm_cache=False)
         batch = tp.profile_many(users, progress=False, concurrency=3)
-    assert not batch.failures
+    assert not batch.failures, batch.failures  # in full: pytest would cut the server's error short
     assert list(batch.profiles) == users  # reported in the order asked, whatever order they finished in
     for user in users:
         assert_verified(batch.profiles[user], tp.facts(user))
@@ -96,7 +100,7 @@ def test_rerank_explain_segments_and_chat_through_llama_server(tmp_path):
     assert stats.fallback is None and stats.out_of_candidates == 0 and stats.missing == 0
     assert_grounded([r.model_dump() for r in recommendations], facts, 5)
     assert explanation.grounded and set(explanation.evidence) <= set(facts.history_item_ids)
-    assert not batch.failures
+    assert not batch.failures, batch.failures  # in full: pytest would cut the server's error short
     assert sum(s.size for s in segmentation.segments) == len(tp.users())
     assert any(s.by_llm and s.verified for s in segmentation.segments), [
         (s.description, s.fallback) for s in segmentation.segments
@@ -119,6 +123,53 @@ def test_retries_429_with_retry_after_and_500_then_succeeds():
     assert len(requests) == 3
     assert elapsed >= 0.2  # the Retry-After header was honoured
     assert requests[0]["response_format"] == {"type": "json_object", "schema": {"type": "object"}}
+
+
+def test_auto_json_mode_falls_back_in_every_thread_when_one_switched_it_first():
+    # The llama.cpp server rejects json_schema with HTTP 500 at once. The server below answers the
+    # second rejection only after the first thread's json_object retry has arrived, so that thread has
+    # switched the shared mode before the second thread sees its own rejection (seen in CI under load).
+    both_sent = threading.Barrier(2, timeout=10)
+    first_switched = threading.Event()
+    rejections = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            if body["response_format"]["type"] == "json_schema":
+                both_sent.wait()
+                with lock:
+                    rejections.append(body)
+                    second = len(rejections) == 2
+                if second:
+                    first_switched.wait(timeout=10)
+                message = "literal_error: Input should be 'text' or 'json_object'"  # llama.cpp's wording
+                status, payload = 500, {"error": {"message": message, "type": "internal_server_error"}}
+            else:
+                first_switched.set()
+                status, payload = 200, chat_body('{"ok": true}')
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    lock = threading.Lock()
+    with serve(Handler) as base_url:
+        backend = OpenAICompatBackend("m", base_url=base_url, json_mode="auto", max_retries=0)
+        with ThreadPoolExecutor(2) as pool:
+            calls = [
+                pool.submit(backend.complete, [{"role": "user", "content": str(i)}], json_schema={"type": "object"})
+                for i in range(2)
+            ]
+            replies = [call.result().text for call in calls]
+    assert len(rejections) == 2 and first_switched.is_set()
+    assert replies == ['{"ok": true}'] * 2
+    assert backend.json_mode == "json_object"
 
 
 def test_gives_up_with_a_clear_error_after_bounded_retries():

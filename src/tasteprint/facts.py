@@ -323,6 +323,4 @@ class FactBook:
         if not events:
             raise UnknownUserError(user_id)
         items = self.db.items({e.item_id for e in events})
-        return build_facts(
-            user_id, events, items, self.global_shares, self.generic_aspects
-        )
+        return build_facts(user_id, events, items, self.global_shares, self.generic_aspects)

@@ -49,6 +49,15 @@ def _wait(state: RetryCallState) -> float:
     return _backoff(state)
 
 
+def _format_options(json_schema: dict | None, mode: str) -> dict:
+    """The response_format of a request: json_object carries the schema so llama.cpp's grammar applies."""
+    if json_schema is None:
+        return {}
+    if mode == "json_object":
+        return {"response_format": {"type": "json_object", "schema": json_schema}}
+    return {"response_format": {"type": "json_schema", "json_schema": {"name": "output", "schema": json_schema}}}
+
+
 class OpenAICompatBackend:
     """Chat completions over HTTP with retries on 429, 5xx, timeouts and dropped connections.
 
@@ -95,24 +104,22 @@ class OpenAICompatBackend:
             raise MalformedReply(f"response has no choices: {str(reply)[:200]}")
         return reply
 
-    def _response_format(self, schema: dict) -> dict:
-        if self.json_mode == "json_object":
-            return {"type": "json_object", "schema": schema}
-        return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
-
     def complete(self, messages: list[Message], *, json_schema=None, max_tokens=512, temperature=0.1) -> Completion:
         start = time.perf_counter()
         request = dict(
             model=self.model_name, messages=messages, max_tokens=max_tokens, temperature=temperature, seed=self.seed
         )
+        # The mode this request is sent in: with several threads in flight, another one may switch
+        # `json_mode` to json_object while this request's json_schema attempt is being rejected.
+        mode = self.json_mode
         try:
             try:
-                reply = self._create(**request, **self._format_options(json_schema))
+                reply = self._create(**request, **_format_options(json_schema, mode))
             except openai.APIStatusError as exc:
-                if json_schema is None or self.json_mode != "auto" or not _is_json_mode_rejection(exc):
+                if json_schema is None or mode != "auto" or not _is_json_mode_rejection(exc):
                     raise
                 self.json_mode = "json_object"
-                reply = self._create(**request, **self._format_options(json_schema))
+                reply = self._create(**request, **_format_options(json_schema, "json_object"))
         except (openai.APIError, MalformedReply) as exc:
             raise LLMError(f"hosted model call failed: {type(exc).__name__}: {exc}", retryable=True) from exc
         usage = reply.usage
@@ -122,6 +129,3 @@ class OpenAICompatBackend:
             completion_tokens=usage.completion_tokens if usage else 0,
             seconds=time.perf_counter() - start,
         )
-
-    def _format_options(self, json_schema: dict | None) -> dict:
-        return {} if json_schema is None else {"response_format": self._response_format(json_schema)}
