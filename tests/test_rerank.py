@@ -2,7 +2,8 @@
 
 from tasteprint.llm import ScriptedBackend
 from tasteprint.models import Item, UserFacts
-from tasteprint.rerank import explanation_text, rerank
+from tasteprint.evidence import explanation_text
+from tasteprint.rerank import rerank
 from tasteprint.retrieve import Candidate
 
 
@@ -106,7 +107,7 @@ def test_liked_means_rated_above_the_users_own_mean():
 def test_a_citation_shares_a_label_or_close_text_never_just_a_title_word():
     import numpy as np
 
-    from tasteprint.rerank import nearest_history
+    from tasteprint.evidence import nearest_history
 
     history = facts().model_copy(update={"item_titles": {"h1": "Old Drama", "h2": "Candidate Comedy", "h3": "x"}})
     far = {"h1": np.array([0.0, 1.0]), "h2": np.array([0.3, 0.95])}

@@ -16,7 +16,7 @@ from rich.progress import Progress
 from .config import Settings
 from .db import Database
 from .errors import ConfigError, TasteprintError, UnknownItemError, UnknownUserError
-from .facts import FactBook, build_facts
+from .facts import LOVED_MIN, FactBook, build_facts
 from .embed import Embedder, profile_text
 from .explain import explain_item
 from .ingest import ingest as ingest_path
@@ -25,7 +25,9 @@ from .llm import CachedBackend, LLMBackend, make_backend, on_behalf_of
 from .models import Event, Explanation, IngestReport, LinkReport, ProfileDiff, Recommendation, UserFacts, UserProfile
 from .profile import Update, build_profile, profile_diff
 from .recommender import FitConfig, FitReport, Recommender
-from .rerank import DEFAULT_BLEND, RerankResult, nearest_history, positive_history
+from .evidence import nearest_history, pick_facts, positive_history
+from .reasons import ReasonChecker, ReasonStats, resolve_mode, write_reasons
+from .rerank import DEFAULT_BLEND, RerankResult
 from .rerank import rerank as rerank_candidates
 from .retrieve import Candidate, fuse
 from .segments import Segmentation, build_segments, nearest_segment
@@ -73,6 +75,7 @@ class Tasteprint:
         self._vectors: VectorStore | None = None
         self._recommender: Recommender | None = None
         self.last_rerank: RerankResult | None = None
+        self.last_reasons: ReasonStats | None = None
         self._indexed_version: int | None = None
 
     @property
@@ -273,7 +276,37 @@ class Tasteprint:
                 prompts_dir=self.settings.prompts_dir,
                 temperature=self.settings.temperature,
             )
-        return self.last_rerank.recommendations
+            recommendations = self.last_rerank.recommendations
+            self.last_reasons = None
+            if rerank and not self.last_rerank.stats.fallback:
+                recommendations = self._worded(facts, recommendations, items)
+        return recommendations
+
+    def _worded(self, facts: UserFacts, recommendations: list[Recommendation], items: dict) -> list[Recommendation]:
+        """The picks with the model's reasons where they pass the check (`explanation_source` "llm"); the
+        rest keep their template sentence. What happened is in `last_reasons`."""
+        picks = []
+        for r in recommendations:
+            cited = r.evidence[0] if r.evidence else None
+            co_liked = self.db.co_liked(cited, r.item_id, LOVED_MIN) if cited else None
+            if r.item_id in items:
+                picks.append(pick_facts(facts, items[r.item_id], cited, co_liked, self.factbook.global_shares))
+        checker = ReasonChecker(facts.item_titles, self.db.titles(), set(self.factbook.global_shares))
+        written, self.last_reasons = write_reasons(
+            facts.user_id,
+            picks,
+            self.backend,
+            resolve_mode(self.settings.explanations, self.backend),
+            checker,
+            prompts_dir=self.settings.prompts_dir,
+            temperature=self.settings.temperature,
+        )
+        return [
+            r.model_copy(update={"explanation": written[r.item_id], "explanation_source": "llm"})
+            if r.item_id in written
+            else r
+            for r in recommendations
+        ]
 
     @property
     def _segments_file(self) -> Path:

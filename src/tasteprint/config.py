@@ -51,6 +51,11 @@ class Settings(BaseModel):
     rerank_passes: int = Field(
         default=1, ge=1, le=2, description="2 adds a pass in reversed order against position bias, at twice the cost"
     )
+    explanations: Literal["auto", "prose", "slots"] = Field(
+        default="auto",
+        description="who words each pick's reason: prose (free, checked), slots (grammar over the pick's facts); "
+        "auto: slots for the embedded model, prose for hosted ones",
+    )
     prompts_dir: Path | None = None
     redact_hosted: bool = Field(
         default=True, description="redact e-mails, phone numbers and similar before text goes to a hosted model"

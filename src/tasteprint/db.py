@@ -370,6 +370,20 @@ class Database:
         ).fetchall()
         return [r[0] for r in rows]
 
+    def co_liked(self, liked_item: str, item: str, min_rating: float) -> int:
+        """How many users liked both items: rated each at least `min_rating`, or consumed it unrated."""
+        row = self.conn.execute(
+            "SELECT COUNT(DISTINCT a.user_id) FROM events a JOIN events b ON a.user_id = b.user_id "
+            "WHERE a.item_id=? AND b.item_id=? AND a.kind != 'search' AND b.kind != 'search' "
+            "AND (a.rating IS NULL OR a.rating >= ?) AND (b.rating IS NULL OR b.rating >= ?)",
+            (liked_item, item, min_rating, min_rating),
+        ).fetchone()
+        return row[0]
+
+    def titles(self) -> list[str]:
+        """Every catalogue title."""
+        return [row[0] for row in self.conn.execute("SELECT title FROM items WHERE title != ''")]
+
     def cached_completion(self, key: str) -> str | None:
         row = self.conn.execute("SELECT completion FROM llm_cache WHERE request_key=?", (key,)).fetchone()
         return row[0] if row else None

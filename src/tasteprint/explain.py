@@ -11,7 +11,7 @@ from .llm import LLMBackend, generate
 from .models import Explanation, Item, UserFacts
 from .summary import one_of
 from .prompting import chat, string_schema
-from .rerank import explanation_text
+from .evidence import explanation_text
 
 
 class SentenceDraft(BaseModel):

@@ -13,19 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 from pydantic import BaseModel, Field, RootModel, model_validator
 
 from .errors import LLMError
-from .facts import DISLIKED_MAX
+from .evidence import explanation_text, positive_history
 from .llm import LLMBackend, generate
 from .models import Item, Recommendation, UserFacts, UserProfile
 from .prompting import chat
 from .retrieve import Candidate
 
 DEFAULT_BLEND = 0.3
-EVIDENCE_PER_CANDIDATE = 3
-CITE_MIN_COSINE = 0.6  # text similarity that stands for "alike" when no label is shared
 HISTORY_IN_PROMPT = 12
 
 
@@ -87,57 +84,6 @@ def blend_order(order: list[str], llm_rank: dict[str, float], blend: float) -> l
         for position, c in enumerate(order)
     ]
     return sorted(scored, key=lambda s: (-s[0], order.index(s[1])))
-
-
-def positive_history(facts: UserFacts) -> list[str]:
-    """History items that may explain a recommendation: everything not rated as disliked."""
-    return [i for i in facts.history_item_ids if facts.item_ratings.get(i, 5.0) > DISLIKED_MAX]
-
-
-def nearest_history(
-    candidate_vector: np.ndarray | None,
-    history_vectors: dict[str, np.ndarray],
-    facts: UserFacts,
-    item: Item | None,
-    n: int = EVIDENCE_PER_CANDIDATE,
-) -> list[str]:
-    """The user's (not disliked) items that share something real with a candidate: labels first (most
-    shared, then cosine of embeddings, then rating); without a shared label only an item whose text
-    embedding is close (cosine >= CITE_MIN_COSINE), never a mere word of the title in common."""
-    labels = item.labels() if item else set()
-    scored = []
-    for item_id in positive_history(facts):
-        shared = len(labels & set(facts.item_labels.get(item_id, [])))
-        vector = history_vectors.get(item_id)
-        cosine = float(candidate_vector @ vector) if candidate_vector is not None and vector is not None else 0.0
-        if shared or cosine >= CITE_MIN_COSINE:
-            scored.append((shared, cosine + 0.01 * facts.item_ratings.get(item_id, 0), item_id))
-    scored.sort(reverse=True)
-    return [item_id for _, _, item_id in scored[:n]]
-
-
-def explanation_text(facts: UserFacts, item: Item | None, cited: list[str]) -> str:
-    """A plain sentence from verified evidence, every phrase backed by data: which of the user's items it
-    resembles, "liked" only for items rated above the user's own mean, and the labels both carry."""
-    liked, chosen = [], []
-    for item_id in cited[:2]:
-        rating = facts.item_ratings.get(item_id)
-        title = facts.item_titles.get(item_id, item_id)
-        above_mean = rating is not None and facts.rating_mean is not None and rating > facts.rating_mean
-        (liked if above_mean else chosen).append(f"{title} (you rated it {rating:g})" if above_mean else title)
-    clauses = []
-    if liked:
-        clauses.append("you liked " + " and ".join(liked))
-    if chosen:
-        clauses.append("you chose " + " and ".join(chosen))
-    labels = item.labels() if item else set()
-    shared = sorted(labels & {label for i in cited for label in facts.item_labels.get(i, [])})
-    if not clauses:
-        return f"Matches what you consume most: {', '.join(shared[:3])}." if shared else "Ranked for your history."
-    text = "Because " + " and ".join(clauses)
-    if shared:
-        text += f"; both are {', '.join(shared[:3])}"
-    return text + "."
 
 
 def _schema(candidate_ids: list[str], evidence: dict[str, list[str]], cite: bool) -> dict:

@@ -1,0 +1,123 @@
+"""Evidence for a recommendation: which of the user's own items may explain it, the facts computed
+about the pair (shared labels, the user's rating, how many people liked both, the release year), and
+the deterministic sentence built from those facts alone."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from .facts import DISLIKED_MAX
+from .models import Item, UserFacts
+
+EVIDENCE_PER_CANDIDATE = 3
+CITE_MIN_COSINE = 0.6  # text similarity that stands for "alike" when no label is shared
+CO_LIKED_MIN = 2  # fewer people than this is an anecdote, not a figure worth stating
+
+
+class PickFacts(BaseModel):
+    """What the data says about one recommended item and the history item it cites: the only facts a
+    reason for it may state."""
+
+    item_id: str
+    title: str
+    year: int | None = None
+    labels: list[str] = Field(default_factory=list)
+    cited_id: str | None = None
+    cited_title: str | None = None
+    cited_rating: float | None = None
+    liked: bool = Field(default=False, description="the user rated the cited item above their own mean")
+    shared_labels: list[str] = Field(default_factory=list)
+    co_liked: int | None = Field(default=None, description="other people who liked the cited item and this one")
+
+    def numbers(self) -> set[str]:
+        """Every number a reason may state: the rating (and the scale), the year, the co-liked count."""
+        shown = {"5"} if self.cited_rating is not None else set()
+        for value in (self.cited_rating, self.year, self.co_liked):
+            if value is not None:
+                shown |= {f"{value:g}", f"{float(value):.1f}"}
+        return shown
+
+
+def positive_history(facts: UserFacts) -> list[str]:
+    """History items that may explain a recommendation: everything not rated as disliked."""
+    return [i for i in facts.history_item_ids if facts.item_ratings.get(i, 5.0) > DISLIKED_MAX]
+
+
+def nearest_history(
+    candidate_vector: np.ndarray | None,
+    history_vectors: dict[str, np.ndarray],
+    facts: UserFacts,
+    item: Item | None,
+    n: int = EVIDENCE_PER_CANDIDATE,
+) -> list[str]:
+    """The user's (not disliked) items that share something real with a candidate: labels first (most
+    shared, then cosine of embeddings, then rating); without a shared label only an item whose text
+    embedding is close (cosine >= CITE_MIN_COSINE), never a mere word of the title in common."""
+    labels = item.labels() if item else set()
+    scored = []
+    for item_id in positive_history(facts):
+        shared = len(labels & set(facts.item_labels.get(item_id, [])))
+        vector = history_vectors.get(item_id)
+        cosine = float(candidate_vector @ vector) if candidate_vector is not None and vector is not None else 0.0
+        if shared or cosine >= CITE_MIN_COSINE:
+            scored.append((shared, cosine + 0.01 * facts.item_ratings.get(item_id, 0), item_id))
+    scored.sort(reverse=True)
+    return [item_id for _, _, item_id in scored[:n]]
+
+
+def explanation_text(facts: UserFacts, item: Item | None, cited: list[str]) -> str:
+    """A plain sentence from verified evidence, every phrase backed by data: which of the user's items it
+    resembles, "liked" only for items rated above the user's own mean, and the labels both carry."""
+    liked, chosen = [], []
+    for item_id in cited[:2]:
+        rating = facts.item_ratings.get(item_id)
+        title = facts.item_titles.get(item_id, item_id)
+        above_mean = rating is not None and facts.rating_mean is not None and rating > facts.rating_mean
+        (liked if above_mean else chosen).append(f"{title} (you rated it {rating:g})" if above_mean else title)
+    clauses = []
+    if liked:
+        clauses.append("you liked " + " and ".join(liked))
+    if chosen:
+        clauses.append("you chose " + " and ".join(chosen))
+    labels = item.labels() if item else set()
+    shared = sorted(labels & {label for i in cited for label in facts.item_labels.get(i, [])})
+    if not clauses:
+        return f"Matches what you consume most: {', '.join(shared[:3])}." if shared else "Ranked for your history."
+    text = "Because " + " and ".join(clauses)
+    if shared:
+        text += f"; both are {', '.join(shared[:3])}"
+    return text + "."
+
+
+def release_year(item: Item) -> int | None:
+    """The item's year: a `year` attribute, else a "(1995)" at the end of its title (MovieLens style)."""
+    for value in item.attributes.get("year", []):
+        if value.isdigit():
+            return int(value)
+    found = re.search(r"\((\d{4})\)\s*$", item.title)
+    return int(found.group(1)) if found else None
+
+
+def pick_facts(
+    facts: UserFacts, item: Item, cited: str | None, co_liked: int | None, label_shares: dict[str, float]
+) -> PickFacts:
+    """The facts about recommending `item` to the user with `cited` (a history item) as its evidence.
+    Shared labels come rarest first (by `label_shares`, each label's share of all events): the most
+    telling first."""
+    cited_labels = set(facts.item_labels.get(cited, [])) if cited else set()
+    rating = facts.item_ratings.get(cited) if cited else None
+    return PickFacts(
+        item_id=item.item_id,
+        title=item.title or item.item_id,
+        year=release_year(item),
+        labels=sorted(item.labels())[:6],
+        cited_id=cited,
+        cited_title=facts.item_titles.get(cited, cited) if cited else None,
+        cited_rating=rating,
+        liked=rating is not None and facts.rating_mean is not None and rating > facts.rating_mean,
+        shared_labels=sorted(item.labels() & cited_labels, key=lambda label: (label_shares.get(label, 0.0), label)),
+        co_liked=co_liked if co_liked is not None and co_liked >= CO_LIKED_MIN else None,
+    )

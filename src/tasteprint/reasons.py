@@ -1,0 +1,201 @@
+"""Per-pick reasons written by the model, and the check each must pass before it is shown.
+
+`prose` (capable, hosted models): free text of at most 30 words. `slots` (the embedded model): a
+grammar whose only openings are the pick's computed facts (the cited item and the user's rating of it,
+the labels both carry, how many people liked both, the year), so the model chooses what to say but
+cannot say anything else. Either way every reason is checked against the data: each title it names is
+the pick or its cited history item, each label is one both carry, each number is one the prompt gave.
+A reason that fails keeps the deterministic sentence, and the failure is counted with its cause.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, Field, RootModel
+
+from .errors import LLMError
+from .evidence import PickFacts
+from .llm import LLMBackend, generate
+from .prompting import chat
+from .summary import one_of
+
+MAX_WORDS = 30
+PROSE_PATTERN = '^[^{}<>\\[\\]"\\n]{12,220}$'
+Mode = Literal["prose", "slots"]
+
+
+class ReasonStats(BaseModel):
+    """What happened to one recommendation list's reasons: for `recommend --json` and the evaluation."""
+
+    mode: Mode
+    requested: int = 0
+    kept: int = 0
+    replaced: int = 0
+    problems: dict[str, str] = Field(default_factory=dict, description="item id -> why its reason was replaced")
+    fallback: str | None = Field(default=None, description="the LLM call failed: every pick keeps the template")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+
+class ReasonsDraft(RootModel[dict[str, str]]):
+    """Item id -> the model's reason for recommending it."""
+
+
+def resolve_mode(setting: str, backend: LLMBackend) -> Mode:
+    """`auto`: slots for a backend that enforces a grammar (the small embedded model), prose otherwise."""
+    if setting == "auto":
+        return "slots" if backend.enforces_schema else "prose"
+    return setting  # type: ignore[return-value]
+
+
+def title_names(title: str | None) -> list[str]:
+    """The ways a text may name a title: as stored, without a trailing "(1995)", and "Thing, The" as
+    "The Thing". Names under 4 characters are too ambiguous to look for."""
+    if not title:
+        return []
+    bare = re.sub(r"\s*\(\d{4}\)\s*$", "", title).strip()
+    names = {title.strip(), bare}
+    if moved := re.fullmatch(r"(.+), (The|A|An)", bare):
+        names.add(f"{moved.group(2)} {moved.group(1)}")
+    return sorted((n for n in names if len(n) >= 4), key=len, reverse=True)
+
+
+def _find(text: str, name: str, ignore_case: bool = True) -> re.Match | None:
+    flags = re.IGNORECASE if ignore_case else 0
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, flags)
+
+
+def _remove(text: str, names: list[str]) -> tuple[str, bool]:
+    """`text` with every mention of `names` blanked out, and whether there was one."""
+    found = False
+    for name in names:
+        while match := _find(text, name):
+            found = True
+            text = text[: match.start()] + " " + text[match.end() :]
+    return text, found
+
+
+class ReasonChecker:
+    """Checks a reason against the data: the user's history titles, the catalogue's titles, the label
+    vocabulary. Built once per recommendation list."""
+
+    def __init__(self, history_titles: dict[str, str], catalogue_titles: list[str], vocabulary: set[str]):
+        self.history_names = {i: title_names(t) for i, t in history_titles.items()}
+        self.history_titles = history_titles
+        # A catalogue title is looked for only when it has two words or more, case-sensitively: single
+        # words ("Heat", "Up") are ordinary English far more often than they are titles.
+        self.catalogue_names = [(n, t) for t in catalogue_titles for n in title_names(t) if " " in n]
+        self.labels = {label.lower(): label for label in vocabulary if len(label) >= 3}
+
+    def problem(self, text: str, pick: PickFacts) -> str | None:
+        """Why `text` may not be shown as the reason for `pick`, or None when every claim in it holds."""
+        words = text.split()
+        if not words:
+            return "empty"
+        if len(words) > MAX_WORDS:
+            return f"{len(words)} words, more than {MAX_WORDS}"
+        if re.search(r"https?://|www\.", text, re.IGNORECASE):
+            return "contains a link"
+        clauses = [c.strip(" .").lower() for c in re.split(r"[;,]", text)]
+        if len(set(clauses)) < len(clauses):
+            return "repeats itself"
+        rest, names_cited = _remove(text, title_names(pick.cited_title))
+        rest, _ = _remove(rest, title_names(pick.title))
+        for item_id, names in self.history_names.items():
+            if item_id != pick.cited_id and any(_find(rest, n) for n in names):
+                return f"names {self.history_titles[item_id]!r}, which is not the item it cites"
+        for name, title in self.catalogue_names:
+            if _find(rest, name, ignore_case=False):
+                return f"names {title!r}, which is neither the pick nor its cited item"
+        said = [label for lower, label in self.labels.items() if _find(rest, lower)]
+        for label in said:
+            if label not in pick.shared_labels:
+                return f"says {label!r}, which {pick.title!r} and {pick.cited_title!r} do not both carry"
+        rest, _ = _remove(rest, said)
+        if not names_cited and not said:
+            return "cites nothing from the history"
+        for number in re.findall(r"\d+(?:\.\d+)?", rest):
+            if number not in pick.numbers():
+                return f"states {number}, a number the data did not give"
+        return None
+
+
+def slot_pattern(pick: PickFacts) -> str | None:
+    """A regular expression whose only openings are the pick's facts, or None when the cited title
+    cannot be written into a grammar safely (the template is used then)."""
+    cited = one_of([pick.cited_title or ""])
+    if not cited:
+        return None
+    if pick.liked and pick.cited_rating is not None:
+        opening = f"You (liked {cited}|rated {cited} {pick.cited_rating:g} of 5)"
+    else:
+        opening = f"You chose {cited}"
+    # The shared labels are the pick's main reason, so they must be said, two when there are two (a
+    # pair of different ones, so no "Drama and Drama"); the model chooses which, and whether to add
+    # the co-liked count or the year.
+    labels = pick.shared_labels[:4]
+    pairs = [f"{a} and {b}" for n, a in enumerate(labels) for b in labels[n + 1 :]]
+    said = one_of(pairs or labels)
+    shared = f"; both are {said}" if said else ""
+    extras = [f"{pick.co_liked} other people liked both"] if pick.co_liked else []
+    extras += [f"it is from {pick.year}"] if pick.year else []
+    extra = f"(; ({'|'.join(extras)}))?" if extras else ""
+    return f"^{opening}{shared}{extra}[.]$"
+
+
+def write_reasons(
+    user_id: str,
+    picks: list[PickFacts],
+    backend: LLMBackend,
+    mode: Mode,
+    checker: ReasonChecker,
+    *,
+    prompts_dir=None,
+    temperature: float = 0.0,
+) -> tuple[dict[str, str], ReasonStats]:
+    """One LLM call for all picks. Returns (item id -> the reason to show, for the reasons that passed
+    the check) and what happened; picks missing from the result keep their template sentence."""
+    stats = ReasonStats(mode=mode)
+    patterns = {p.item_id: PROSE_PATTERN if mode == "prose" else slot_pattern(p) for p in picks if p.cited_id}
+    patterns = {i: pattern for i, pattern in patterns.items() if pattern}
+    asked = [p for p in picks if p.item_id in patterns]
+    if not asked:
+        return {}, stats
+    stats.requested = len(asked)
+    schema = {
+        "type": "object",
+        "properties": {i: {"type": "string", "pattern": pattern} for i, pattern in patterns.items()},
+        "required": list(patterns),
+    }
+    messages = chat(
+        "reasons_system.j2", "reasons_user.j2", prompts_dir, user_id=user_id, picks=asked, max_words=MAX_WORDS
+    )
+    per_pick = 80 if mode == "prose" else 70  # a slot reason repeats the cited title, which may be long
+    try:
+        result = generate(
+            backend,
+            messages,
+            ReasonsDraft,
+            schema=schema,
+            max_tokens=per_pick * len(asked) + 20,
+            temperature=temperature,
+        )
+    except LLMError as exc:
+        stats.fallback = f"{type(exc).__name__}: {exc.message}"
+        stats.replaced = stats.requested
+        return {}, stats
+    stats.prompt_tokens, stats.completion_tokens = result.prompt_tokens, result.completion_tokens
+    stats.seconds = result.seconds
+    written = {}
+    for pick in asked:
+        text = " ".join(result.value.root.get(pick.item_id, "").split())
+        problem = checker.problem(text, pick)
+        if problem:
+            stats.problems[pick.item_id] = problem
+        else:
+            written[pick.item_id] = text
+    stats.kept, stats.replaced = len(written), stats.requested - len(written)
+    return written, stats
