@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tasteprint import Tasteprint
-from tasteprint.chat import release_year
+from tasteprint.chat import approximate_year
 from tasteprint.cli import app
 from tasteprint.demo import BUILT_IN
 from tasteprint.store import VectorStore
@@ -178,7 +178,7 @@ def test_a_ten_turn_chat_on_the_real_model_follows_what_the_person_asks(indexed_
         assert turn["constraints"]["exclude_labels"] == ["Horror"] and turn["recommendations"]
         assert not any("Horror" in items[r["item_id"]].labels() for r in turn["recommendations"])
     newest = turns[5]["constraints"]["min_year"]
-    assert newest and all(release_year(items[r["item_id"]]) >= newest for r in turns[5]["recommendations"])
+    assert newest and all(approximate_year(items[r["item_id"]]) >= newest for r in turns[5]["recommendations"])
     assert "Noted" in turns[6]["reply"]
     assert [e.rating for e in tp.db.user_events("571") if e.item_id == heat] == [1.0]
     assert "Horror" in turns[7]["reply"]

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from .api import Tasteprint
 from .errors import TasteprintError
+from .evidence import release_year
 from .models import Item, Recommendation
 
 HELP = (
@@ -61,7 +62,6 @@ PATTERNS: list[tuple[str, str]] = [
 ]
 ROUTES = [(intent, re.compile(pattern, re.I)) for intent, pattern in PATTERNS]
 TAKES_ARGUMENT = {"switch", "forget", "disliked", "why", "liked", "exclude", "like"}
-_YEAR = re.compile(r"\((\d{4})\)")
 
 
 def route(question: str) -> tuple[str, str | None]:
@@ -74,10 +74,11 @@ def route(question: str) -> tuple[str, str | None]:
     return "help", None
 
 
-def release_year(item: Item) -> int | None:
-    """The year in a title such as "Heat (1995)", else the start of a decade label such as "1990s"."""
-    if match := _YEAR.search(item.title):
-        return int(match.group(1))
+def approximate_year(item: Item) -> int | None:
+    """The item's year, else the middle of its decade label ("1990s" -> 1995): enough to tell newer from
+    older, never stated to the person as a fact."""
+    if year := release_year(item):
+        return year
     decade = next((d for d in item.attributes.get("decade", []) if d[:4].isdigit()), None)
     return int(decade[:4]) + 5 if decade else None
 
@@ -94,7 +95,7 @@ class Constraints(BaseModel):
         labels = {label.lower() for label in item.labels()}
         if labels & {label.lower() for label in self.exclude_labels} or item.item_id in self.exclude_items:
             return False
-        year = release_year(item)
+        year = approximate_year(item)
         if (self.min_year or self.max_year) and year is None:
             return False
         return not (self.min_year and year < self.min_year) and not (self.max_year and year > self.max_year)
@@ -304,7 +305,7 @@ class ChatSession:
 
     def _era(self, newer: bool) -> str:
         items = self.tp.db.items([r.item_id for r in self.last] or self.tp.facts(self.user_id).history_item_ids)
-        years = [y for item in items.values() if (y := release_year(item))]
+        years = [y for item in items.values() if (y := approximate_year(item))]
         if not years:
             return "I don't know release years for these items."
         middle = int(statistics.median(years))

@@ -242,6 +242,14 @@ def recommend(
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="how many items")] = 10,
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="retrieval order, no LLM")] = False,
     candidates: Annotated[int, typer.Option("--candidates", min=1, help="candidates the LLM reranks")] = 20,
+    explanations: Annotated[
+        Optional[str],
+        typer.Option(
+            "--explanations",
+            help="auto | prose | slots: free reasons checked against the data, or reasons confined to the "
+            "pick's facts by a grammar (auto: slots for the embedded model, prose for hosted ones)",
+        ),
+    ] = None,
     store: StoreOpt = None,
     chroma_url: ChromaUrlOpt = None,
     llm: LlmOpt = None,
@@ -250,7 +258,9 @@ def recommend(
     as_json: JsonOpt = False,
 ):
     """Recommend unconsumed items, each with an explanation citing the user's own history."""
-    tp = open_tasteprint(store, llm, model, base_url, chroma_url)
+    tp = Tasteprint(
+        store=store, llm=llm, model=model, base_url=base_url, chroma_url=chroma_url, explanations=explanations
+    )
     recommendations = tp.recommend(user_id, k=k, rerank=not no_rerank, n_candidates=candidates)
     if as_json:
         print(json.dumps([r.model_dump() for r in recommendations]))
@@ -258,6 +268,12 @@ def recommend(
     print_recommendations(user_id, recommendations, tp.facts(user_id).item_titles)
     if tp.last_rerank and tp.last_rerank.stats.fallback:
         err_console.print(f"[yellow]rerank fell back to retrieval order:[/] {tp.last_rerank.stats.fallback}")
+    if reasons := tp.last_reasons:
+        err_console.print(
+            f"reasons ({reasons.mode}): {reasons.kept} by the model, {reasons.replaced} replaced by the template"
+            + "".join(f"\n  {i}: {problem}" for i, problem in reasons.problems.items())
+            + (f"\n  the call failed: {reasons.fallback}" if reasons.fallback else "")
+        )
 
 
 @app.command()

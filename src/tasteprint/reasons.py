@@ -60,7 +60,7 @@ def title_names(title: str | None) -> list[str]:
     names = {title.strip(), bare}
     if moved := re.fullmatch(r"(.+), (The|A|An)", bare):
         names.add(f"{moved.group(2)} {moved.group(1)}")
-    return sorted((n for n in names if len(n) >= 4), key=len, reverse=True)
+    return sorted((n for n in names if len(n) >= 4), key=lambda n: (-len(n), n))
 
 
 def _find(text: str, name: str, ignore_case: bool = True) -> re.Match | None:
