@@ -65,7 +65,12 @@ def test_eval_writes_agreeing_report_results_and_plots(tmp_path, monkeypatch):
     tp = stages[("tasteprint", "loo")]
     assert tp["users"] == 3 and 0 < tp["json_validity_rate"] < 1 and 0 < tp["fallback_rate"] < 1
     assert tp["consumed_item_rate"] == 0.0 and tp["duplicate_rate"] == 0.0
-    assert tp["explanation_grounding_rate"] == 1.0
+    # Read from the texts shown: the template sentences (the scripted reasons all failed) name the
+    # user's items and only labels both carry.
+    assert tp["explanation_grounding_rate"] == 1.0 and tp["explanation_faithfulness_rate"] == 1.0
+    reasons = tp["reasons"]  # worded for the full method only, where its rerank did not fall back
+    assert reasons["requested"] >= 3 and reasons["kept"] == 0 and reasons["replaced"] == reasons["requested"]
+    assert stages[("tasteprint-nofacts", "loo")]["reasons"]["requested"] == 0
     fidelity = tp["fidelity"]  # computed from the profiles and the held-out items, not by the model
     assert set(fidelity) == {"dominant_recall", "top3_recall", "next_label_hit", "next_label_hit_data_only"}
     assert 0 <= fidelity["top3_recall"] <= 1 and 0 <= fidelity["dominant_recall"] <= 1

@@ -89,7 +89,7 @@ def test_rerank_explain_segments_and_chat_through_llama_server(tmp_path):
         tp = Tasteprint(store=tmp_path, llm="openai", model="smollm2", base_url=base_url, llm_cache=False)
         tp.ingest(BUILT_IN)
         recommendations = tp.recommend("ana", k=5)
-        stats = tp.last_rerank.stats
+        stats, reasons = tp.last_rerank.stats, tp.last_reasons
         explanation = tp.explain("ana", recommendations[0].item_id)
         batch = tp.profile_many(tp.users(), progress=False, concurrency=2)
         segmentation = tp.segments(k=2)
@@ -99,6 +99,11 @@ def test_rerank_explain_segments_and_chat_through_llama_server(tmp_path):
     facts = tp.facts("ana")
     assert stats.fallback is None and stats.out_of_candidates == 0 and stats.missing == 0
     assert_grounded([r.model_dump() for r in recommendations], facts, 5)
+    # The prose path ran (a hosted backend): the call succeeded and every reason was either shown or
+    # replaced with its cause; what the tiny model writes freely may well fail the check.
+    assert reasons.mode == "prose" and reasons.fallback is None and reasons.requested >= 3
+    assert reasons.kept + len(reasons.problems) == reasons.requested
+    assert [r.explanation_source for r in recommendations].count("llm") == reasons.kept
     assert explanation.grounded and set(explanation.evidence) <= set(facts.history_item_ids)
     assert not batch.failures, batch.failures  # in full: pytest would cut the server's error short
     assert sum(s.size for s in segmentation.segments) == len(tp.users())

@@ -11,7 +11,8 @@ from tasteprint.cli import app
 from tasteprint.demo import BUILT_IN
 from tasteprint.evidence import PickFacts
 from tasteprint.llm import ScriptedBackend
-from tasteprint.reasons import ReasonChecker, slot_pattern, title_names, write_reasons
+from tasteprint.models import Item
+from tasteprint.reasons import ReasonChecker, catalogue_names, slot_pattern, title_names, write_reasons
 
 from schema_replies import schema_reply
 from servers import reply_server
@@ -34,7 +35,7 @@ PICK = PickFacts(
 
 
 def checker() -> ReasonChecker:
-    return ReasonChecker(HISTORY, CATALOGUE, VOCABULARY)
+    return ReasonChecker(HISTORY, catalogue_names(CATALOGUE), VOCABULARY)
 
 
 def test_a_reason_that_states_only_the_picks_facts_passes():
@@ -68,6 +69,18 @@ def test_single_word_catalogue_titles_are_ordinary_words_but_history_titles_coun
     # "Big" and "Heat" are catalogue titles outside the history: as words they are not claims.
     assert check.problem("A big Sci-Fi hit with heat and noise, like The Thing.", PICK) is None
     assert "Toy Story" in check.problem("Unlike toy story, this is Sci-Fi.", PICK)
+
+
+def test_audit_reads_grounding_and_faithfulness_from_the_text_alone():
+    check = checker()
+    predator = Item(item_id="c1", title="Predator (1987)", attributes={"genres": ["Sci-Fi", "Action"]})
+    labels = {"h1": ["Horror", "Sci-Fi"], "h2": ["Horror", "Sci-Fi"], "h3": ["Animation", "Comedy"]}
+    assert check.audit("Because you liked Thing, The (1982); both are Sci-Fi.", predator, labels) == (True, True)
+    assert check.audit("Because you liked Alien and The Thing.", predator, labels) == (True, True)
+    assert check.audit("Both are Horror, like The Thing.", predator, labels) == (True, False)  # Predator isn't
+    assert check.audit("Sci-Fi like Toy Story.", predator, labels) == (True, False)  # Toy Story isn't Sci-Fi
+    assert check.audit("Ranked for your history.", predator, labels) == (False, True)  # names nothing
+    assert check.audit("Like The Thing and Blade Runner.", predator, labels) == (False, True)  # not theirs
 
 
 def test_title_names_cover_the_forms_a_writer_uses():
@@ -123,7 +136,9 @@ def _reasons_answer(body: dict) -> str:
         reasons[item_id] = (
             f"You enjoyed {cited}, and this is close to it."
             if n == 0
-            else f"You enjoyed {other} too." if other else f"Rated 9.5 by {cited} fans."
+            else f"You enjoyed {other} too."
+            if other
+            else f"Rated 9.5 by {cited} fans."
         )
     return json.dumps(reasons)
 

@@ -66,6 +66,13 @@ def test_cli_recommend_json_and_chat_on_movielens(indexed_movielens):
     tp = Tasteprint(store=indexed_movielens)
     facts = tp.facts("1")
     assert_grounded(recommendations, facts, 10)
+    # The embedded model words reasons in slots, so only a cited title no grammar can hold keeps the
+    # template; each reason it wrote opens with the cited item, the slot every reason must fill.
+    worded = [r for r in recommendations if r["explanation_source"] == "llm"]
+    assert len(worded) >= 5, [r["explanation"] for r in recommendations]
+    for r in worded:
+        assert r["explanation"].startswith(("You liked ", "You rated ", "You chose ")), r["explanation"]
+        assert r["explanation"].split(" ", 2)[2].startswith(facts.item_titles[r["evidence"][0]]), r
 
     first = recommendations[0]["title"]
     chat = runner.invoke(

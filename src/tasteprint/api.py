@@ -25,8 +25,8 @@ from .llm import CachedBackend, LLMBackend, make_backend, on_behalf_of
 from .models import Event, Explanation, IngestReport, LinkReport, ProfileDiff, Recommendation, UserFacts, UserProfile
 from .profile import Update, build_profile, profile_diff
 from .recommender import FitConfig, FitReport, Recommender
-from .evidence import nearest_history, pick_facts, positive_history
-from .reasons import ReasonChecker, ReasonStats, resolve_mode, write_reasons
+from .evidence import nearest_history, positive_history
+from .reasons import ReasonChecker, ReasonStats, catalogue_names, resolve_mode, word_recommendations
 from .rerank import DEFAULT_BLEND, RerankResult
 from .rerank import rerank as rerank_candidates
 from .retrieve import Candidate, fuse
@@ -283,30 +283,21 @@ class Tasteprint:
         return recommendations
 
     def _worded(self, facts: UserFacts, recommendations: list[Recommendation], items: dict) -> list[Recommendation]:
-        """The picks with the model's reasons where they pass the check (`explanation_source` "llm"); the
-        rest keep their template sentence. What happened is in `last_reasons`."""
-        picks = []
-        for r in recommendations:
-            cited = r.evidence[0] if r.evidence else None
-            co_liked = self.db.co_liked(cited, r.item_id, LOVED_MIN) if cited else None
-            if r.item_id in items:
-                picks.append(pick_facts(facts, items[r.item_id], cited, co_liked, self.factbook.global_shares))
-        checker = ReasonChecker(facts.item_titles, self.db.titles(), set(self.factbook.global_shares))
-        written, self.last_reasons = write_reasons(
-            facts.user_id,
-            picks,
+        """The picks with the model's reasons where they pass the check; what happened is in `last_reasons`."""
+        checker = ReasonChecker(facts.item_titles, catalogue_names(self.db.titles()), set(self.factbook.global_shares))
+        worded, self.last_reasons = word_recommendations(
+            facts,
+            recommendations,
+            items,
             self.backend,
             resolve_mode(self.settings.explanations, self.backend),
             checker,
+            co_liked=lambda cited, item: self.db.co_liked(cited, item, LOVED_MIN),
+            label_shares=self.factbook.global_shares,
             prompts_dir=self.settings.prompts_dir,
             temperature=self.settings.temperature,
         )
-        return [
-            r.model_copy(update={"explanation": written[r.item_id], "explanation_source": "llm"})
-            if r.item_id in written
-            else r
-            for r in recommendations
-        ]
+        return worded
 
     @property
     def _segments_file(self) -> Path:

@@ -32,6 +32,7 @@ from .llm import LLMBackend
 from .metrics import hit_rate_at_k, label_hit, label_recall, map_at_k, mrr, ndcg_at_k, precision_at_k, recall_at_k
 from .models import Event, Item, UserFacts, UserProfile
 from .profile import build_profile
+from .reasons import ReasonChecker, ReasonStats, catalogue_names, resolve_mode, word_recommendations
 from .recommender import FitConfig, Judge, Recommender
 from .rerank import DEFAULT_BLEND, RerankResult, rerank
 from .retrieve import LIST_DEPTH, Candidate, ordered_history
@@ -55,6 +56,9 @@ class UserOutcome:
     consumed_overlap: int = 0
     duplicates: int = 0
     rerank: RerankResult | None = None
+    reasons: ReasonStats | None = None
+    # (grounded, faithful) of each explanation shown, read from its text alone.
+    explanation_audit: list[tuple[bool, bool]] = field(default_factory=list)
     profile: UserProfile | None = None
     fidelity: dict[str, float | None] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -114,6 +118,12 @@ class EvalContext:
     rerank_passes: int = 1
     blend: float | None = None  # an explicit setting overrides what the fit chose
     generic_aspects: set[str] = field(default_factory=set)
+    explanations: str = "auto"
+
+    @cached_property
+    def catalogue_names(self) -> list[tuple[str, str]]:
+        """The catalogue's titles as the reason check looks for them, built once for every user."""
+        return catalogue_names([item.title for item in self.items.values() if item.title])
 
     @cached_property
     def items_without_aspects(self) -> dict[str, Item]:
@@ -263,7 +273,7 @@ def evaluate_user(
     elif method == "bert-kmeans":
         outcome.ranked = _bert_kmeans(task, user_id, candidates, seen, context, seed)
     else:
-        _evaluate_llm_method(method, task, user_id, events, history, candidates, context, profiles, outcome, seed)
+        _evaluate_llm_method(method, task, user_id, events, history, candidates, context, profiles, outcome, seed, k)
     outcome.seconds["total"] = time.perf_counter() - start
     outcome.consumed_overlap = len(seen & set(outcome.ranked[:k]))
     outcome.duplicates = len(outcome.ranked[:k]) - len(set(outcome.ranked[:k]))
@@ -271,7 +281,7 @@ def evaluate_user(
 
 
 def _evaluate_llm_method(
-    method, task, user_id, events, history, candidates, llm: EvalContext, profiles, outcome: UserOutcome, seed
+    method, task, user_id, events, history, candidates, llm: EvalContext, profiles, outcome: UserOutcome, seed, k
 ) -> None:
     aspects = method != "tasteprint-noaspects"
     items = llm.items if aspects else llm.items_without_aspects
@@ -314,6 +324,24 @@ def _evaluate_llm_method(
     outcome.seconds["rerank"] = time.perf_counter() - start
     outcome.rerank = result
     outcome.ranked = [r.item_id for r in result.recommendations] + rest
+    shown = result.recommendations[:k]
+    checker = ReasonChecker(facts.item_titles, llm.catalogue_names, set(llm.global_shares))
+    if method == "tasteprint" and not result.stats.fallback:
+        # The reasons `recommend` shows, worded on the shown picks; the training split has no store to
+        # count co-liked people in, so these reasons cannot state that figure.
+        shown, outcome.reasons = word_recommendations(
+            facts,
+            shown,
+            llm.items,
+            llm.backend,
+            resolve_mode(llm.explanations, llm.backend),
+            checker,
+            co_liked=lambda cited, item: None,
+            label_shares=llm.global_shares,
+        )
+        outcome.seconds["reasons"] = outcome.reasons.seconds
+        result.recommendations[:k] = shown
+    outcome.explanation_audit = [checker.audit(r.explanation, llm.items[r.item_id], facts.item_labels) for r in shown]
 
 
 def profile_fidelity(facts: UserFacts, profile: UserProfile, held_out: set[str], items: dict[str, Item]) -> dict:

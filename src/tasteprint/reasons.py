@@ -11,13 +11,15 @@ A reason that fails keeps the deterministic sentence, and the failure is counted
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, Field, RootModel
 
 from .errors import LLMError
-from .evidence import PickFacts
+from .evidence import PickFacts, pick_facts
 from .llm import LLMBackend, generate
+from .models import Item, Recommendation, UserFacts
 from .prompting import chat
 from .summary import one_of
 
@@ -78,16 +80,20 @@ def _remove(text: str, names: list[str]) -> tuple[str, bool]:
     return text, found
 
 
-class ReasonChecker:
-    """Checks a reason against the data: the user's history titles, the catalogue's titles, the label
-    vocabulary. Built once per recommendation list."""
+def catalogue_names(titles: list[str]) -> list[tuple[str, str]]:
+    """(name, title) for every catalogue title worth looking for in a text: only names of two words or
+    more, since single words ("Heat", "Up") are ordinary English far more often than they are titles."""
+    return [(name, title) for title in titles for name in title_names(title) if " " in name]
 
-    def __init__(self, history_titles: dict[str, str], catalogue_titles: list[str], vocabulary: set[str]):
+
+class ReasonChecker:
+    """Checks a text about a user against the data: their history titles, the catalogue's titles (from
+    `catalogue_names`, looked for case-sensitively), the label vocabulary."""
+
+    def __init__(self, history_titles: dict[str, str], catalogue: list[tuple[str, str]], vocabulary: set[str]):
         self.history_names = {i: title_names(t) for i, t in history_titles.items()}
         self.history_titles = history_titles
-        # A catalogue title is looked for only when it has two words or more, case-sensitively: single
-        # words ("Heat", "Up") are ordinary English far more often than they are titles.
-        self.catalogue_names = [(n, t) for t in catalogue_titles for n in title_names(t) if " " in n]
+        self.catalogue_names = catalogue
         self.labels = {label.lower(): label for label in vocabulary if len(label) >= 3}
 
     def problem(self, text: str, pick: PickFacts) -> str | None:
@@ -121,6 +127,21 @@ class ReasonChecker:
             if number not in pick.numbers():
                 return f"states {number}, a number the data did not give"
         return None
+
+    def audit(self, text: str, item: Item, item_labels: dict[str, list[str]]) -> tuple[bool, bool]:
+        """(grounded, faithful) for an explanation shown with `item`, read from its text alone, whoever
+        wrote it: grounded when it names at least one of the user's items and no other title but the
+        item's own; faithful when every label it states is carried by the item and by an item it names."""
+        rest, _ = _remove(text, title_names(item.title))
+        named = []
+        for item_id, names in self.history_names.items():
+            rest, found = _remove(rest, names)
+            if found:
+                named.append(item_id)
+        outside = any(_find(rest, name, ignore_case=False) for name, _ in self.catalogue_names)
+        said = [label for lower, label in self.labels.items() if _find(rest, lower)]
+        faithful = all(label in item.labels() and any(label in item_labels.get(i, []) for i in named) for label in said)
+        return bool(named) and not outside, faithful
 
 
 def slot_pattern(pick: PickFacts) -> str | None:
@@ -199,3 +220,36 @@ def write_reasons(
             written[pick.item_id] = text
     stats.kept, stats.replaced = len(written), stats.requested - len(written)
     return written, stats
+
+
+def word_recommendations(
+    facts: UserFacts,
+    recommendations: list[Recommendation],
+    items: dict[str, Item],
+    backend: LLMBackend,
+    mode: Mode,
+    checker: ReasonChecker,
+    *,
+    co_liked: Callable[[str, str], int | None],
+    label_shares: dict[str, float],
+    prompts_dir=None,
+    temperature: float = 0.0,
+) -> tuple[list[Recommendation], ReasonStats]:
+    """The recommendations with the model's reasons where they pass the check (`explanation_source`
+    "llm"); the rest keep their template sentence. `co_liked(cited, item)` counts people who liked both."""
+    picks = []
+    for r in recommendations:
+        cited = r.evidence[0] if r.evidence else None
+        if r.item_id in items:
+            count = co_liked(cited, r.item_id) if cited else None
+            picks.append(pick_facts(facts, items[r.item_id], cited, count, label_shares))
+    written, stats = write_reasons(
+        facts.user_id, picks, backend, mode, checker, prompts_dir=prompts_dir, temperature=temperature
+    )
+    worded = [
+        r.model_copy(update={"explanation": written[r.item_id], "explanation_source": "llm"})
+        if r.item_id in written
+        else r
+        for r in recommendations
+    ]
+    return worded, stats

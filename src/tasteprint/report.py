@@ -76,6 +76,7 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
         rerank_passes=settings.rerank_passes,
         blend=settings.rerank_blend,
         generic_aspects=tp.db.generic_aspects(),
+        explanations=settings.explanations,
     )
     sample = sorted(
         random.Random(config.seed).sample(loo.evaluated_users(), min(config.users, len(loo.evaluated_users())))
@@ -192,8 +193,8 @@ def stage_metrics(method: str, protocol: str, outcomes: list[UserOutcome]) -> di
     reranks = [o.rerank for o in outcomes if o.rerank is not None]
     stats = [r.stats for r in reranks]
     profiles = [o.profile for o in outcomes if o.profile is not None]
-    explained = [(rec, o.history) for o in outcomes if o.rerank for rec in o.rerank.recommendations]
-    grounded = sum(1 for rec, history in explained if rec.evidence and set(rec.evidence) <= history)
+    audits = [audit for o in outcomes for audit in o.explanation_audit]
+    reasons = [o.reasons for o in outcomes if o.reasons is not None]
     claims = sum(p.verification.claims_proposed for p in profiles)
     return {
         "method": method,
@@ -205,7 +206,14 @@ def stage_metrics(method: str, protocol: str, outcomes: list[UserOutcome]) -> di
         "consumed_item_rate": rate(
             sum(o.consumed_overlap for o in outcomes), sum(min(len(o.ranked), 10) for o in outcomes)
         ),
-        "explanation_grounding_rate": measured(grounded, len(explained)),
+        "explanation_grounding_rate": measured(sum(grounded for grounded, _ in audits), len(audits)),
+        "explanation_faithfulness_rate": measured(sum(faithful for _, faithful in audits), len(audits)),
+        "reasons": {
+            "requested": sum(r.requested for r in reasons),
+            "kept": sum(r.kept for r in reasons),
+            "replaced": sum(r.replaced for r in reasons),
+            "calls_failed": sum(1 for r in reasons if r.fallback),
+        },
         "fallback_rate": measured(sum(1 for s in stats if s.fallback), len(stats)),
         "profile_claim_drop_rate": measured(sum(p.verification.claims_dropped for p in profiles), claims),
         "summary_replaced_rate": measured(sum(p.verification.summary_replaced for p in profiles), len(profiles)),
@@ -225,7 +233,7 @@ def stage_metrics(method: str, protocol: str, outcomes: list[UserOutcome]) -> di
         ),
         "seconds_per_user": {
             stage: rate(sum(o.seconds.get(stage, 0.0) for o in outcomes), len(outcomes))
-            for stage in ("profile", "retrieve", "rerank", "total")
+            for stage in ("profile", "retrieve", "rerank", "reasons", "total")
         },
     }
 
@@ -310,7 +318,7 @@ def write_plots(out: Path, results: list[dict], per_user: dict, k: int) -> list[
     stages = defaultdict(list)
     for (method, _), outcomes in per_user.items():
         if method in LLM_METHODS:
-            for stage in ("profile", "retrieve", "rerank"):
+            for stage in ("profile", "retrieve", "rerank", "reasons"):
                 stages[(method, stage)] += [o.seconds.get(stage, 0.0) for o in outcomes]
     if stages:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -373,8 +381,9 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
             "## LLM stages",
             "",
             "| method | protocol | users | JSON valid | out of candidates | duplicates | "
-            "consumed | grounded | fallback | claims dropped | summaries replaced | tokens/user | s/user |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "consumed | grounded | faithful | reasons kept/replaced | fallback | claims dropped | "
+            "summaries replaced | tokens/user | s/user |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for s in document["llm_stages"]:
             rates = [
@@ -385,6 +394,7 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
                     "duplicate_rate",
                     "consumed_item_rate",
                     "explanation_grounding_rate",
+                    "explanation_faithfulness_rate",
                     "fallback_rate",
                     "profile_claim_drop_rate",
                     "summary_replaced_rate",
@@ -394,7 +404,9 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
                 s["method"],
                 s["protocol"],
                 str(s["users"]),
-                *("-" if r is None else f"{r:.3f}" for r in rates),
+                *("-" if r is None else f"{r:.3f}" for r in rates[:6]),
+                f"{s['reasons']['kept']}/{s['reasons']['replaced']}" if s["reasons"]["requested"] else "-",
+                *("-" if r is None else f"{r:.3f}" for r in rates[6:]),
                 f"{s['tokens_per_user']:.0f}",
                 f"{s['seconds_per_user']['total']:.1f}",
             ]
