@@ -172,3 +172,15 @@ def test_recommend_through_a_hosted_endpoint_shows_only_reasons_that_pass(tmp_pa
         assert named <= set(r.evidence), (r.explanation, r.evidence)
         if r.explanation_source == "llm":
             assert r.explanation.startswith("You enjoyed ") and facts.item_titles[r.evidence[0]] in r.explanation
+
+
+def test_explain_grammar_never_names_the_same_title_twice():
+    from tasteprint.explain import sentence_schema
+
+    schema = sentence_schema(["The Last Relay", "Copper Moon"], ["hardcover", "Fantasy"], confined=True)
+    pattern = schema["properties"]["sentence"]["pattern"]
+    opening = "You might like this because you enjoyed"
+    assert re.fullmatch(pattern, f"{opening} The Last Relay and Copper Moon. Both are hardcover and Fantasy.")
+    assert re.fullmatch(pattern, f"{opening} Copper Moon.")
+    assert not re.fullmatch(pattern, f"{opening} The Last Relay and The Last Relay.")
+    assert not re.fullmatch(pattern, f"{opening} Copper Moon. Both are Fantasy and Fantasy.")

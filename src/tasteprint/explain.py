@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from .errors import LLMError
 from .llm import LLMBackend, generate
 from .models import Explanation, Item, UserFacts
-from .summary import one_of
+from .summary import one_of, pairs
 from .prompting import chat, string_schema
 from .evidence import explanation_text
 
@@ -20,13 +20,13 @@ class SentenceDraft(BaseModel):
 
 def sentence_schema(evidence_titles: list[str], shared: list[str], confined: bool) -> dict:
     """Confined: the sentence can only name the evidence titles and shared labels. Free otherwise."""
-    titles = one_of(evidence_titles)
+    titles = one_of(evidence_titles + pairs(evidence_titles))
     pattern = '^[^{}<>\\[\\]"]{20,240}$'
     if confined and titles:
         opening = "^(You may enjoy|You might like) (it|this) because you (liked|enjoyed|rated highly)"
-        pattern = f"{opening} {titles}( and {titles})?[.]"
-        if labels := one_of(shared):
-            pattern += f"( Both are {labels}( and {labels})?[.])?"
+        pattern = f"{opening} {titles}[.]"
+        if labels := one_of(shared + pairs(shared)):
+            pattern += f"( Both are {labels}[.])?"
         pattern += "$"
     return string_schema("sentence", pattern)
 

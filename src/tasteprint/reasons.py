@@ -21,7 +21,7 @@ from .evidence import PickFacts, pick_facts
 from .llm import LLMBackend, generate
 from .models import Item, Recommendation, UserFacts
 from .prompting import chat
-from .summary import one_of
+from .summary import one_of, pairs
 
 MAX_WORDS = 30
 PROSE_PATTERN = '^[^{}<>\\[\\]"\\n]{12,220}$'
@@ -158,8 +158,7 @@ def slot_pattern(pick: PickFacts) -> str | None:
     # pair of different ones, so no "Drama and Drama"); the model chooses which, and whether to add
     # the co-liked count or the year.
     labels = pick.shared_labels[:4]
-    pairs = [f"{a} and {b}" for n, a in enumerate(labels) for b in labels[n + 1 :]]
-    said = one_of(pairs or labels)
+    said = one_of(pairs(labels) or labels)
     shared = f"; both are {said}" if said else ""
     extras = [f"{pick.co_liked} other people liked both"] if pick.co_liked else []
     extras += [f"it is from {pick.year}"] if pick.year else []

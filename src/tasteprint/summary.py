@@ -37,6 +37,11 @@ def one_of(options: list[str]) -> str:
     return "(" + "|".join(safe) + ")" if safe else ""
 
 
+def pairs(options: list[str]) -> list[str]:
+    """"A and B" for every two different options, so a grammar never offers the same one twice."""
+    return [f"{a} and {b}" for n, a in enumerate(options) for b in options[n + 1 :]]
+
+
 def summary_schema(facts: UserFacts, profile: UserProfile, confined: bool) -> dict:
     """The summary's schema. `confined` (for grammar-enforcing backends, i.e. small local models): a
     regular expression whose only slots are the verified labels, their evidence titles and the context
