@@ -232,13 +232,21 @@ class Tasteprint:
         return self.embed([profile_text(profile)])[0] if profile is not None and self.settings.fit_embeddings else None
 
     def recommend(
-        self, user_id: str, k: int = 10, *, rerank: bool = True, n_candidates: int = 20, exclude: Iterable[str] = ()
+        self,
+        user_id: str,
+        k: int = 10,
+        *,
+        rerank: bool = True,
+        n_candidates: int = 20,
+        exclude: Iterable[str] = (),
+        reasons: bool = True,
     ) -> list[Recommendation]:
         """Top-k unconsumed items for the user, each with an explanation citing the user's history.
 
         The fitted recommender proposes and ranks `n_candidates`; with `rerank` the LLM reorders them,
         blended with the fitted order by the weight the fit chose on validation (or `rerank_blend`),
-        and picks each citation. `exclude` drops further items (e.g. what was shown already).
+        and picks each citation, and (with `reasons`) words each pick's reason (`word`). `exclude`
+        drops further items (e.g. what was shown already).
         """
         user_id = str(user_id)
         facts = self.facts(user_id)
@@ -276,27 +284,31 @@ class Tasteprint:
                 prompts_dir=self.settings.prompts_dir,
                 temperature=self.settings.temperature,
             )
-            recommendations = self.last_rerank.recommendations
-            self.last_reasons = None
-            if rerank and not self.last_rerank.stats.fallback:
-                recommendations = self._worded(facts, recommendations, items)
-        return recommendations
+        self.last_reasons = None
+        if rerank and reasons and not self.last_rerank.stats.fallback:
+            return self.word(user_id, self.last_rerank.recommendations)
+        return self.last_rerank.recommendations
 
-    def _worded(self, facts: UserFacts, recommendations: list[Recommendation], items: dict) -> list[Recommendation]:
-        """The picks with the model's reasons where they pass the check; what happened is in `last_reasons`."""
+    def word(self, user_id: str, recommendations: list[Recommendation]) -> list[Recommendation]:
+        """`recommendations` with the model's reasons where they pass the check (`explanation_source`
+        "llm"), the rest unchanged. One LLM call for all; what happened is in `last_reasons`."""
+        user_id = str(user_id)
+        facts = self.facts(user_id)
+        items = self.db.items([r.item_id for r in recommendations])
         checker = ReasonChecker(facts.item_titles, catalogue_names(self.db.titles()), set(self.factbook.global_shares))
-        worded, self.last_reasons = word_recommendations(
-            facts,
-            recommendations,
-            items,
-            self.backend,
-            resolve_mode(self.settings.explanations, self.backend),
-            checker,
-            co_liked=lambda cited, item: self.db.co_liked(cited, item, LOVED_MIN),
-            label_shares=self.factbook.global_shares,
-            prompts_dir=self.settings.prompts_dir,
-            temperature=self.settings.temperature,
-        )
+        with on_behalf_of(user_id):
+            worded, self.last_reasons = word_recommendations(
+                facts,
+                recommendations,
+                items,
+                self.backend,
+                resolve_mode(self.settings.explanations, self.backend),
+                checker,
+                co_liked=lambda cited, item: self.db.co_liked(cited, item, LOVED_MIN),
+                label_shares=self.factbook.global_shares,
+                prompts_dir=self.settings.prompts_dir,
+                temperature=self.settings.temperature,
+            )
         return worded
 
     @property

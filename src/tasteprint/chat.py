@@ -166,6 +166,8 @@ class ChatSession:
     # -- tools ----------------------------------------------------------------------------------
 
     def _show(self, heading: str, recommendations: list[Recommendation]) -> str:
+        if self.rerank and recommendations:  # reasons are worded for what is shown, not the whole pool
+            recommendations = self.tp.word(self.user_id, recommendations)
         self.last, self.last_shown = recommendations, recommendations
         self.shown |= {r.item_id for r in recommendations}
         if not recommendations:
@@ -187,6 +189,7 @@ class ChatSession:
             rerank=self.rerank,
             n_candidates=max(20, depth),
             exclude=self.shown | set(self.constraints.exclude_items),
+            reasons=False,
         )
         return self._show(heading or f"Recommended for user {self.user_id}:", self._fitting(pool))
 
