@@ -56,14 +56,23 @@ def llama_server(model_path, n_ctx: int = 4096, alias: str = "smollm2") -> Itera
         process.wait(timeout=20)
 
 
-def chat_body(content: str) -> dict:
-    """An OpenAI chat-completion response carrying `content`."""
+def chat_body(content: str | dict) -> dict:
+    """An OpenAI chat-completion response carrying `content`: text, or a dict {"name", "arguments"} for
+    a reply that calls that tool."""
+    message: dict = {"role": "assistant", "content": content}
+    if isinstance(content, dict):
+        call = {"name": content["name"], "arguments": json.dumps(content["arguments"])}
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "t", "type": "function", "function": call}],
+        }
     return {
         "id": "x",
         "object": "chat.completion",
         "created": 0,
         "model": "scripted",
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+        "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
         "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
     }
 
@@ -93,9 +102,12 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def reply_server(answer: Callable[[dict], str | None], latency_s: float = 0.0) -> Iterator[tuple[str, ServerLog]]:
-    """Answers each chat request with `answer(body)` after `latency_s`, many requests at once (one thread
-    each, as a GPU server batches them). `answer` returning None is a 404. Yields (base URL, log)."""
+def reply_server(
+    answer: Callable[[dict], str | dict | None], latency_s: float = 0.0
+) -> Iterator[tuple[str, ServerLog]]:
+    """Answers each chat request with `answer(body)` (see `chat_body`) after `latency_s`, many requests
+    at once (one thread each, as a GPU server batches them). `answer` returning None is a 404. Yields
+    (base URL, log)."""
     log = ServerLog()
 
     class Handler(BaseHTTPRequestHandler):

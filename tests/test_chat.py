@@ -8,6 +8,7 @@ from tasteprint.demo import BUILT_IN
 from tasteprint.llm import ScriptedBackend
 
 from schema_replies import schema_reply
+from servers import reply_server
 
 
 @pytest.mark.parametrize(
@@ -105,3 +106,43 @@ def test_forget_makes_the_user_unknown_everywhere(tmp_path):
     assert fresh.db.profile_versions("ana") == [] and fresh.vectors.profile_vector("ana") is None
     assert fresh.db.conn.execute(cached).fetchone()[0] == 0
     assert "ana" not in fresh.users() and "ben" in fresh.users()
+
+
+def _tool_router(body: dict):
+    """A hosted model that routes by tool call: a paraphrase of "more like Moss Kingdom", a title that
+    does not exist, and "recommend" for anything else; schema-following text for other requests."""
+    if "tools" not in body:
+        schema = body["response_format"].get("schema") or body["response_format"]["json_schema"]["schema"]
+        return schema_reply(body["messages"], schema)
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "act"}}  # forced: a grammar applies
+    line = body["messages"][-1]["content"]
+    if "resemble" in line:
+        return {"name": "act", "arguments": {"intent": "like", "argument": "Moss Kingdom"}}
+    if "gizmo" in line:
+        return {"name": "act", "arguments": {"intent": "why", "argument": "The Gizmo Chronicles"}}
+    return {"name": "act", "arguments": {"intent": "recommend", "argument": ""}}
+
+
+def test_a_tool_calling_model_routes_what_the_rules_cannot_read_and_is_checked(tmp_path):
+    lines = ["could you find me books that resemble Moss Kingdom", "recommend something", "tell me about the gizmo"]
+    with reply_server(_tool_router) as (base_url, log):
+        tp = Tasteprint(store=tmp_path, llm="openai", model="m", base_url=base_url)
+        tp.ingest(BUILT_IN)
+        auto = ChatSession(tp, user_id="ana", rerank=False)
+        turns = [auto.turn(line) for line in lines]
+        model_first = ChatSession(tp, user_id="ana", rerank=False, router="model")
+        plain = model_first.turn("what's the weather")
+    assert [(t.intent, t.routed_by) for t in turns] == [("like", "model"), ("recommend", "rules"), ("help", "rules")]
+    moss = tp.find_items("Moss Kingdom")[0]
+    assert turns[0].recommendations and moss not in {r["item_id"] for r in turns[0].recommendations}
+    assert len(auto.route_failures) == 1 and "The Gizmo Chronicles" in auto.route_failures[0]  # invented: not used
+    assert (plain.intent, plain.routed_by) == ("recommend", "model")  # the model overrules the rules' "help"
+    assert log.requests >= 3
+
+
+def test_a_backend_that_cannot_call_tools_is_never_asked_to_route(tmp_path):
+    backend = ScriptedBackend()  # like the embedded model: no call_tool
+    session = ChatSession(Tasteprint(store=tmp_path, llm=backend), router="auto")
+    turn = session.turn("hello there")
+    assert (turn.intent, turn.routed_by) == ("help", "rules") and not backend.history
+    assert ChatSession(Tasteprint(store=tmp_path, llm=backend), router="model").turn("hi").routed_by == "rules"

@@ -15,6 +15,7 @@ from tasteprint.db import Database
 from tasteprint.demo import BUILT_IN
 from tasteprint.errors import ConfigError, LLMError
 from tasteprint.facts import FactBook
+from tasteprint.intents import INTENTS, ROUTE_TOOL, ToolChoice
 from tasteprint.llm.llamacpp import default_model_path
 from tasteprint.llm.openai_compat import OpenAICompatBackend
 from tasteprint.profile import build_profile
@@ -96,6 +97,14 @@ def test_rerank_explain_segments_and_chat_through_llama_server(tmp_path):
         session = ChatSession(tp)
         session.turn("switch to user ana")
         why = session.turn(f"why would I like {recommendations[1].title}?")
+        # Chat routing by OpenAI tool calling: the server forces the `act` call and confines its
+        # arguments by grammar; the session asks the model first and keeps its choice or its failure.
+        line = [{"role": "user", "content": "recommend something"}]
+        routed = ToolChoice.model_validate(tp.backend.call_tool(line, ROUTE_TOOL))
+        by_model = ChatSession(tp, user_id="ana", rerank=False, router="model")
+        turn = by_model.turn("recommend something")
+    assert routed.intent in INTENTS
+    assert turn.routed_by == "model" or len(by_model.route_failures) == 1, by_model.route_failures
     facts = tp.facts("ana")
     assert stats.fallback is None and stats.out_of_candidates == 0 and stats.missing == 0
     assert_grounded([r.model_dump() for r in recommendations], facts, 5)

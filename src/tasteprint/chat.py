@@ -10,15 +10,16 @@ profile update), the profile with its evidence, forget an item. The session keep
 from __future__ import annotations
 
 import difflib
-import re
 import statistics
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from .api import Tasteprint
-from .errors import TasteprintError
+from .errors import LLMError, TasteprintError
 from .evidence import release_year
+from .intents import route, route_by_model
 from .models import Item, Recommendation
 
 HELP = (
@@ -26,52 +27,6 @@ HELP = (
     "'something newer' / 'older', 'I loved <title>' / 'I didn't like <title>', 'what do you know about me?', "
     "'forget <title>', 'clear filters', 'switch to user <id>', or 'quit'."
 )
-_TITLE = r"[\"']?(.+?)[\"']?\s*[.!?]*\s*$"
-_NOT = r"(?:did\s*n[o']?t|didn't|do\s*n[o']?t|don't|did not|do not)"
-# First match wins: specific intents before the catch-all "recommend".
-PATTERNS: list[tuple[str, str]] = [
-    ("quit", r"^\s*(quit|exit|bye|goodbye)\b"),
-    ("switch", r"\b(?:switch|change)\s+(?:to\s+)?user\s+(\S+?)[.!?]?\s*$|^\s*user\s+(\S+?)[.!?]?\s*$"),
-    ("clear", r"\b(clear|reset|drop|remove)\s+(?:the\s+|all\s+|my\s+)?(filters?|constraints?|exclusions?)\b"),
-    ("forget", r"^\s*(?:please\s+)?(?:forget|remove|delete)\s+(?:about\s+)?" + _TITLE),
-    (
-        "disliked",
-        rf"\bi\s+{_NOT}\s+(?:really\s+)?(?:like|enjoy|love)\s+{_TITLE}"
-        rf"|\bi\s+(?:hated|disliked|hate|dislike|couldn't stand)\s+{_TITLE}",
-    ),
-    (
-        "why",
-        r"\bwhy\b.*?\b(?:recommend(?:ed)?|suggest(?:ed)?|pick(?:ed)?|enjoy|like|love|watch|read|want)\s+"
-        r"(?:me\s+)?" + _TITLE,
-    ),
-    ("liked", r"\bi\s+(?:really\s+)?(?:loved|liked|enjoyed|adored|love|like|enjoy)\s+(?!something|anything)" + _TITLE),
-    ("profile", r"\b(what do you know about me|my profile|who am i|my taste|describe me|about me)\b"),
-    (
-        "exclude",
-        r"\b(?:nothing|no more|no|not|without|avoid|skip|exclude)\s+(?:with\s+|more\s+|any\s+)?(?:of\s+)?"
-        r"(?:the\s+)?[\"']?(.+?)[\"']?(?:\s+please)?\s*[.!?]*\s*$",
-    ),
-    (
-        "like",
-        r"\b(?:more\s+like|in\s+the\s+spirit\s+of|similar\s+to|something\s+like|along\s+the\s+lines\s+of)\s+" + _TITLE,
-    ),
-    ("newer", r"\b(newer|more\s+recent|recent|latest|modern)\b"),
-    ("older", r"\b(older|classics?|earlier|vintage|old)\b"),
-    ("different", r"\b(something|anything)\s+(different|new)\b|\bdifferent\b"),
-    ("recommend", r"\b(recommend|suggest|what should i|give me|what else|another|more|ideas?)\b"),
-]
-ROUTES = [(intent, re.compile(pattern, re.I)) for intent, pattern in PATTERNS]
-TAKES_ARGUMENT = {"switch", "forget", "disliked", "why", "liked", "exclude", "like"}
-
-
-def route(question: str) -> tuple[str, str | None]:
-    """The intent of a line and its argument (a title, label or user id), or ("help", None)."""
-    for intent, pattern in ROUTES:
-        if match := pattern.search(question):
-            if intent not in TAKES_ARGUMENT:
-                return intent, None
-            return intent, next((g.strip() for g in match.groups() if g), None)
-    return "help", None
 
 
 def approximate_year(item: Item) -> int | None:
@@ -109,6 +64,7 @@ class Turn(BaseModel):
     reply: str
     recommendations: list[dict] = Field(default_factory=list)
     constraints: Constraints
+    routed_by: Literal["rules", "model"] = "rules"
 
 
 @dataclass
@@ -121,6 +77,12 @@ class ChatSession:
     last_shown: list[Recommendation] = field(default_factory=list)  # what this turn listed (for --json)
     shown: set[str] = field(default_factory=set)
     constraints: Constraints = field(default_factory=Constraints)
+    # rules: the deterministic parser. model: the hosted model's tool call, the rules when the call
+    # fails or names nothing that exists. auto: the rules, and the model (if the backend can call
+    # tools) for what the rules cannot read; the embedded 135M model routed 2 of 8 plain requests
+    # right through llama.cpp's server, so it must not overrule them.
+    router: Literal["auto", "rules", "model"] = "auto"
+    route_failures: list[str] = field(default_factory=list)
 
     def answer(self, question: str) -> str | None:
         """Answer one line; None means the conversation is over."""
@@ -129,7 +91,7 @@ class ChatSession:
 
     def turn(self, question: str) -> Turn:
         """Answer one line and say what was understood, shown and constrained."""
-        intent, argument = route(question)
+        intent, argument, routed_by = self._route(question)
         self.last_shown = []
         if intent == "quit":
             reply = "Bye."
@@ -154,7 +116,37 @@ class ChatSession:
             reply=reply,
             recommendations=picks,
             constraints=self.constraints.model_copy(deep=True),
+            routed_by=routed_by,
         )
+
+    def _route(self, question: str) -> tuple[str, str | None, Literal["rules", "model"]]:
+        """(intent, argument, who chose): the rules, or the model's tool call where the router says so,
+        kept only when it is valid and its argument names a known item, label or user (each failure's
+        cause is kept in `route_failures`)."""
+        intent, argument = route(question)
+        ask_model = self.router == "model" or (
+            self.router == "auto" and intent == "help" and callable(getattr(self.tp.backend, "call_tool", None))
+        )
+        if not ask_model:
+            return intent, argument, "rules"
+        try:
+            chosen, named = route_by_model(self.tp.backend, question)
+        except (LLMError, ValueError, AttributeError) as exc:
+            self.route_failures.append(f"{question!r}: {exc}")
+            return intent, argument, "rules"
+        if named is not None and not self._exists(chosen, named):
+            self.route_failures.append(f"{question!r}: the model chose {chosen} of {named!r}, which does not exist")
+            return intent, argument, "rules"
+        return chosen, named, "model"
+
+    def _exists(self, intent: str, argument: str) -> bool:
+        """Whether a routed argument names something real: a user for switch, a label or title for
+        exclude, a title otherwise."""
+        if intent == "switch":
+            return self.tp.db.has_user(argument)
+        if intent == "exclude" and self._label(argument) is not None:
+            return True
+        return self._resolve(argument) is not None
 
     def switch(self, user_id: str) -> str:
         if not self.tp.db.has_user(user_id):

@@ -17,7 +17,7 @@ from rich.console import Console
 from .api import Tasteprint
 from .batch import batch_profile
 from .config import Settings
-from .errors import IngestError, TasteprintError, UnknownUserError
+from .errors import ConfigError, IngestError, TasteprintError, UnknownUserError
 from .render import (
     console,
     print_batch,
@@ -303,6 +303,14 @@ def chat(
     user: Annotated[Optional[str], typer.Option("--user", help="start as this user")] = None,
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="recommend without the LLM rerank")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per input line")] = False,
+    router: Annotated[
+        str,
+        typer.Option(
+            "--router",
+            help="auto | rules | model: who reads each line; auto asks a tool-calling (hosted) model only "
+            "for what the rules cannot read, model asks it first",
+        ),
+    ] = "auto",
     store: StoreOpt = None,
     chroma_url: ChromaUrlOpt = None,
     llm: LlmOpt = None,
@@ -313,7 +321,10 @@ def chat(
     your profile, forget. Reads one line per message when stdin is not a terminal."""
     from .chat import HELP, ChatSession
 
-    session = ChatSession(open_tasteprint(store, llm, model, base_url, chroma_url), rerank=not no_rerank)
+    if router not in ("auto", "rules", "model"):
+        raise ConfigError(f"--router must be auto, rules or model, not {router!r}")
+    tp = open_tasteprint(store, llm, model, base_url, chroma_url)
+    session = ChatSession(tp, rerank=not no_rerank, router=router)  # type: ignore[arg-type]
     interactive = sys.stdin.isatty() and not as_json
     if user is not None:
         greeting = session.switch(user)

@@ -47,6 +47,10 @@ class RedactingBackend:
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
+    def call_tool(self, messages: list[Message], tool: dict, **options) -> dict:
+        clean = [{**m, "content": redact(m["content"])} for m in messages]
+        return self.inner.call_tool(clean, tool, **options)
+
     def complete(self, messages: list[Message], *, json_schema=None, max_tokens=512, temperature=0.1) -> Completion:
         clean = [{**m, "content": redact(m["content"])} for m in messages]
         reply = self.inner.complete(clean, json_schema=json_schema, max_tokens=max_tokens, temperature=temperature)

@@ -38,7 +38,7 @@ def one_of(options: list[str]) -> str:
 
 
 def pairs(options: list[str]) -> list[str]:
-    """"A and B" for every two different options, so a grammar never offers the same one twice."""
+    """ "A and B" for every two different options, so a grammar never offers the same one twice."""
     return [f"{a} and {b}" for n, a in enumerate(options) for b in options[n + 1 :]]
 
 

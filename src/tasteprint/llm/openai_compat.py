@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -103,6 +104,32 @@ class OpenAICompatBackend:
         if not getattr(reply, "choices", None):
             raise MalformedReply(f"response has no choices: {str(reply)[:200]}")
         return reply
+
+    def call_tool(
+        self, messages: list[Message], tool: dict, *, max_tokens: int = 200, temperature: float = 0.0
+    ) -> dict:
+        """Make the model call `tool` (OpenAI's tools format; forced, so llama.cpp's server confines the
+        arguments to its schema by grammar) and return the arguments, parsed but not yet validated."""
+        name = tool["function"]["name"]
+        try:
+            reply = self._create(
+                model=self.model_name,
+                messages=messages,
+                tools=[tool],
+                tool_choice={"type": "function", "function": {"name": name}},
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seed=self.seed,
+            )
+        except (openai.APIError, MalformedReply) as exc:
+            raise LLMError(f"hosted tool call failed: {type(exc).__name__}: {exc}", retryable=True) from exc
+        call = next((c for c in reply.choices[0].message.tool_calls or [] if c.function.name == name), None)
+        if call is None:
+            raise LLMError(f"the model answered without calling {name}")
+        try:
+            return json.loads(call.function.arguments)
+        except ValueError as exc:
+            raise LLMError(f"the {name} call's arguments are not JSON: {call.function.arguments[:200]!r}") from exc
 
     def complete(self, messages: list[Message], *, json_schema=None, max_tokens=512, temperature=0.1) -> Completion:
         start = time.perf_counter()
