@@ -7,7 +7,9 @@ from typer.testing import CliRunner
 from tasteprint.cli import app
 from tasteprint.db import Database
 from tasteprint.errors import IngestError
-from tasteprint.ingest import clean_text, detect_format, ingest
+from tasteprint.formats import detect_format
+from tasteprint.ingest import ingest
+from tasteprint.records import clean_text
 
 from conftest import MOVIELENS
 
