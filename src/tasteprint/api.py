@@ -4,53 +4,42 @@ from __future__ import annotations
 
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
-from rich.progress import Progress
 
 from .config import Settings
 from .db import Database
-from .errors import ConfigError, TasteprintError, UnknownItemError, UnknownUserError
-from .facts import LOVED_MIN, FactBook, build_facts
+from .errors import TasteprintError, UnknownItemError, UnknownUserError
+from .facts import LOVED_MIN, FactBook
 from .embed import Embedder, profile_text
 from .explain import explain_item
 from .ingest import ingest as ingest_path
 from .ingest import read_identity_map
 from .llm import CachedBackend, LLMBackend, make_backend, on_behalf_of
-from .models import Event, Explanation, IngestReport, LinkReport, ProfileDiff, Recommendation, UserFacts, UserProfile
-from .profile import Update, build_profile, profile_diff
-from .recommender import FitConfig, FitReport, Recommender
+from .models import Event, Explanation, IngestReport, LinkReport, Recommendation, UserFacts, UserProfile
+from .recommender import Recommender
 from .evidence import nearest_history, positive_history
 from .reasons import ReasonChecker, ReasonStats, catalogue_names, resolve_mode, word_recommendations
 from .rerank import DEFAULT_BLEND, RerankResult
 from .rerank import rerank as rerank_candidates
-from .retrieve import Candidate, fuse
+from .retrieve import fuse
 from .segments import Segmentation, build_segments, nearest_segment
 from .split import COLD_START_MAX
 from .aspects import ASPECT_ATTRIBUTE, item_aspects, review_texts
 from .store import VectorStore, index_items
+from .fitting import RecommenderFitting
+from .profiling import ProfileLifecycle
 
 SEGMENT_PRIOR_WEIGHT = 0.5
 SEGMENT_PRIOR_DEPTH = 2000
 
 
-@dataclass
-class BatchResult:
-    """What a batch did: every profile it returns, which of them were already stored (not recomputed),
-    and each user it could not profile, with the reason."""
-
-    profiles: dict[str, UserProfile] = field(default_factory=dict)
-    reused: list[str] = field(default_factory=list)
-    failures: dict[str, str] = field(default_factory=dict)
-
-
-class Tasteprint:
-    """Profiles and recommendations over one store directory.
+class Tasteprint(RecommenderFitting, ProfileLifecycle):
+    """Profiles and recommendations over one store directory. Fitting the recommender is in
+    `RecommenderFitting`; the profile lifecycle (build, update, versions, diff, batches) in
+    `ProfileLifecycle`.
 
     Example:
         >>> tp = Tasteprint(store="S")                       # embedded local model by default
@@ -147,85 +136,6 @@ class Tasteprint:
         added = index_items(self.vectors, self.db.items(), self.embed, progress=progress)
         self._indexed_version = version
         return added
-
-    @property
-    def _recommender_dir(self) -> Path:
-        return Path(self.settings.store) / "recommender"
-
-    def fit(self, progress: bool = True, rerank_users: int = 0, **config: object) -> FitReport:
-        """Fit the recommender on every stored interaction and save it in the store (see `Recommender`).
-        `rerank_users` > 0 also tunes the LLM rerank blend on that many validation users."""
-        histories = self.db.histories()
-        fit_config = FitConfig(
-            target=self.settings.fit_target,
-            ease_max_items=self.settings.ease_max_items,
-            seed=self.settings.seed,
-            rerank_users=rerank_users,
-            **config,
-        )
-        vectors = None
-        if self.settings.fit_embeddings:
-            self.index(progress=progress)
-            vectors = self.vectors.item_vectors(sorted({i for h in histories.values() for i in h}))
-        labels = {item_id: item.labels() for item_id, item in self.db.items().items()}
-        version = self.db.data_version()
-        recommender = Recommender(fit_config)
-        with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task("fitting the recommender", total=None)
-
-            def step(message: str) -> None:
-                bar.update(task, description=message)
-                if progress and not bar.console.is_terminal:  # a log gets one line per step instead
-                    print(f"fit: {message}", file=sys.stderr, flush=True)
-
-            report = recommender.fit(
-                histories, vectors, labels, judge=self.judge if rerank_users else None, progress=step
-            )
-        report.data_version = version
-        recommender.save(self._recommender_dir)
-        self._recommender = recommender
-        return report
-
-    def recommender(self, progress: bool = True) -> Recommender:
-        """The fitted recommender for the current data; fitted (once, under a lock) when missing or stale."""
-        version = self.db.data_version()
-        if self._recommender is not None and self._recommender.report.data_version == version:
-            return self._recommender
-        with FileLock(str(Path(self.settings.store) / "fit.lock")):
-            saved = Recommender.load(self._recommender_dir)
-            if saved is not None and saved.report is not None and saved.report.data_version == version:
-                self._recommender = saved
-            else:
-                self.fit(progress=progress)
-        return self._recommender
-
-    def judge(self, user_id: str, history: list[str], pool: list[str]) -> dict[str, float]:
-        """The LLM's rank of `pool` for the user as known from `history` alone: facts, a profile built
-        from them (not stored) and one rerank, so blend tuning never sees the held-out item."""
-        keep = set(history)
-        events = [e for e in self.db.user_events(user_id) if e.item_id in keep]
-        items = self.db.items(set(pool) | keep)
-        facts = build_facts(
-            user_id, events, items, self.factbook.global_shares, generic_aspects=self.factbook.generic_aspects
-        )
-        with on_behalf_of(user_id):
-            profile = build_profile(
-                facts, self.backend, vocabulary=set(self.factbook.global_shares), temperature=self.settings.temperature
-            )
-            evidence = self.evidence_for(facts, pool, items)
-            candidates = [Candidate(i, 0.0) for i in pool]
-            result = rerank_candidates(
-                facts,
-                profile,
-                candidates,
-                items,
-                evidence,
-                self.backend,
-                k=len(pool),
-                blend=1.0,
-                temperature=self.settings.temperature,
-            )
-        return result.llm_rank
 
     def profile_vector(self, profile: UserProfile | None) -> np.ndarray | None:
         """The profile's text embedding (part of the embedding retriever's query), or None without one."""
@@ -422,113 +332,3 @@ class Tasteprint:
 
     def facts(self, user_id: str) -> UserFacts:
         return self.factbook.facts(str(user_id))
-
-    def profile(self, user_id: str, *, refresh: bool = False) -> UserProfile:
-        """The user's current profile. Built when missing (or with `refresh`, from all facts), updated
-        when new events arrived since the stored version (`update`), else the stored version."""
-        user_id = str(user_id)
-        if not self.db.has_user(user_id):
-            raise UnknownUserError(user_id)
-        stored = None if refresh else self.db.latest_profile(user_id)
-        if stored is None:
-            return self._build(user_id, None)
-        return self.update(user_id) if self.db.is_stale(user_id) else stored
-
-    def update(self, user_id: str) -> UserProfile:
-        """The next profile version from the previous one plus the facts of events that arrived since
-        (the update prompt, not a rebuild). Without a previous version it is a full build; without new
-        events the stored version is returned."""
-        user_id = str(user_id)
-        previous = self.db.latest_profile(user_id)
-        if previous is None:
-            return self.profile(user_id)
-        new_events = self.db.user_events(user_id, after_row=previous.event_watermark)
-        if not new_events:
-            return previous
-        items = self.db.items({e.item_id for e in new_events})
-        new_facts = build_facts(
-            user_id, new_events, items, self.factbook.global_shares, generic_aspects=self.factbook.generic_aspects
-        )
-        return self._build(user_id, Update(previous, new_facts))
-
-    def _build(self, user_id: str, update: Update | None) -> UserProfile:
-        watermark = self.db.event_watermark(user_id)  # read first: later events keep the profile stale
-        facts = self.facts(user_id)
-        with on_behalf_of(user_id):
-            profile = build_profile(
-                facts,
-                self.backend,
-                vocabulary=set(self.factbook.global_shares),
-                prompts_dir=self.settings.prompts_dir,
-                temperature=self.settings.temperature,
-                update=update,
-            )
-        return self.store_profile(profile, facts, watermark)
-
-    def store_profile(self, profile: UserProfile, facts: UserFacts, watermark: int) -> UserProfile:
-        """Save a profile built from `facts` as the user's next version, covering events up to row
-        `watermark`, with its embedding. Returns it as stored (its version number assigned)."""
-        profile = self.db.save_profile(
-            profile.model_copy(update={"n_events": facts.n_events, "event_watermark": watermark})
-        )
-        # Written with the profile, so that reading (recommend) never writes.
-        self.vectors.upsert_profile(
-            profile.user_id, self.embed([profile_text(profile)])[0], {"version": profile.version}
-        )
-        return profile
-
-    def profile_history(self, user_id: str) -> list[UserProfile]:
-        """Every stored version of the user's profile, oldest first."""
-        return self.db.profile_versions(str(user_id))
-
-    def diff(self, user_id: str, old: int | None = None, new: int | None = None) -> ProfileDiff:
-        """What changed between two versions (default: the last two)."""
-        versions = {p.version: p for p in self.profile_history(user_id)}
-        if len(versions) < 2 and (old is None or new is None):
-            raise TasteprintError(
-                f"user {user_id!r} has {len(versions)} profile version(s); a diff needs two",
-                hint="ingest new events, then run `tasteprint profile USER` to update",
-            )
-        new = new or max(versions)
-        old = old or max(v for v in versions if v < new)
-        for version in (old, new):
-            if version not in versions:
-                raise TasteprintError(f"user {user_id!r} has no profile version {version}")
-        return profile_diff(versions[old], versions[new])
-
-    def profile_many(
-        self, user_ids: Iterable[str], *, refresh: bool = False, progress: bool = True, concurrency: int = 1
-    ) -> BatchResult:
-        """Profile several users; each finished profile is stored at once, failures are reported, not raised.
-
-        `concurrency` > 1 keeps that many users in flight on a thread pool: a hosted endpoint answers
-        them in parallel, while the embedded model still decodes one request at a time.
-        """
-        if concurrency < 1:
-            raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
-        ids = [str(u) for u in user_ids]
-        result = BatchResult()
-        # Shared state is created here, once, rather than raced for by the workers.
-        _ = (self.backend, self.vectors, self.factbook.global_shares, self.factbook.generic_aspects)
-        with Progress(disable=not progress, transient=True) as bar, ThreadPoolExecutor(concurrency) as pool:
-            task = bar.add_task("profiling", total=len(ids))
-            futures = {pool.submit(self._profile_one, user_id, refresh): user_id for user_id in ids}
-            for future in as_completed(futures):
-                user_id = futures[future]
-                try:
-                    profile, reused = future.result()
-                except TasteprintError as exc:
-                    result.failures[user_id] = str(exc)
-                else:
-                    result.profiles[user_id] = profile
-                    if reused:
-                        result.reused.append(user_id)
-                bar.advance(task)
-        result.profiles = {u: result.profiles[u] for u in ids if u in result.profiles}  # input order
-        return result
-
-    def _profile_one(self, user_id: str, refresh: bool) -> tuple[UserProfile, bool]:
-        """One user's profile, and whether it is the stored version (not recomputed)."""
-        stored = None if refresh else self.db.latest_profile(user_id)
-        profile = self.profile(user_id, refresh=refresh)
-        return profile, stored is not None and stored.version == profile.version
