@@ -1,0 +1,157 @@
+"""Commands that build profiles: one user or all (`profile`), a Ray batch (`batch-profile`), segments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..batch import batch_profile
+from ..errors import TasteprintError, UnknownUserError
+from ..render import (
+    console,
+    print_batch,
+    print_diff,
+    print_history,
+    print_profile,
+    print_segments,
+)
+from .common import (
+    BaseUrlOpt,
+    ChromaUrlOpt,
+    JsonOpt,
+    LlmOpt,
+    ModelOpt,
+    StoreOpt,
+    app,
+    err_console,
+    friendly_errors,
+    open_tasteprint,
+)
+
+
+@app.command()
+@friendly_errors
+def profile(
+    user_ids: Annotated[list[str] | None, typer.Argument(help="user id(s), as in the source data")] = None,
+    all_users: Annotated[bool, typer.Option("--all", help="every user in the store")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="rebuild from all facts as a new version")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="what changed between the last two versions")] = False,
+    history: Annotated[bool, typer.Option("--history", help="list the stored versions")] = False,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="users in flight at once in a batch; speeds up hosted backends")
+    ] = 1,
+    store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+):
+    """Show a user's profile: built with the LLM if none is stored yet, updated if new events arrived.
+
+    With several ids or --all it runs a batch: each finished profile is stored at once, so a killed
+    batch run again skips what was done (and replays cached LLM calls of the user it was on).
+    """
+    tp = open_tasteprint(store, llm, model, base_url, chroma_url)
+    ids = tp.users() if all_users else list(user_ids or [])
+    if not ids:
+        raise TasteprintError("no user given", hint="tasteprint profile USER_ID [USER_ID ...] or --all")
+    if diff or history:
+        if len(ids) != 1:
+            raise TasteprintError("--diff and --history take exactly one user id")
+        if not tp.db.has_user(ids[0]):
+            raise UnknownUserError(ids[0])
+        if history:
+            print_history(tp.profile_history(ids[0]), as_json)
+        if diff:
+            print_diff(tp.diff(ids[0]), as_json)
+        return
+    if len(ids) == 1 and not all_users:
+        result = tp.profile(ids[0], refresh=refresh)
+        if as_json:
+            print(result.model_dump_json())
+        else:
+            print_profile(result, tp.facts(result.user_id).item_titles)
+        return
+    if concurrency > 1 and tp.settings.llm == "local":
+        err_console.print("note: the embedded model decodes one request at a time; --concurrency helps hosted backends")
+    batch = tp.profile_many(ids, refresh=refresh, concurrency=concurrency)
+    summary = {
+        "built": len(batch.profiles) - len(batch.reused),
+        "reused": len(batch.reused),
+        "failed": batch.failures,
+        "versions": {u: p.version for u, p in batch.profiles.items()},
+    }
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        print_batch(ids, batch)
+    if batch.failures:
+        raise typer.Exit(1)
+
+
+@app.command("batch-profile")
+@friendly_errors
+def batch_profile_command(
+    events: Annotated[Path, typer.Argument(help="events to profile: a JSON lines or Parquet file, or any data set")],
+    out: Annotated[Path, typer.Option("--out", help="folder for profiles.jsonl and profiles.parquet")],
+    engine: Annotated[str, typer.Option("--engine", help="ray (Ray Data, any cluster) | local (this process)")] = "ray",
+    concurrency: Annotated[int, typer.Option(min=1, help="Ray actors, each with one model client")] = 2,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="a running Ray cluster; default: start one here")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--users", min=1, help="only the first N users")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="movielens | ml100k | amazon | events")] = None,
+    store: Annotated[
+        Path | None, typer.Option("--store", help="store to load the events into [default: OUT/store]")
+    ] = None,
+    chroma_url: ChromaUrlOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+):
+    """Profile every user in EVENTS with the same facts, prompts and verification as `profile`, the
+    model calls spread over Ray Data workers. A rerun skips users already in OUT/profiles.jsonl."""
+    if engine not in ("ray", "local"):
+        raise TasteprintError(f"unknown engine {engine!r}", hint="--engine ray or --engine local")
+    tp = open_tasteprint(store or out / "store", llm, model, base_url, chroma_url)
+    tp.ingest(events, format)
+    users = tp.users()[:limit] if limit else None
+    report = batch_profile(tp, out, users, engine=engine, concurrency=concurrency, ray_address=ray_address)
+    if as_json:
+        print(report.model_dump_json())
+    else:
+        console.print(
+            f"built {report.built}, skipped {len(report.skipped)} already done, failed {len(report.failures)}; "
+            f"wrote {report.jsonl} and {report.parquet}"
+        )
+        for user_id, reason in report.failures.items():
+            err_console.print(f"user {user_id}: {reason}")
+    if report.failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly_errors
+def segments(
+    k: Annotated[str, typer.Option("--k", help="number of segments, or auto (best silhouette for k in 2..8)")] = "auto",
+    store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+):
+    """Cluster profiled users into segments (k-means), each described by the LLM and verified."""
+    if k != "auto" and not k.isdigit():
+        raise TasteprintError(f"--k must be a number or auto, not {k!r}")
+    tp = open_tasteprint(store, llm, model, base_url, chroma_url)
+    result = tp.segments(k=k if k == "auto" else int(k))
+    if as_json:
+        print(result.model_dump_json(exclude={"segments": {"__all__": {"centroid"}}}))
+        return
+    print_segments(result)

@@ -1,0 +1,148 @@
+"""Commands that recommend and explain: recommend, explain, chat."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from ..api import Tasteprint
+from ..errors import ConfigError
+from ..render import (
+    console,
+    print_explanation,
+    print_recommendations,
+)
+from .common import (
+    BaseUrlOpt,
+    ChromaUrlOpt,
+    JsonOpt,
+    LlmOpt,
+    ModelOpt,
+    StoreOpt,
+    app,
+    err_console,
+    friendly_errors,
+    open_tasteprint,
+)
+
+
+@app.command()
+@friendly_errors
+def recommend(
+    user_id: Annotated[str, typer.Argument(help="user id")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="how many items")] = 10,
+    no_rerank: Annotated[bool, typer.Option("--no-rerank", help="retrieval order, no LLM")] = False,
+    candidates: Annotated[int, typer.Option("--candidates", min=1, help="candidates the LLM reranks")] = 20,
+    explanations: Annotated[
+        str | None,
+        typer.Option(
+            "--explanations",
+            help="auto | prose | slots: free reasons checked against the data, or reasons confined to the "
+            "pick's facts by a grammar (auto: slots for the embedded model, prose for hosted ones)",
+        ),
+    ] = None,
+    store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+):
+    """Recommend unconsumed items, each with an explanation citing the user's own history."""
+    tp = Tasteprint(
+        store=store, llm=llm, model=model, base_url=base_url, chroma_url=chroma_url, explanations=explanations
+    )
+    recommendations = tp.recommend(user_id, k=k, rerank=not no_rerank, n_candidates=candidates)
+    if as_json:
+        print(json.dumps([r.model_dump() for r in recommendations]))
+        return
+    print_recommendations(user_id, recommendations, tp.facts(user_id).item_titles)
+    if tp.last_rerank and tp.last_rerank.stats.fallback:
+        err_console.print(f"[yellow]rerank fell back to retrieval order:[/] {tp.last_rerank.stats.fallback}")
+    if reasons := tp.last_reasons:
+        err_console.print(
+            f"reasons ({reasons.mode}): {reasons.kept} by the model, {reasons.replaced} replaced by the template"
+            + "".join(f"\n  {i}: {problem}" for i, problem in reasons.problems.items())
+            + (f"\n  the call failed: {reasons.fallback}" if reasons.fallback else "")
+        )
+
+
+@app.command()
+@friendly_errors
+def explain(
+    user_id: Annotated[str, typer.Argument(help="user id")],
+    item_id: Annotated[str, typer.Argument(help="item id, recommended or not")],
+    store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+):
+    """Explain how an item relates to a user's history."""
+    tp = open_tasteprint(store, llm, model, base_url, chroma_url)
+    explanation = tp.explain(user_id, item_id)
+    if as_json:
+        print(explanation.model_dump_json())
+        return
+    print_explanation(user_id, explanation, tp.facts(user_id).item_titles)
+
+
+@app.command()
+@friendly_errors
+def chat(
+    user: Annotated[str | None, typer.Option("--user", help="start as this user")] = None,
+    no_rerank: Annotated[bool, typer.Option("--no-rerank", help="recommend without the LLM rerank")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per input line")] = False,
+    router: Annotated[
+        str,
+        typer.Option(
+            "--router",
+            help="auto | rules | model: who reads each line; auto asks a tool-calling (hosted) model only "
+            "for what the rules cannot read, model asks it first",
+        ),
+    ] = "auto",
+    store: StoreOpt = None,
+    chroma_url: ChromaUrlOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+):
+    """Talk about recommendations in plain language: why, more like, exclusions, newer/older, feedback,
+    your profile, forget. Reads one line per message when stdin is not a terminal."""
+    from ..chat import HELP, ChatSession
+
+    if router not in ("auto", "rules", "model"):
+        raise ConfigError(f"--router must be auto, rules or model, not {router!r}")
+    tp = open_tasteprint(store, llm, model, base_url, chroma_url)
+    session = ChatSession(tp, rerank=not no_rerank, router=router)  # type: ignore[arg-type]
+    interactive = sys.stdin.isatty() and not as_json
+    if user is not None:
+        greeting = session.switch(user)
+        if not as_json:
+            console.print(greeting)
+    if interactive:
+        console.print(HELP)
+    while True:
+        try:
+            line = console.input("[bold]> [/]") if interactive else sys.stdin.readline()
+        except EOFError:
+            break
+        if not interactive:
+            if not line:
+                break
+            line = line.strip()
+            if not line:
+                continue
+            if not as_json:
+                console.print(f"> {line}")
+        turn = session.turn(line)
+        if as_json:
+            print(turn.model_dump_json(), flush=True)
+        else:
+            console.print(turn.reply, markup=False, highlight=False)
+        if turn.intent == "quit":
+            break
