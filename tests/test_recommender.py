@@ -13,7 +13,8 @@ from tasteprint.demo import BUILT_IN
 from tasteprint.metrics import ndcg_at_k
 from tasteprint.models import Event
 from tasteprint.ranker import LEAD_ALONE, earns_its_place
-from tasteprint.recommender import EASE_LAMBDAS, FitConfig, Recommender
+from tasteprint.models import FitConfig
+from tasteprint.recommender import EASE_LAMBDAS, Recommender
 from tasteprint.report import EvalConfig, run_eval
 from tasteprint.split import leave_last_out
 
@@ -93,6 +94,12 @@ def test_saved_recommender_is_reused_until_the_data_changes(tmp_path, monkeypatc
     again.db.add_events([Event(user_id=user, item_id=first[0], kind="rating", rating=5, timestamp=2_000_000_000)])
     assert again.recommender(progress=False).report.data_version == version + 1
     assert first[0] not in [r.item_id for r in again.recommend(user, k=5, rerank=False)]
+    # A saved state this version cannot read (another tasteprint's classes, a damaged file) is refitted.
+    (store / "recommender" / "recommender.pkl").write_bytes(b"\x80\x05not a pickle")
+    assert Recommender.load(store / "recommender") is None
+    fresh = Tasteprint(store=store, fit_embeddings=False)
+    assert fresh.recommender(progress=False).report.data_version == version + 1
+    assert Recommender.load(store / "recommender") is not None
 
 
 def write_movielens_slice(root, users: int, keep=lambda row: True) -> None:

@@ -12,7 +12,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .models import Event, Item, UserAttributes, UserProfile
+from .db_profiles import ProfileTables
+from .models import Event, Item, UserAttributes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -71,7 +72,7 @@ def event_key(event: Event) -> str:
     return hashlib.sha1(event.model_dump_json().encode()).hexdigest()
 
 
-class Database:
+class Database(ProfileTables):
     """Thin wrapper over one SQLite file; safe for several readers and one writer (WAL mode).
 
     Event order everywhere is (timestamp, rowid): equal timestamps keep the order the events were
@@ -220,32 +221,6 @@ class Database:
             texts.setdefault(item_id, []).append(text)
         return texts
 
-    def save_profile(self, profile: UserProfile) -> UserProfile:
-        """Store a profile as the user's next version, atomically, and return it with that version."""
-        with self.conn:
-            (latest,) = self.conn.execute(
-                "SELECT COALESCE(MAX(version), 0) FROM profiles WHERE user_id=?", (profile.user_id,)
-            ).fetchone()
-            stored = profile.model_copy(update={"version": latest + 1})
-            self.conn.execute(
-                "INSERT INTO profiles VALUES (?,?,?,?)",
-                (stored.user_id, stored.version, stored.created_at.isoformat(), stored.model_dump_json()),
-            )
-            # Events that arrived while the profile was being built keep it stale.
-            self.conn.execute(
-                "DELETE FROM stale_profiles WHERE user_id=? AND NOT EXISTS "
-                "(SELECT 1 FROM events WHERE user_id=? AND rowid > ?)",
-                (stored.user_id, stored.user_id, stored.event_watermark),
-            )
-        return stored
-
-    def cache_completion(self, key: str, model: str, user_id: str | None, completion: str) -> None:
-        with self.conn:
-            self.conn.execute(
-                "INSERT OR REPLACE INTO llm_cache(request_key, model, user_id, completion) VALUES (?,?,?,?)",
-                (key, model, user_id, completion),
-            )
-
     def forget_user(self, user_id: str) -> int:
         """Delete a user's events, demographics, every profile version and the LLM responses cached for
         them, in one transaction. Returns how many events were removed."""
@@ -301,9 +276,6 @@ class Database:
         """The last event row stored for the user: a profile built now covers everything up to it."""
         row = self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events WHERE user_id=?", (user_id,)).fetchone()
         return row[0]
-
-    def is_stale(self, user_id: str) -> bool:
-        return self.conn.execute("SELECT 1 FROM stale_profiles WHERE user_id=?", (user_id,)).fetchone() is not None
 
     def iter_events(self) -> Iterator[Event]:
         cursor = self.conn.execute(
@@ -384,26 +356,9 @@ class Database:
         """Every catalogue title."""
         return [row[0] for row in self.conn.execute("SELECT title FROM items WHERE title != ''")]
 
-    def cached_completion(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT completion FROM llm_cache WHERE request_key=?", (key,)).fetchone()
-        return row[0] if row else None
-
     def identities(self) -> dict[tuple[str, str], str]:
         rows = self.conn.execute("SELECT platform, platform_user_id, person_id FROM identities")
         return {(platform, account): person for platform, account, person in rows}
-
-    def profiled_users(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT DISTINCT user_id FROM profiles ORDER BY user_id")]
-
-    def latest_profile(self, user_id: str) -> UserProfile | None:
-        row = self.conn.execute(
-            "SELECT body FROM profiles WHERE user_id=? ORDER BY version DESC LIMIT 1", (user_id,)
-        ).fetchone()
-        return UserProfile.model_validate_json(row[0]) if row else None
-
-    def profile_versions(self, user_id: str) -> list[UserProfile]:
-        rows = self.conn.execute("SELECT body FROM profiles WHERE user_id=? ORDER BY version", (user_id,)).fetchall()
-        return [UserProfile.model_validate_json(r[0]) for r in rows]
 
 
 def _event(row: tuple) -> Event:

@@ -12,7 +12,8 @@ from rich.progress import Progress
 from .facts import build_facts
 from .llm import on_behalf_of
 from .profile import build_profile
-from .recommender import FitConfig, FitReport, Recommender
+from .models import FitConfig, FitReport
+from .recommender import Recommender
 from .rerank import rerank as rerank_candidates
 from .retrieve import Candidate
 

@@ -277,3 +277,45 @@ class Explanation(BaseModel):
     @property
     def explanation_source(self) -> Literal["llm", "template"]:
         return "llm" if self.by_llm else "template"
+
+
+class FitConfig(BaseModel):
+    """How a recommender is fitted; every choice the data makes is recorded in the `FitReport`."""
+
+    target: Literal["next", "random"] = Field(
+        default="next", description="validation target: each user's last item, or a random fifth of their items"
+    )
+    ease_max_items: int = Field(
+        default=12_000, description="above this many items with 2+ interactions, ALS replaces EASE"
+    )
+    neighbours: int = 100
+    factors: int = 64
+    validation_users: int = 600
+    ranker: Literal["auto", "fusion", "lambdamart"] = "auto"
+    validation_candidates: int | None = Field(
+        default=None, description="rank each target among this many sampled items (target + random unseen), not all"
+    )
+    rerank_users: int = Field(default=0, description="validation users the LLM blend is tuned on (0: not tuned)")
+    seed: int = 42
+
+
+class FitReport(BaseModel):
+    """What a fit saw, chose and measured."""
+
+    data_version: int = 0
+    users: int
+    items: int
+    interactions: int
+    target: str
+    retrievers: list[str]
+    ease_lambda: float | None = Field(default=None, description="EASE's L2 penalty, when EASE is the main retriever")
+    half_life: float | None
+    plain_mix: float
+    ranker: str
+    fusion_weights: dict[str, float]
+    validation: dict[str, float] = Field(description="NDCG@10 on held-out validation users, by candidate stage")
+    validation_users: int
+    rerank_blend: float | None = None
+    rerank_gain: dict[str, float] | None = Field(default=None, description="NDCG@10 gain of the chosen blend, ±CI")
+    seconds: float
+    peak_rss_mb: float

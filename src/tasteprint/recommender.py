@@ -24,14 +24,13 @@ import resource
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
 from scipy import sparse
 
 from .errors import TasteprintError
 from .metrics import mean_ci95, ndcg_at_k
+from .models import FitConfig, FitReport
 from .ranker import FUSION_GRID, LEAD_ALONE, Pool, earns_its_place, fit_lambdamart
 from .rerank import blend_order
 from .retrieve import ALS, EASE, LIST_DEPTH, Candidate, Embedding, Interactions, ItemKNN, top_indices
@@ -42,48 +41,6 @@ EASE_LAMBDAS = (100.0, 250.0, 500.0, 1000.0)  # EASE's L2 penalty, chosen on val
 BLEND_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 # The judge returns the LLM's rank (0 = best) of each pooled item for one user's history.
 Judge = Callable[[str, list[str], list[str]], dict[str, float]]
-
-
-class FitConfig(BaseModel):
-    """How a recommender is fitted; every choice the data makes is recorded in the `FitReport`."""
-
-    target: Literal["next", "random"] = Field(
-        default="next", description="validation target: each user's last item, or a random fifth of their items"
-    )
-    ease_max_items: int = Field(
-        default=12_000, description="above this many items with 2+ interactions, ALS replaces EASE"
-    )
-    neighbours: int = 100
-    factors: int = 64
-    validation_users: int = 600
-    ranker: Literal["auto", "fusion", "lambdamart"] = "auto"
-    validation_candidates: int | None = Field(
-        default=None, description="rank each target among this many sampled items (target + random unseen), not all"
-    )
-    rerank_users: int = Field(default=0, description="validation users the LLM blend is tuned on (0: not tuned)")
-    seed: int = 42
-
-
-class FitReport(BaseModel):
-    """What a fit saw, chose and measured."""
-
-    data_version: int = 0
-    users: int
-    items: int
-    interactions: int
-    target: str
-    retrievers: list[str]
-    ease_lambda: float | None = Field(default=None, description="EASE's L2 penalty, when EASE is the main retriever")
-    half_life: float | None
-    plain_mix: float
-    ranker: str
-    fusion_weights: dict[str, float]
-    validation: dict[str, float] = Field(description="NDCG@10 on held-out validation users, by candidate stage")
-    validation_users: int
-    rerank_blend: float | None = None
-    rerank_gain: dict[str, float] | None = Field(default=None, description="NDCG@10 gain of the chosen blend, ±CI")
-    seconds: float
-    peak_rss_mb: float
 
 
 class Recommender:
@@ -419,9 +376,13 @@ class Recommender:
 
     @staticmethod
     def load(directory: Path) -> Recommender | None:
-        """The recommender saved in `directory`, or None when there is none."""
+        """The recommender saved in `directory`, or None when there is none or it cannot be read (saved
+        by another version of tasteprint, or damaged): the caller refits then."""
         path = directory / "recommender.pkl"
         if not path.exists():
             return None
-        with path.open("rb") as handle:
-            return pickle.load(handle)
+        try:
+            with path.open("rb") as handle:
+                return pickle.load(handle)
+        except (pickle.UnpicklingError, AttributeError, ImportError, EOFError, TypeError):
+            return None

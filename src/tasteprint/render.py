@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .models import Explanation, IngestReport, ProfileDiff, Recommendation, UserProfile
-from .recommender import FitReport
+from .models import FitReport
 
 console = Console()
 
