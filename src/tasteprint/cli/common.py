@@ -4,6 +4,9 @@ that turns a TasteprintError into a message and an exit code."""
 from __future__ import annotations
 
 import functools
+import inspect
+import typing
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -35,21 +38,53 @@ ChromaUrlOpt = Annotated[
 ]
 
 
-def friendly_errors(command):
-    """Turn library errors into one line on stderr (and its hint) and exit code 1."""
+@dataclass
+class Where:
+    """The store and model a command works on, from the options every command shares."""
 
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except TasteprintError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}")
-            if exc.hint:
-                err_console.print(f"[yellow]hint:[/] {exc.hint}")
-            raise typer.Exit(exc.exit_code) from None
+    store: Path | None = None
+    chroma_url: str | None = None
+    llm: str | None = None
+    model: str | None = None
+    base_url: str | None = None
 
-    return wrapper
+    def options(self, **more: object) -> dict:
+        """These choices (and `more`) as `Settings` overrides; None means the default or environment."""
+        return {**asdict(self), **more}
+
+    def open(self, **more: object) -> Tasteprint:
+        return Tasteprint(**self.options(**more))
 
 
-def open_tasteprint(store, llm, model, base_url, chroma_url) -> Tasteprint:
-    return Tasteprint(store=store, llm=llm, model=model, base_url=base_url, chroma_url=chroma_url)
+SHARED = {"store": StoreOpt, "chroma_url": ChromaUrlOpt, "llm": LlmOpt, "model": ModelOpt, "base_url": BaseUrlOpt}
+
+
+def command(name: str | None = None, *, llm: bool = True, store: bool = True):
+    """Register a command whose function takes `where: Where` (keyword-only): the shared options
+    --store (unless the command declares its own), --chroma-url and, with `llm`, --llm, --model and
+    --base-url are added to its own, and library errors become one line on stderr and an exit code."""
+    shared = [n for n in SHARED if (llm or n not in ("llm", "model", "base_url")) and (store or n != "store")]
+
+    def register(function):
+        hints = typing.get_type_hints(function, include_extras=True)
+        own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(function).parameters.values()]
+        own = [p for p in own if p.name != "where"]
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        added = [inspect.Parameter(n, keyword, default=None, annotation=SHARED[n]) for n in shared]
+
+        @functools.wraps(function)
+        def run(**arguments):
+            where = Where(**{n: arguments.pop(n) for n in shared})
+            try:
+                return function(where=where, **arguments)
+            except TasteprintError as exc:
+                err_console.print(f"[bold red]error:[/] {exc.message}")
+                if exc.hint:
+                    err_console.print(f"[yellow]hint:[/] {exc.hint}")
+                raise typer.Exit(exc.exit_code) from None
+
+        run.__signature__ = inspect.Signature(own + added)  # what typer reads to build the options
+        run.__annotations__ = {p.name: p.annotation for p in own + added}
+        return app.command(name)(run)
+
+    return register

@@ -7,28 +7,16 @@ from typing import Annotated
 
 import typer
 
-from ..api import Tasteprint
 from ..errors import IngestError
 from ..render import (
     console,
     print_fit,
     print_ingest,
 )
-from .common import (
-    BaseUrlOpt,
-    ChromaUrlOpt,
-    JsonOpt,
-    LlmOpt,
-    ModelOpt,
-    StoreOpt,
-    app,
-    err_console,
-    friendly_errors,
-)
+from .common import JsonOpt, Where, command, err_console
 
 
-@app.command()
-@friendly_errors
+@command(llm=False)
 def ingest(
     path: Annotated[Path, typer.Argument(help="data file or folder")],
     format: Annotated[str | None, typer.Option("--format", help="movielens | ml100k | amazon | events")] = None,
@@ -39,13 +27,13 @@ def ingest(
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="exit non-zero if any record is rejected")] = False,
     no_fit: Annotated[bool, typer.Option("--no-fit", help="load only; the recommender is fitted on first use")] = False,
-    store: StoreOpt = None,
-    chroma_url: ChromaUrlOpt = None,
     as_json: JsonOpt = False,
+    *,
+    where: Where,
 ):
     """Load a data set into the store, reporting every rejected record by file, line and reason, then
     fit the recommender on everything stored (unless --no-fit)."""
-    tp = Tasteprint(store=store, chroma_url=chroma_url)
+    tp = where.open()
     report = tp.ingest(path, format, platform, identity_map)
     if as_json:
         print(report.model_dump_json(include={"accepted", "rejected", "duplicates", "items", "errors", "format"}))
@@ -59,8 +47,7 @@ def ingest(
         raise IngestError(f"{report.rejected} record(s) rejected under --strict")
 
 
-@app.command()
-@friendly_errors
+@command()
 def fit(
     target: Annotated[
         str | None, typer.Option("--target", help="validate on each user's next item (next) or a random fifth")
@@ -68,16 +55,13 @@ def fit(
     rerank_users: Annotated[
         int, typer.Option("--rerank-users", min=0, help="validation users to tune the LLM rerank blend on")
     ] = 0,
-    store: StoreOpt = None,
-    chroma_url: ChromaUrlOpt = None,
-    llm: LlmOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
+    *,
+    where: Where,
 ):
     """Fit the recommender on the store's interactions and save it: retrievers, recency, ranker and
     (with --rerank-users) the LLM blend, each chosen on held-out validation users."""
-    tp = Tasteprint(store=store, llm=llm, model=model, base_url=base_url, fit_target=target, chroma_url=chroma_url)
+    tp = where.open(fit_target=target)
     report = tp.fit(progress=not as_json, rerank_users=rerank_users)
     if as_json:
         print(report.model_dump_json())
@@ -85,16 +69,15 @@ def fit(
         print_fit(report)
 
 
-@app.command()
-@friendly_errors
+@command(llm=False)
 def link(
     identity_map: Annotated[Path, typer.Argument(help="CSV platform,platform_user_id,person_id")],
-    store: StoreOpt = None,
-    chroma_url: ChromaUrlOpt = None,
     as_json: JsonOpt = False,
+    *,
+    where: Where,
 ):
     """Link accounts on several platforms to one person; their stored events move to the person id."""
-    report = Tasteprint(store=store, chroma_url=chroma_url).link_identities(identity_map)
+    report = where.open().link_identities(identity_map)
     if as_json:
         print(report.model_dump_json())
         return
@@ -103,23 +86,24 @@ def link(
         err_console.print(f"{Path(error.file).name}:{error.line}: {error.reason}")
 
 
-@app.command()
-@friendly_errors
-def index(store: StoreOpt = None, chroma_url: ChromaUrlOpt = None):
+@command(llm=False)
+def index(
+    *,
+    where: Where,
+):
     """Embed every catalogue item into the vector store (done on demand by recommend too)."""
-    tp = Tasteprint(store=store, chroma_url=chroma_url)
+    tp = where.open()
     console.print(f"indexed {tp.index()} new items")
 
 
-@app.command()
-@friendly_errors
+@command(llm=False)
 def forget(
     user_id: Annotated[str, typer.Argument(help="user id")],
-    store: StoreOpt = None,
-    chroma_url: ChromaUrlOpt = None,
+    *,
+    where: Where,
 ):
     """Delete a user's events, profiles, cached LLM responses and embeddings; afterwards the user is unknown."""
-    removed = Tasteprint(store=store, chroma_url=chroma_url).forget(user_id)
+    removed = where.open().forget(user_id)
     console.print(
         f"forgot user {user_id}: {removed} events, all profile versions, cached LLM responses and the profile embedding"
     )

@@ -13,30 +13,18 @@ from ..render import (
     console,
     print_eval,
 )
-from .common import (
-    BaseUrlOpt,
-    ChromaUrlOpt,
-    LlmOpt,
-    ModelOpt,
-    StoreOpt,
-    app,
-    friendly_errors,
-)
+from .common import Where, command
 
 
-@app.command()
-@friendly_errors
+@command()
 def demo(
     data: Annotated[
         Path | None, typer.Option("--data", help="MovieLens folder (default: ../shared data if present)")
     ] = None,
     users: Annotated[str, typer.Option("--users", help="comma-separated user ids to show")] = "1,2,3",
     k: Annotated[int, typer.Option("-k", min=1)] = 5,
-    store: StoreOpt = None,
-    chroma_url: ChromaUrlOpt = None,
-    llm: LlmOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
+    *,
+    where: Where,
 ):
     """Ingest a slice of MovieLens (or the built-in sample), profile a few users, recommend with reasons."""
     from ..demo import run_demo
@@ -46,16 +34,11 @@ def demo(
         data=data,
         user_ids=[u.strip() for u in users.split(",") if u.strip()],
         k=k,
-        store=store,
-        llm=llm,
-        model=model,
-        base_url=base_url,
-        chroma_url=chroma_url,
+        **where.options(),
     )
 
 
-@app.command("eval")
-@friendly_errors
+@command("eval")
 def eval_command(
     path: Annotated[Path, typer.Argument(help="data file or folder, any format ingest reads")],
     protocol: Annotated[str, typer.Option("--protocol", help="loo | cand20 | msr | all")] = "all",
@@ -67,11 +50,8 @@ def eval_command(
     out: Annotated[Path, typer.Option("--out", help="report folder")] = Path("eval-report"),
     format: Annotated[str | None, typer.Option("--format")] = None,
     candidates: Annotated[int, typer.Option("--candidates", min=2, help="candidates the LLM reranks")] = 20,
-    store: StoreOpt = None,
-    chroma_url: ChromaUrlOpt = None,
-    llm: LlmOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
+    *,
+    where: Where,
 ):
     """Evaluate methods on real data: report.md, results.json and PNG plots in --out."""
     from ..evaluate import PROTOCOLS
@@ -80,9 +60,7 @@ def eval_command(
     protocols = list(PROTOCOLS) if protocol == "all" else [p.strip() for p in protocol.split(",")]
     if set(protocols) - set(PROTOCOLS):
         raise TasteprintError(f"unknown protocol in {protocol!r}", hint="use loo, cand20, msr or all")
-    settings = Settings.load(
-        store=store or out / "store", llm=llm, model=model, base_url=base_url, chroma_url=chroma_url
-    )
+    settings = Settings.load(**where.options(store=where.store or out / "store"))
     config = EvalConfig(
         path=path,
         out=out,

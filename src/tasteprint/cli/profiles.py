@@ -18,22 +18,10 @@ from ..render import (
     print_profile,
     print_segments,
 )
-from .common import (
-    BaseUrlOpt,
-    ChromaUrlOpt,
-    JsonOpt,
-    LlmOpt,
-    ModelOpt,
-    StoreOpt,
-    app,
-    err_console,
-    friendly_errors,
-    open_tasteprint,
-)
+from .common import JsonOpt, Where, command, err_console
 
 
-@app.command()
-@friendly_errors
+@command()
 def profile(
     user_ids: Annotated[list[str] | None, typer.Argument(help="user id(s), as in the source data")] = None,
     all_users: Annotated[bool, typer.Option("--all", help="every user in the store")] = False,
@@ -43,19 +31,16 @@ def profile(
     concurrency: Annotated[
         int, typer.Option(min=1, help="users in flight at once in a batch; speeds up hosted backends")
     ] = 1,
-    store: StoreOpt = None,
-    chroma_url: ChromaUrlOpt = None,
-    llm: LlmOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
+    *,
+    where: Where,
 ):
     """Show a user's profile: built with the LLM if none is stored yet, updated if new events arrived.
 
     With several ids or --all it runs a batch: each finished profile is stored at once, so a killed
     batch run again skips what was done (and replays cached LLM calls of the user it was on).
     """
-    tp = open_tasteprint(store, llm, model, base_url, chroma_url)
+    tp = where.open()
     ids = tp.users() if all_users else list(user_ids or [])
     if not ids:
         raise TasteprintError("no user given", hint="tasteprint profile USER_ID [USER_ID ...] or --all")
@@ -93,8 +78,7 @@ def profile(
         raise typer.Exit(1)
 
 
-@app.command("batch-profile")
-@friendly_errors
+@command("batch-profile", store=False)
 def batch_profile_command(
     events: Annotated[Path, typer.Argument(help="events to profile: a JSON lines or Parquet file, or any data set")],
     out: Annotated[Path, typer.Option("--out", help="folder for profiles.jsonl and profiles.parquet")],
@@ -108,17 +92,15 @@ def batch_profile_command(
     store: Annotated[
         Path | None, typer.Option("--store", help="store to load the events into [default: OUT/store]")
     ] = None,
-    chroma_url: ChromaUrlOpt = None,
-    llm: LlmOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
+    *,
+    where: Where,
 ):
     """Profile every user in EVENTS with the same facts, prompts and verification as `profile`, the
     model calls spread over Ray Data workers. A rerun skips users already in OUT/profiles.jsonl."""
     if engine not in ("ray", "local"):
         raise TasteprintError(f"unknown engine {engine!r}", hint="--engine ray or --engine local")
-    tp = open_tasteprint(store or out / "store", llm, model, base_url, chroma_url)
+    tp = where.open(store=store or out / "store")
     tp.ingest(events, format)
     users = tp.users()[:limit] if limit else None
     report = batch_profile(tp, out, users, engine=engine, concurrency=concurrency, ray_address=ray_address)
@@ -135,21 +117,17 @@ def batch_profile_command(
         raise typer.Exit(1)
 
 
-@app.command()
-@friendly_errors
+@command()
 def segments(
     k: Annotated[str, typer.Option("--k", help="number of segments, or auto (best silhouette for k in 2..8)")] = "auto",
-    store: StoreOpt = None,
-    chroma_url: ChromaUrlOpt = None,
-    llm: LlmOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
+    *,
+    where: Where,
 ):
     """Cluster profiled users into segments (k-means), each described by the LLM and verified."""
     if k != "auto" and not k.isdigit():
         raise TasteprintError(f"--k must be a number or auto, not {k!r}")
-    tp = open_tasteprint(store, llm, model, base_url, chroma_url)
+    tp = where.open()
     result = tp.segments(k=k if k == "auto" else int(k))
     if as_json:
         print(result.model_dump_json(exclude={"segments": {"__all__": {"centroid"}}}))

@@ -8,29 +8,16 @@ from typing import Annotated
 
 import typer
 
-from ..api import Tasteprint
 from ..errors import ConfigError
 from ..render import (
     console,
     print_explanation,
     print_recommendations,
 )
-from .common import (
-    BaseUrlOpt,
-    ChromaUrlOpt,
-    JsonOpt,
-    LlmOpt,
-    ModelOpt,
-    StoreOpt,
-    app,
-    err_console,
-    friendly_errors,
-    open_tasteprint,
-)
+from .common import JsonOpt, Where, command, err_console
 
 
-@app.command()
-@friendly_errors
+@command()
 def recommend(
     user_id: Annotated[str, typer.Argument(help="user id")],
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="how many items")] = 10,
@@ -44,17 +31,12 @@ def recommend(
             "pick's facts by a grammar (auto: slots for the embedded model, prose for hosted ones)",
         ),
     ] = None,
-    store: StoreOpt = None,
-    chroma_url: ChromaUrlOpt = None,
-    llm: LlmOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
+    *,
+    where: Where,
 ):
     """Recommend unconsumed items, each with an explanation citing the user's own history."""
-    tp = Tasteprint(
-        store=store, llm=llm, model=model, base_url=base_url, chroma_url=chroma_url, explanations=explanations
-    )
+    tp = where.open(explanations=explanations)
     recommendations = tp.recommend(user_id, k=k, rerank=not no_rerank, n_candidates=candidates)
     if as_json:
         print(json.dumps([r.model_dump() for r in recommendations]))
@@ -70,20 +52,16 @@ def recommend(
         )
 
 
-@app.command()
-@friendly_errors
+@command()
 def explain(
     user_id: Annotated[str, typer.Argument(help="user id")],
     item_id: Annotated[str, typer.Argument(help="item id, recommended or not")],
-    store: StoreOpt = None,
-    chroma_url: ChromaUrlOpt = None,
-    llm: LlmOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
+    *,
+    where: Where,
 ):
     """Explain how an item relates to a user's history."""
-    tp = open_tasteprint(store, llm, model, base_url, chroma_url)
+    tp = where.open()
     explanation = tp.explain(user_id, item_id)
     if as_json:
         print(explanation.model_dump_json())
@@ -91,8 +69,7 @@ def explain(
     print_explanation(user_id, explanation, tp.facts(user_id).item_titles)
 
 
-@app.command()
-@friendly_errors
+@command()
 def chat(
     user: Annotated[str | None, typer.Option("--user", help="start as this user")] = None,
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="recommend without the LLM rerank")] = False,
@@ -105,11 +82,8 @@ def chat(
             "for what the rules cannot read, model asks it first",
         ),
     ] = "auto",
-    store: StoreOpt = None,
-    chroma_url: ChromaUrlOpt = None,
-    llm: LlmOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
+    *,
+    where: Where,
 ):
     """Talk about recommendations in plain language: why, more like, exclusions, newer/older, feedback,
     your profile, forget. Reads one line per message when stdin is not a terminal."""
@@ -117,7 +91,7 @@ def chat(
 
     if router not in ("auto", "rules", "model"):
         raise ConfigError(f"--router must be auto, rules or model, not {router!r}")
-    tp = open_tasteprint(store, llm, model, base_url, chroma_url)
+    tp = where.open()
     session = ChatSession(tp, rerank=not no_rerank, router=router)  # type: ignore[arg-type]
     interactive = sys.stdin.isatty() and not as_json
     if user is not None:
