@@ -66,9 +66,8 @@ def run_demo(console: Console, *, data: Path | None, user_ids: list[str], k: int
         label = f"MovieLens slice (users 1-{SLICE_USERS}) from {movielens}"
     else:
         source, label = BUILT_IN, "built-in sample (12 readers, 36 books)"
-        user_ids = [u for u in user_ids if tp.db.has_user(u)] or ["ana", "ben", "chloe"]
     report = tp.ingest(source)
-    if movielens is None:
+    if movielens is None:  # the default ids are MovieLens users; the sample's readers have names
         user_ids = [u for u in user_ids if tp.db.has_user(u)] or ["ana", "ben", "chloe"]
     console.print(
         Panel(

@@ -3,10 +3,10 @@
 The model rates every candidate's fit (1-5) and cites one history item for it. The grammar has exactly
 one slot per candidate id, and for each candidate only the history items nearest to it, so an
 invented item, a duplicate, a skipped candidate or an unrelated citation cannot be generated.
-Position bias is countered by judging twice (candidates in retrieval order and reversed) and
-averaging the two rankings. The final order blends the LLM's
-rank with the retrieval rank, so the LLM can help but not wreck the ranking. If the LLM fails, the
-retrieval order stands, with deterministic explanations.
+One pass by default; `passes=2` counters position bias by judging again in reversed order and
+averaging the two rankings. The final order blends the LLM's rank with the retrieval rank, so the
+LLM can help but not wreck the ranking. If the LLM fails, the retrieval order stands, with
+deterministic explanations.
 """
 
 from __future__ import annotations

@@ -22,7 +22,13 @@ err_console = Console(stderr=True)
 StoreOpt = Annotated[
     Path | None, typer.Option("--store", help="store directory [env TASTEPRINT_HOME; default ./.tasteprint]")
 ]
-LlmOpt = Annotated[str | None, typer.Option("--llm", help="local | openai [env TASTEPRINT_LLM]")]
+LlmOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm",
+        help="local | openai | scripted (no model, for tests: LLM stages fall back or fail) [env TASTEPRINT_LLM]",
+    ),
+]
 ModelOpt = Annotated[
     str | None, typer.Option("--model", help="GGUF path (local) or model name (openai) [env TASTEPRINT_MODEL]")
 ]

@@ -32,7 +32,11 @@ class ScriptedBackend:
     def complete(self, messages, *, json_schema=None, max_tokens=512, temperature=0.1) -> Completion:
         self.history.append((messages, json_schema))
         if not self.replies:
-            raise LLMError("scripted backend has no reply left", hint="enqueue one reply per expected call")
+            raise LLMError(
+                "scripted backend has no reply left",
+                hint="--llm scripted is no model: it replays replies queued through the Python API "
+                "(ScriptedBackend([...])), so from the command line every LLM stage fails or falls back",
+            )
         reply = self.replies.popleft()
         if callable(reply):
             reply = reply(messages, json_schema)
