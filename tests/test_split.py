@@ -48,3 +48,32 @@ def test_cold_start_keeps_five_most_recent_items():
     # the validation item (i10) is known history at test time
     assert {e.item_id for e in cold.train["u"]} == {f"u-i{i}" for i in range(6, 11)}
     assert cold.test == split.test
+
+
+def test_the_evaluations_own_path_never_sees_a_test_item(tmp_path):
+    """What `eval` runs, not a copy: the tasks' fitted recommenders and the histories it builds facts
+    (and so profiles and prompts) from, on every protocol."""
+    from tasteprint import Tasteprint
+    from tasteprint.demo import BUILT_IN
+    from tasteprint.evaluate import build_tasks
+    from tasteprint.facts import build_facts
+
+    tp = Tasteprint(store=tmp_path, fit_embeddings=False)
+    tp.ingest(BUILT_IN)
+    events = list(tp.db.iter_events())
+    items = tp.db.items()
+    labels = {i: item.labels() for i, item in items.items()}
+    tasks = build_tasks(events, sorted(items), None, labels, ["loo", "cand20", "msr"], seed=42)
+    assert {t.protocol for t in tasks} >= {"loo", "cand20", "msr"}
+    checked = 0
+    for task in tasks:
+        fitted = task.recommender.interactions
+        for user_id, held_out in task.split.test.items():
+            history = task.history(user_id)  # what evaluate_user builds facts from
+            facts = build_facts(user_id, history, items, {})
+            assert not held_out & {e.item_id for e in history}, (task.protocol, user_id)
+            assert not held_out & set(facts.history_item_ids) and not held_out & set(facts.item_labels)
+            row = fitted.matrix[fitted.users.index(user_id)].indices  # the fit saw the training part only
+            assert not held_out & {fitted.items[i] for i in row}, (task.protocol, user_id)
+            checked += 1
+    assert checked >= 10
