@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from .errors import LLMError
 from .llm import LLMBackend, generate
 from .models import Explanation, Item, UserFacts
-from .summary import one_of, pairs
+from .prompting import one_of, pairs
 from .prompting import chat, string_schema
 from .evidence import explanation_text
 

@@ -21,7 +21,7 @@ from .evidence import PickFacts, pick_facts
 from .llm import LLMBackend, generate
 from .models import Item, Recommendation, UserFacts
 from .prompting import chat
-from .summary import one_of, pairs
+from .prompting import one_of, pairs
 
 MAX_WORDS = 30
 PROSE_PATTERN = '^[^{}<>\\[\\]"\\n]{12,220}$'

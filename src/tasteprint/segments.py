@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field
 from .errors import LLMError, TasteprintError
 from .llm import LLMBackend, generate
 from .models import UserFacts, UserProfile
-from .summary import SummaryDraft, one_of
+from .prompting import one_of
+from .summary import SummaryDraft
 from .prompting import chat, string_schema
 
 K_RANGE = range(2, 9)

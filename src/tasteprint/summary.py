@@ -11,35 +11,12 @@ from pydantic import BaseModel
 
 from .models import Interest, UserFacts, UserProfile
 from .privacy import redact
-from .prompting import chat, string_schema
+from .prompting import chat, one_of, string_schema
 
 
 # A free summary may not contain JSON or markup characters and must start like a description: this
 # stops a model from echoing the schema or an injected instruction back as the "summary".
 FREE_SUMMARY_PATTERN = '^(Enjoys|Loves|Likes|Prefers|Watches|Reads|Buys) [^{}<>\\[\\]"]{20,260}$'
-
-
-_PATTERN_SAFE = re.compile(r"[\w .,:;'!&/()-]+")
-
-
-def _literal(text: str) -> str:
-    return text.replace(".", "[.]").replace("(", "\\(").replace(")", "\\)")
-
-
-def one_of(options: list[str]) -> str:
-    """A regex alternation of literal options, or "" when none is usable.
-
-    llama.cpp's pattern converter mishandles some escapes (it copies "\\." into the grammar, which
-    then fails to parse and crashes the process), so options are limited to characters it handles,
-    with "." written as "[.]" and parentheses escaped; other options are left out.
-    """
-    safe = [_literal(o) for o in options if _PATTERN_SAFE.fullmatch(o)]
-    return "(" + "|".join(safe) + ")" if safe else ""
-
-
-def pairs(options: list[str]) -> list[str]:
-    """ "A and B" for every two different options, so a grammar never offers the same one twice."""
-    return [f"{a} and {b}" for n, a in enumerate(options) for b in options[n + 1 :]]
 
 
 def summary_schema(facts: UserFacts, profile: UserProfile, confined: bool) -> dict:
