@@ -117,6 +117,7 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
                         method, task.protocol, scoped, config.k, scope, len(catalogue), popularity, catalogue
                     )
     llm_stages = [stage_metrics(m, p, o) for (m, p), o in per_user.items() if m in LLM_METHODS]
+    contribution = llm_contribution(per_user, config.k)
     document = {
         "config": {
             "path": str(config.path),
@@ -153,6 +154,7 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
         "llm_cache": {"hits": tp.backend.hits, "misses": tp.backend.misses} if cached else None,
         "results": results,
         "llm_stages": llm_stages,
+        "llm_contribution": contribution,
     }
     (config.out / "results.json").write_text(json.dumps(document, indent=1, default=float))
     plots = write_plots(config.out, results, per_user, config.k)
@@ -237,6 +239,24 @@ def stage_metrics(method: str, protocol: str, outcomes: list[UserOutcome]) -> di
             for stage in ("profile", "retrieve", "rerank", "reasons", "total")
         },
     }
+
+
+def llm_contribution(per_user: dict, k: int) -> list[dict]:
+    """What the LLM adds per protocol: tasteprint (the fitted recommender, reranked) minus hybrid (the
+    same recommender alone), NDCG@k paired on the users both ranked, with the 95% CI of the mean."""
+    rows = []
+    for (method, protocol), outcomes in per_user.items():
+        if method != "tasteprint" or ("hybrid", protocol) not in per_user:
+            continue
+        alone = {o.user_id: o for o in per_user[("hybrid", protocol)]}
+        pairs = [(o, alone[o.user_id]) for o in outcomes if o.user_id in alone]
+        key = f"ndcg@{k}"
+        gains = [a.metrics(k, protocol)[key] - b.metrics(k, protocol)[key] for a, b in pairs]
+        mean, half_width = mean_ci95(gains)
+        rows.append(
+            {"protocol": protocol, "users": len(pairs), "ndcg_gain": round(mean, 5), "ci95": round(half_width, 5)}
+        )
+    return rows
 
 
 def mean_defined(values: list[float | None]) -> float | None:

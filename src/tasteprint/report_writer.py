@@ -102,6 +102,11 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
             f"{fit['plain_mix']}, fusion weights {fit['fusion_weights']}, validation NDCG@10 {fit['validation']}, "
             f"LLM blend {fit['rerank_blend']}" + (f" (gain {gain['ndcg_gain']} ± {gain['ci95']})" if gain else "")
         )
+    for row in document["llm_contribution"]:
+        lines.append(
+            f"- LLM contribution on {row['protocol']}: tasteprint minus hybrid (the same recommender without "
+            f"the rerank), NDCG@{k} paired on {row['users']} users: {row['ndcg_gain']:+.4f} ± {row['ci95']:.4f}"
+        )
     lines += [
         "",
         "Classical methods are reported on all evaluated users and on the LLM sample; LLM methods "
