@@ -124,12 +124,7 @@ def reply_server(
                 if content is None:
                     with log.lock:
                         log.unanswered += 1
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, payload)
             finally:
                 with log.lock:
                     log.in_flight -= 1
@@ -139,6 +134,21 @@ def reply_server(
 
     with serve(Handler) as base_url:
         yield base_url, log
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict | bytes, headers: dict | None = None) -> None:
+    """Answer a request with `payload` (a dict as JSON, or bytes as they are), `status` and `headers`;
+    a client that already hung up is not an error."""
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    try:
+        handler.send_response(status)
+        for key, value in {"content-type": "application/json", **(headers or {})}.items():
+            handler.send_header(key, value)
+        handler.send_header("content-length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
 
 
 @contextmanager

@@ -8,7 +8,7 @@ import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 
-from http_servers import chat_body, free_port, llama_server, reply_server, request_schema, serve, wait_for
+from http_servers import chat_body, free_port, llama_server, reply_server, request_schema, send_json, serve, wait_for
 
 __all__ = [
     "chat_body",
@@ -17,6 +17,7 @@ __all__ = [
     "reply_server",
     "request_schema",
     "scripted_http_server",
+    "send_json",
     "serve",
     "wait_for",
 ]
@@ -34,16 +35,7 @@ def scripted_http_server(responses):
             requests.append(json.loads(self.rfile.read(length) or b"{}"))
             status, headers, body, delay = queue.pop(0) if queue else (500, {}, {"error": "script exhausted"}, 0)
             time.sleep(delay)
-            payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-            try:
-                self.send_response(status)
-                for key, value in {"content-type": "application/json", **headers}.items():
-                    self.send_header(key, value)
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
+            send_json(self, status, body, headers)
 
         def log_message(self, *args):
             pass

@@ -21,7 +21,7 @@ from tasteprint.llm.openai_compat import OpenAICompatBackend
 from tasteprint.profile import build_profile
 
 from schema_replies import schema_reply
-from servers import chat_body, llama_server, reply_server, request_schema, scripted_http_server, serve
+from servers import chat_body, llama_server, reply_server, request_schema, scripted_http_server, send_json, serve
 from test_local_model import assert_verified
 
 
@@ -162,12 +162,7 @@ def test_auto_json_mode_falls_back_in_every_thread_when_one_switched_it_first():
             else:
                 first_switched.set()
                 status, payload = 200, chat_body('{"ok": true}')
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, payload)
 
         def log_message(self, *args):
             pass
