@@ -66,11 +66,11 @@ class RejectedRecord(BaseModel):
 class IngestReport(BaseModel):
     """What one ingest did. `duplicates` counts exact repeats, already stored or within the input."""
 
-    accepted: int = 0
-    rejected: int = 0
+    accepted: int = Field(default=0, description="events stored")
+    rejected: int = Field(default=0, description="records refused, each listed in `errors`")
     duplicates: int = 0
-    items: int = 0
-    users: int = 0
+    items: int = Field(default=0, description="catalogue rows stored or updated")
+    users: int = Field(default=0, description="user attribute rows stored (MovieLens 100K demographics)")
     errors: list[RejectedRecord] = Field(default_factory=list)
     format: str = ""
 
@@ -183,13 +183,15 @@ class Dislike(BaseModel):
 class VerificationStats(BaseModel):
     """What claim verification kept and dropped for one profile."""
 
-    interests_proposed: int = 0
-    interests_kept: int = 0
+    interests_proposed: int = Field(default=0, description="interest claims in the model's draft")
+    interests_kept: int = Field(default=0, description="of those, the ones the data backs")
     dislikes_proposed: int = 0
     dislikes_kept: int = 0
-    evidence_proposed: int = 0
-    evidence_dropped: int = 0
-    summary_replaced: bool = False
+    evidence_proposed: int = Field(default=0, description="history items the draft cited as evidence")
+    evidence_dropped: int = Field(
+        default=0, description="cited items not in the history, not carrying the label, or rated against the claim"
+    )
+    summary_replaced: bool = Field(default=False, description="the written summary failed its checks")
     aspects_proposed: int = Field(default=0, description="claims naming a phrase from the user's own text")
     aspects_kept: int = 0
     omissions_repaired: int = Field(default=0, description="dominant labels no claim named, added from data")
