@@ -130,7 +130,7 @@ class ChatSession:
         if not ask_model:
             return intent, argument, "rules"
         try:
-            chosen, named = route_by_model(self.tp.backend, question)
+            chosen, named = route_by_model(self.tp.backend, question, self.tp.settings.prompts_dir)
         except (LLMError, ValueError, AttributeError) as exc:
             self.route_failures.append(f"{question!r}: {exc}")
             return intent, argument, "rules"
