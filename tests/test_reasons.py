@@ -19,7 +19,7 @@ from servers import reply_server
 
 HISTORY = {"h1": "Thing, The (1982)", "h2": "Alien (1979)", "h3": "Toy Story (1995)"}
 CATALOGUE = list(HISTORY.values()) + ["Heat (1995)", "Blade Runner (1982)", "Big (1988)"]
-VOCABULARY = {"Horror", "Sci-Fi", "Animation", "Comedy", "1980s", "1990s"}
+VOCABULARY = {"Horror", "Sci-Fi", "Animation", "Comedy", "Action", "1980s", "1990s"}
 PICK = PickFacts(
     item_id="c1",
     title="Predator (1987)",
@@ -80,6 +80,9 @@ def test_audit_reads_grounding_and_faithfulness_from_the_text_alone():
     assert check.audit("Both are Horror, like The Thing.", predator, labels) == (True, False)  # Predator isn't
     assert check.audit("Sci-Fi like Toy Story.", predator, labels) == (True, False)  # Toy Story isn't Sci-Fi
     assert check.audit("Ranked for your history.", predator, labels) == (False, True)  # names nothing
+    assert check.audit("It is Sci-Fi, like 2 of your 3 items.", predator, labels) == (False, True)
+    assert check.audit("It is Action, like 2 of your 3 items.", predator, labels) == (False, False)  # none is
+    assert check.audit("It is Comedy, like 1 of your 3 items.", predator, labels) == (False, False)  # Predator is not
     assert check.audit("Like The Thing and Blade Runner.", predator, labels) == (False, True)  # not theirs
 
 

@@ -97,6 +97,16 @@ def test_explanation_never_cites_outside_the_history():
     assert "both are Comedy" in explanation_text(known, ITEMS["c2"], ["h2"])
 
 
+def test_a_pick_nothing_in_the_history_explains_says_what_the_data_shows():
+    known = facts()  # h1 Drama, h2 Comedy, h3 Horror
+    drama = Item(item_id="d", title="D", attributes={"genres": ["Drama", "War"]})
+    assert explanation_text(known, drama, []) == "It is Drama, like 1 of your 3 items."
+    western = Item(item_id="w", title="W", attributes={"genres": ["Western"]})
+    assert explanation_text(known, western, []) == (
+        "Ranked by the fitted recommender; it shares no label with your history."
+    )
+
+
 def test_liked_means_rated_above_the_users_own_mean():
     lukewarm = facts().model_copy(update={"item_ratings": {"h1": 5.0, "h2": 3.0, "h3": 1.0}})
     assert explanation_text(lukewarm, ITEMS["c2"], ["h2"]) == "Because you chose Old Comedy; both are Comedy."

@@ -83,13 +83,24 @@ def explanation_text(facts: UserFacts, item: Item | None, cited: list[str]) -> s
     if chosen:
         clauses.append("you chose " + " and ".join(chosen))
     labels = item.labels() if item else set()
-    shared = sorted(labels & {label for i in cited for label in facts.item_labels.get(i, [])})
     if not clauses:
-        return f"Matches what you consume most: {', '.join(shared[:3])}." if shared else "Ranked for your history."
+        return _uncited_text(facts, labels)
+    shared = sorted(labels & {label for i in cited for label in facts.item_labels.get(i, [])})
     text = "Because " + " and ".join(clauses)
     if shared:
         text += f"; both are {', '.join(shared[:3])}"
     return text + "."
+
+
+def _uncited_text(facts: UserFacts, labels: set[str]) -> str:
+    """For a pick no history item can explain: the pick's label most of the user's items carry, with
+    the count, or plainly that it shares none (never a reason nothing was computed for)."""
+    history = facts.history_item_ids
+    counts = {label: sum(label in facts.item_labels.get(i, []) for i in history) for label in labels}
+    if not any(counts.values()):
+        return "Ranked by the fitted recommender; it shares no label with your history."
+    label = min(counts, key=lambda name: (-counts[name], name))  # most of their items, then by name
+    return f"It is {label}, like {counts[label]} of your {len(history)} items."
 
 
 def release_year(item: Item) -> int | None:

@@ -131,7 +131,8 @@ class ReasonChecker:
     def audit(self, text: str, item: Item, item_labels: dict[str, list[str]]) -> tuple[bool, bool]:
         """(grounded, faithful) for an explanation shown with `item`, read from its text alone, whoever
         wrote it: grounded when it names at least one of the user's items and no other title but the
-        item's own; faithful when every label it states is carried by the item and by an item it names."""
+        item's own; faithful when every label it states is carried by the item and by an item it names
+        (by one of the user's items, when it names none)."""
         rest, _ = _remove(text, title_names(item.title))
         named = []
         for item_id, names in self.history_names.items():
@@ -140,7 +141,8 @@ class ReasonChecker:
                 named.append(item_id)
         outside = any(_find(rest, name, ignore_case=False) for name, _ in self.catalogue_names)
         said = [label for lower, label in self.labels.items() if _find(rest, lower)]
-        faithful = all(label in item.labels() and any(label in item_labels.get(i, []) for i in named) for label in said)
+        backing = {label for i in (named or self.history_names) for label in item_labels.get(i, [])}
+        faithful = all(label in item.labels() and label in backing for label in said)
         return bool(named) and not outside, faithful
 
 
