@@ -65,6 +65,8 @@ class Tasteprint(RecommenderFitting, ProfileLifecycle):
         self._recommender: Recommender | None = None
         self.last_rerank: RerankResult | None = None
         self.last_reasons: ReasonStats | None = None
+        self._catalogue: list[tuple[str, str]] = []
+        self._catalogue_version: int | None = None
         self._indexed_version: int | None = None
 
     @property
@@ -196,16 +198,25 @@ class Tasteprint(RecommenderFitting, ProfileLifecycle):
             )
         self.last_reasons = None
         if rerank and reasons and not self.last_rerank.stats.fallback:
-            return self.word(user_id, self.last_rerank.recommendations)
+            return self._word(facts, self.last_rerank.recommendations)
         return self.last_rerank.recommendations
 
     def word(self, user_id: str, recommendations: list[Recommendation]) -> list[Recommendation]:
         """`recommendations` with the model's reasons where they pass the check (`explanation_source`
         "llm"), the rest unchanged. One LLM call for all; what happened is in `last_reasons`."""
-        user_id = str(user_id)
-        facts = self.facts(user_id)
+        return self._word(self.facts(user_id), recommendations)
+
+    def _catalogue_names(self) -> list[tuple[str, str]]:
+        """The catalogue's titles as the reason check looks for them, built once per data version."""
+        version = self.db.data_version()
+        if self._catalogue_version != version:
+            self._catalogue, self._catalogue_version = catalogue_names(self.db.titles()), version
+        return self._catalogue
+
+    def _word(self, facts: UserFacts, recommendations: list[Recommendation]) -> list[Recommendation]:
+        user_id = facts.user_id
         items = self.db.items([r.item_id for r in recommendations])
-        checker = ReasonChecker(facts.item_titles, catalogue_names(self.db.titles()), set(self.factbook.global_shares))
+        checker = ReasonChecker(facts.item_titles, self._catalogue_names(), set(self.factbook.global_shares))
         with on_behalf_of(user_id):
             worded, self.last_reasons = word_recommendations(
                 facts,

@@ -30,10 +30,9 @@ from .aspects import ASPECT_ATTRIBUTE
 from .facts import build_facts
 from .llm import LLMBackend
 from .metrics import hit_rate_at_k, label_hit, label_recall, map_at_k, mrr, ndcg_at_k, precision_at_k, recall_at_k
-from .models import Event, Item, UserFacts, UserProfile
+from .models import Event, FitConfig, Item, UserFacts, UserProfile
 from .profile import build_profile
 from .reasons import ReasonChecker, ReasonStats, catalogue_names, resolve_mode, word_recommendations
-from .models import FitConfig
 from .recommender import Judge, Recommender
 from .rerank import DEFAULT_BLEND, RerankResult, rerank
 from .retrieve import LIST_DEPTH, Candidate, ordered_history

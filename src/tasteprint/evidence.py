@@ -68,6 +68,11 @@ def nearest_history(
     return [item_id for _, _, item_id in scored[:n]]
 
 
+def rated_above_mean(facts: UserFacts, rating: float | None) -> bool:
+    """Whether a rating says "liked" for this user: above their own mean, not just above the middle."""
+    return rating is not None and facts.rating_mean is not None and rating > facts.rating_mean
+
+
 def explanation_text(facts: UserFacts, item: Item | None, cited: list[str]) -> str:
     """A plain sentence from verified evidence, every phrase backed by data: which of the user's items it
     resembles, "liked" only for items rated above the user's own mean, and the labels both carry."""
@@ -75,7 +80,7 @@ def explanation_text(facts: UserFacts, item: Item | None, cited: list[str]) -> s
     for item_id in cited[:2]:
         rating = facts.item_ratings.get(item_id)
         title = facts.item_titles.get(item_id, item_id)
-        above_mean = rating is not None and facts.rating_mean is not None and rating > facts.rating_mean
+        above_mean = rated_above_mean(facts, rating)
         (liked if above_mean else chosen).append(f"{title} (you rated it {rating:g})" if above_mean else title)
     clauses = []
     if liked:
@@ -128,7 +133,7 @@ def pick_facts(
         cited_id=cited,
         cited_title=facts.item_titles.get(cited, cited) if cited else None,
         cited_rating=rating,
-        liked=rating is not None and facts.rating_mean is not None and rating > facts.rating_mean,
+        liked=rated_above_mean(facts, rating),
         shared_labels=sorted(item.labels() & cited_labels, key=lambda label: (label_shares.get(label, 0.0), label)),
         co_liked=co_liked if co_liked is not None and co_liked >= CO_LIKED_MIN else None,
     )

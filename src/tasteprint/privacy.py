@@ -48,10 +48,14 @@ class RedactingBackend:
         return getattr(self.inner, name)
 
     def call_tool(self, messages: list[Message], tool: dict, **options) -> dict:
-        clean = [{**m, "content": redact(m["content"])} for m in messages]
-        return self.inner.call_tool(clean, tool, **options)
+        return self.inner.call_tool(_redacted(messages), tool, **options)
 
     def complete(self, messages: list[Message], *, json_schema=None, max_tokens=512, temperature=0.1) -> Completion:
-        clean = [{**m, "content": redact(m["content"])} for m in messages]
-        reply = self.inner.complete(clean, json_schema=json_schema, max_tokens=max_tokens, temperature=temperature)
+        reply = self.inner.complete(
+            _redacted(messages), json_schema=json_schema, max_tokens=max_tokens, temperature=temperature
+        )
         return replace(reply, text=redact(reply.text))
+
+
+def _redacted(messages: list[Message]) -> list[Message]:
+    return [{**m, "content": redact(m["content"])} for m in messages]

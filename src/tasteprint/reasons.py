@@ -66,6 +66,11 @@ def title_names(title: str | None) -> list[str]:
 
 
 def _find(text: str, name: str, ignore_case: bool = True) -> re.Match | None:
+    """`name` in `text` as a whole phrase. A plain substring test comes first: a check runs against
+    every catalogue title (about 19,000 names on MovieLens), and compiling a pattern for each one cost
+    over a second per reason."""
+    if (name.lower() not in text.lower()) if ignore_case else (name not in text):
+        return None
     flags = re.IGNORECASE if ignore_case else 0
     return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, flags)
 
