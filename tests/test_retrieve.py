@@ -77,3 +77,12 @@ def test_top_indices_skips_excluded_items_and_breaks_ties_by_index():
     scores = np.array([0.5, 0.9, 0.5, 0.1])
     assert top_indices(scores, np.array([False, True, False, False]), 2).tolist() == [0, 2]
     assert top_indices(scores, np.zeros(4, dtype=bool), 10).tolist() == [1, 0, 2, 3]
+
+
+def test_together_counts_the_users_who_consumed_both_items():
+    world = Interactions.from_histories({"a": ["x", "y"], "b": ["x", "y", "z"], "c": ["y", "z"], "d": ["x"]})
+    assert world.together(["x", "z", "unknown"], ["y", "z", "x", "gone"]) == {
+        "x": {"y": 2, "z": 1, "x": 3},
+        "z": {"y": 2, "z": 2, "x": 1},
+    }
+    assert world.together(["x"], []) == {}

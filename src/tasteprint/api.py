@@ -178,7 +178,8 @@ class Tasteprint(RecommenderFitting, ProfileLifecycle):
             candidates = fuse(lists, {"fitted": 1.0, "segment": SEGMENT_PRIOR_WEIGHT})[: max(n_candidates, k)]
         ids = [c.item_id for c in candidates]
         items = self.db.items(ids)
-        evidence = self.evidence_for(facts, ids, items)
+        together = recommender.interactions.together(ids, facts.history_item_ids)
+        evidence = self.evidence_for(facts, ids, items, together)
         blend = self.settings.rerank_blend
         if blend is None:
             blend = DEFAULT_BLEND if recommender.rerank_blend is None else recommender.rerank_blend
@@ -195,6 +196,7 @@ class Tasteprint(RecommenderFitting, ProfileLifecycle):
                 passes=self.settings.rerank_passes,
                 prompts_dir=self.settings.prompts_dir,
                 temperature=self.settings.temperature,
+                together=together,
             )
         self.last_reasons = None
         if rerank and reasons and not self.last_rerank.stats.fallback:
@@ -273,10 +275,17 @@ class Tasteprint(RecommenderFitting, ProfileLifecycle):
         items = self.db.items(popular)
         return [i for i in popular if i in items and wanted & set(items[i].labels())]
 
-    def evidence_for(self, facts: UserFacts, item_ids: list[str], items: dict) -> dict[str, list[str]]:
-        """For each item, the user's nearest (not disliked) history items: the citations it may use."""
+    def evidence_for(
+        self, facts: UserFacts, item_ids: list[str], items: dict, together: dict[str, dict[str, int]] | None = None
+    ) -> dict[str, list[str]]:
+        """For each item, the user's nearest (not disliked) history items: the citations it may use.
+        `together` (item -> history item -> people who consumed both, counted in the fitted data) lets
+        an item that shares nothing else cite what it was consumed with."""
         vectors = self.vectors.item_vectors(list(item_ids) + positive_history(facts))
-        return {i: nearest_history(vectors.get(i), vectors, facts, items.get(i)) for i in item_ids}
+        together = together or {}
+        return {
+            i: nearest_history(vectors.get(i), vectors, facts, items.get(i), together=together.get(i)) for i in item_ids
+        }
 
     def explain(self, user_id: str, item_id: str) -> Explanation:
         """Why `item_id` (recommended or not) fits the user, citing the user's own history."""
@@ -286,10 +295,17 @@ class Tasteprint(RecommenderFitting, ProfileLifecycle):
         if item_id not in items:
             raise UnknownItemError(item_id)
         self.index()
-        evidence = self.evidence_for(facts, [item_id], items)[item_id]
+        together = self.recommender().interactions.together([item_id], facts.history_item_ids)
+        evidence = self.evidence_for(facts, [item_id], items, together)[item_id]
         with on_behalf_of(user_id):
             return explain_item(
-                facts, items[item_id], evidence, self.backend, self.settings.prompts_dir, self.settings.temperature
+                facts,
+                items[item_id],
+                evidence,
+                self.backend,
+                self.settings.prompts_dir,
+                self.settings.temperature,
+                together.get(item_id),
             )
 
     def similar_items(self, item_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:

@@ -317,9 +317,21 @@ def _evaluate_llm_method(
         blend = DEFAULT_BLEND if blend is None else blend
     outcome.seconds["retrieve"] = time.perf_counter() - start
     start = time.perf_counter()
-    evidence = llm.evidence(facts, [c.item_id for c in pool], llm.items)
+    # Co-consumption is counted in the training split the recommender was fitted on: no held-out event
+    # reaches a citation.
+    together = task.recommender.interactions.together([c.item_id for c in pool], facts.history_item_ids)
+    evidence = llm.evidence(facts, [c.item_id for c in pool], llm.items, together)
     result = rerank(
-        facts, profile, pool, llm.items, evidence, llm.backend, k=len(pool), blend=blend, passes=llm.rerank_passes
+        facts,
+        profile,
+        pool,
+        llm.items,
+        evidence,
+        llm.backend,
+        k=len(pool),
+        blend=blend,
+        passes=llm.rerank_passes,
+        together=together,
     )
     outcome.seconds["rerank"] = time.perf_counter() - start
     outcome.rerank = result

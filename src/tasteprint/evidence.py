@@ -5,6 +5,7 @@ the deterministic sentence built from those facts alone."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -52,18 +53,26 @@ def nearest_history(
     facts: UserFacts,
     item: Item | None,
     n: int = EVIDENCE_PER_CANDIDATE,
+    together: Mapping[str, int] | None = None,
 ) -> list[str]:
     """The user's (not disliked) items that share something real with a candidate: labels first (most
-    shared, then cosine of embeddings, then rating); without a shared label only an item whose text
-    embedding is close (cosine >= CITE_MIN_COSINE), never a mere word of the title in common."""
+    shared, then cosine of embeddings, then rating); without a shared label an item whose text
+    embedding is close (cosine >= CITE_MIN_COSINE); failing both, the one item most people consumed
+    together with the candidate (`together`: history item -> how many, at least CO_LIKED_MIN). Never a
+    mere word of the title in common."""
     labels = item.labels() if item else set()
     scored = []
-    for item_id in positive_history(facts):
+    positive = positive_history(facts)
+    for item_id in positive:
         shared = len(labels & set(facts.item_labels.get(item_id, [])))
         vector = history_vectors.get(item_id)
         cosine = float(candidate_vector @ vector) if candidate_vector is not None and vector is not None else 0.0
         if shared or cosine >= CITE_MIN_COSINE:
             scored.append((shared, cosine + 0.01 * facts.item_ratings.get(item_id, 0), item_id))
+    if not scored and together:
+        # One item only: the sentence states its count, and "both" must not be ambiguous.
+        scored = [(together.get(i, 0), facts.item_ratings.get(i, 0), i) for i in positive]
+        scored = [max(scored)] if scored and max(scored)[0] >= CO_LIKED_MIN else []
     scored.sort(reverse=True)
     return [item_id for _, _, item_id in scored[:n]]
 
@@ -73,9 +82,12 @@ def rated_above_mean(facts: UserFacts, rating: float | None) -> bool:
     return rating is not None and facts.rating_mean is not None and rating > facts.rating_mean
 
 
-def explanation_text(facts: UserFacts, item: Item | None, cited: list[str]) -> str:
+def explanation_text(
+    facts: UserFacts, item: Item | None, cited: list[str], together: Mapping[str, int] | None = None
+) -> str:
     """A plain sentence from verified evidence, every phrase backed by data: which of the user's items it
-    resembles, "liked" only for items rated above the user's own mean, and the labels both carry."""
+    resembles, "liked" only for items rated above the user's own mean, and the labels both carry; when
+    they share none and one item is cited, how many other people consumed both (from `together`)."""
     liked, chosen = [], []
     for item_id in cited[:2]:
         rating = facts.item_ratings.get(item_id)
@@ -94,6 +106,8 @@ def explanation_text(facts: UserFacts, item: Item | None, cited: list[str]) -> s
     text = "Because " + " and ".join(clauses)
     if shared:
         text += f"; both are {', '.join(shared[:3])}"
+    elif len(cited) == 1 and (count := (together or {}).get(cited[0], 0)) >= CO_LIKED_MIN:
+        text += f"; {count} other people chose both"
     return text + "."
 
 

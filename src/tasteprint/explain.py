@@ -50,8 +50,10 @@ def explain_item(
     backend: LLMBackend | None,
     prompts_dir=None,
     temperature: float = 0.0,
+    together: dict[str, int] | None = None,
 ) -> Explanation:
-    """Explain `item` for the user. `evidence` are the nearest history items, best first."""
+    """Explain `item` for the user. `evidence` are the nearest history items, best first; `together`
+    counts the other people who consumed the item and each history item."""
     shared = sorted(item.labels() & {label for i in evidence for label in facts.item_labels.get(i, [])})
     base = Explanation(
         user_id=facts.user_id,
@@ -59,7 +61,7 @@ def explain_item(
         title=item.title,
         evidence=evidence[:2],
         shared_labels=shared,
-        sentence=explanation_text(facts, item, evidence[:2]),
+        sentence=explanation_text(facts, item, evidence[:2], together),
         grounded=bool(evidence),
         by_llm=False,
     )

@@ -180,6 +180,7 @@ def rerank(
     passes: int = 1,
     prompts_dir=None,
     temperature: float = 0.0,
+    together: dict[str, dict[str, int]] | None = None,
 ) -> RerankResult:
     """Order `candidates` (already in retrieval order, none consumed) and explain the top k.
 
@@ -189,6 +190,8 @@ def rerank(
         blend: weight of the LLM rank in the final score (0 = retrieval only, 1 = LLM only).
         passes: 2 judges the candidates again in reversed order and averages the ranks, against the
             model's position bias; it doubles the cost.
+        together: candidate id -> history item -> how many other people consumed both, for the
+            sentence of a pick cited by co-consumption alone.
     """
     stats = RerankStats()
     order = list(dict.fromkeys(c.item_id for c in candidates))
@@ -220,7 +223,7 @@ def rerank(
                 item_id=c,
                 title=items[c].title if c in items else c,
                 score=round(score, 4),
-                explanation=explanation_text(facts, items.get(c), cited),
+                explanation=explanation_text(facts, items.get(c), cited, (together or {}).get(c)),
                 evidence=cited,
                 sources={name: float(rank) for name, rank in sources[c].ranks.items()}
                 | ({"llm": llm_rank[c]} if c in llm_rank else {}),

@@ -50,6 +50,22 @@ class Interactions:
     def popularity(self) -> np.ndarray:
         return np.asarray(self.matrix.sum(axis=0)).ravel().astype(np.float32)
 
+    @cached_property
+    def by_item(self) -> sparse.csc_matrix:
+        return self.matrix.tocsc()
+
+    def together(self, item_ids: Iterable[str], others: Iterable[str]) -> dict[str, dict[str, int]]:
+        """For each of `item_ids`, how many users consumed both it and each of `others` (counts of 0
+        and items outside the fitted data left out)."""
+        rows = [i for i in dict.fromkeys(item_ids) if i in self.item_index]
+        columns = [o for o in dict.fromkeys(others) if o in self.item_index]
+        if not rows or not columns:
+            return {}
+        pick = self.by_item[:, [self.item_index[i] for i in rows]]
+        cited = self.by_item[:, [self.item_index[o] for o in columns]]
+        counts = (pick.T @ cited).toarray()
+        return {item: {o: int(c) for o, c in zip(columns, row) if c} for item, row in zip(rows, counts)}
+
     def vector(self, history: Sequence[str], half_life: float | None = None) -> np.ndarray:
         """The history as a vector over items: 1 per consumed item, or with `half_life`, 0.5 ** (steps back
         from the most recent item / half_life), counting each item at its latest position."""
