@@ -11,19 +11,18 @@ resumes where it stopped; `OUT/profiles.parquet` is written at the end.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from rich.progress import Progress
 
 from .config import Settings
 from .errors import ConfigError, TasteprintError
 from .llm import make_backend
 from .models import UserFacts, UserProfile
 from .profile import build_profile
+from .progress import LoggedProgress
 
 Engine = Literal["ray", "local"]
 
@@ -154,10 +153,8 @@ def batch_profile(
     # The workers need the model settings only; no cache, since the store stays with the driver.
     settings = tp.settings.model_dump(mode="json", exclude={"store", "chroma_url"}) | {"llm_cache": False}
     vocabulary = sorted(tp.factbook.global_shares)
-    if progress and not sys.stderr.isatty():
-        print(f"batch-profile: {len(rows)} users on {engine}, {len(report.skipped)} already done", file=sys.stderr)
-    with report.jsonl.open("a") as sink, Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"profiling on {engine}", total=len(rows))
+    with report.jsonl.open("a") as sink, LoggedProgress(disable=not progress) as bar:
+        task = bar.add_task(f"profiling on {engine} ({len(report.skipped)} already done)", total=len(rows))
         for row in run_stage(rows, settings, vocabulary, engine, concurrency, ray_address):
             user_id = row["user_id"]
             if row["error"]:

@@ -3,11 +3,9 @@ load it (or refit once, under a lock) when stale, and the LLM judge that tunes t
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from filelock import FileLock
-from rich.progress import Progress
 
 from .facts import build_facts
 from .llm import on_behalf_of
@@ -16,6 +14,7 @@ from .models import FitConfig, FitReport
 from .recommender import Recommender
 from .rerank import rerank as rerank_candidates
 from .retrieve import Candidate
+from .progress import LoggedProgress
 
 
 class RecommenderFitting:
@@ -44,13 +43,11 @@ class RecommenderFitting:
         labels = {item_id: item.labels() for item_id, item in self.db.items().items()}
         version = self.db.data_version()
         recommender = Recommender(fit_config)
-        with Progress(disable=not progress, transient=True) as bar:
+        with LoggedProgress(disable=not progress) as bar:
             task = bar.add_task("fitting the recommender", total=None)
 
             def step(message: str) -> None:
-                bar.update(task, description=message)
-                if progress and not bar.console.is_terminal:  # a log gets one line per step instead
-                    print(f"fit: {message}", file=sys.stderr, flush=True)
+                bar.update(task, description=f"fit: {message}")
 
             report = recommender.fit(
                 histories, vectors, labels, judge=self.judge if rerank_users else None, progress=step

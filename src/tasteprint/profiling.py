@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
-from rich.progress import Progress
 
 from .embed import profile_text
 from .errors import ConfigError, TasteprintError, UnknownUserError
@@ -15,6 +14,7 @@ from .facts import build_facts
 from .llm import on_behalf_of
 from .models import ProfileDiff, UserFacts, UserProfile
 from .profile import Update, build_profile, profile_diff
+from .progress import LoggedProgress
 
 
 @dataclass
@@ -118,7 +118,7 @@ class ProfileLifecycle:
         result = BatchResult()
         # Shared state is created here, once, rather than raced for by the workers.
         _ = (self.backend, self.vectors, self.factbook.global_shares, self.factbook.generic_aspects)
-        with Progress(disable=not progress, transient=True) as bar, ThreadPoolExecutor(concurrency) as pool:
+        with LoggedProgress(disable=not progress) as bar, ThreadPoolExecutor(concurrency) as pool:
             task = bar.add_task("profiling", total=len(ids))
             futures = {pool.submit(self._profile_one, user_id, refresh): user_id for user_id in ids}
             for future in as_completed(futures):

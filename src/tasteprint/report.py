@@ -13,7 +13,6 @@ from importlib import metadata
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import Progress
 
 from .api import Tasteprint
 from .config import Settings
@@ -24,6 +23,7 @@ from .llm import CachedBackend
 from .metrics import catalogue_coverage, mean_ci95, popularity_bias, rate
 from .report_writer import render_report, write_plots
 from .split import leave_last_out, random_split
+from .progress import LoggedProgress
 
 TUNING_USERS = 10  # validation users the LLM blend is tuned on
 
@@ -86,7 +86,7 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
     results: list[dict] = []
     per_user: dict[tuple[str, str], list[UserOutcome]] = {}
     tune_blend = wants_llm and settings.rerank_blend is None
-    with Progress(console=console, transient=True) as progress:
+    with LoggedProgress(console=console) as progress:
         fitting = progress.add_task("fitting", total=None)
         tasks = build_tasks(
             events,

@@ -14,6 +14,7 @@ import numpy as np
 from filelock import FileLock
 
 from .errors import ConfigError
+from .progress import LoggedProgress
 
 ITEMS = "tasteprint_items"
 PROFILES = "tasteprint_profiles"
@@ -94,18 +95,15 @@ class VectorStore:
 
 def index_items(vectors: VectorStore, items: dict, embed, progress: bool = True) -> int:
     """Embed and upsert every catalogue item not yet in the vector store. Returns how many were added."""
-    from rich.progress import track
-
     from .embed import item_text
 
     missing = sorted(set(items) - vectors.item_ids())
     batch = 512
     starts = range(0, len(missing), batch)
-    for start in track(
-        starts, description="indexing items", disable=not progress or len(missing) < batch, transient=True
-    ):
-        ids = missing[start : start + batch]
-        texts = [item_text(items[i]) for i in ids]
-        metadatas = [{"title": items[i].title[:200], "platform": items[i].platform} for i in ids]
-        vectors.upsert_items(ids, embed(texts), metadatas)
+    with LoggedProgress(disable=not progress or len(missing) < batch) as bar:
+        for start in bar.track(starts, description="indexing items"):
+            ids = missing[start : start + batch]
+            texts = [item_text(items[i]) for i in ids]
+            metadatas = [{"title": items[i].title[:200], "platform": items[i].platform} for i in ids]
+            vectors.upsert_items(ids, embed(texts), metadatas)
     return len(missing)
