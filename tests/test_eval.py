@@ -68,6 +68,7 @@ def test_eval_writes_agreeing_report_results_and_plots(tmp_path, monkeypatch):
     # Read from the texts shown: the template sentences (the scripted reasons all failed) name the
     # user's items and only labels both carry.
     assert tp["explanation_grounding_rate"] == 1.0 and tp["explanation_faithfulness_rate"] == 1.0
+    assert tp["explanation_pass_rate"] == 1.0 and tp["uncited_rate"] is not None
     reasons = tp["reasons"]  # worded for the full method only, where its rerank did not fall back
     assert reasons["requested"] >= 3 and reasons["kept"] == 0 and reasons["replaced"] == reasons["requested"]
     assert stages[("tasteprint-nofacts", "loo")]["reasons"]["requested"] == 0
@@ -132,3 +133,22 @@ def test_eval_command_runs_on_movielens_100k_files(tmp_path):
     assert {r["protocol"] for r in ease} == {"loo", "loo-cold", "cand20", "cand20-cold", "msr"}
     assert all(0 <= r["value"] <= 1 for r in ease)
     assert len(list(out.glob("*.png"))) >= 2
+
+
+def test_explanations_pass_when_cited_picks_are_grounded_and_uncited_ones_name_no_title():
+    from tasteprint.evaluate import UserOutcome
+    from tasteprint.reasons import Audit
+    from tasteprint.report import stage_metrics
+
+    outcome = UserOutcome("u", ["a", "b", "c", "d"], {"a"}, {"h"})
+    outcome.explanation_audit = [
+        (True, Audit(names_history=True, names_other=False, faithful=True)),  # cites the user's item
+        (True, Audit(names_history=True, names_other=True, faithful=True)),  # and a title outside
+        (False, Audit(names_history=False, names_other=False, faithful=True)),  # "It is Drama, like 3 of ..."
+        (False, Audit(names_history=False, names_other=True, faithful=False)),  # uncited, names a stranger
+    ]
+    figures = stage_metrics("tasteprint", "loo", [outcome])
+    assert figures["explanation_grounding_rate"] == 0.5  # of the two cited picks
+    assert figures["uncited_rate"] == 0.5
+    assert figures["explanation_pass_rate"] == 0.5  # the grounded cited one and the clean uncited one
+    assert figures["explanation_faithfulness_rate"] == 0.75

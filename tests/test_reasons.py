@@ -75,15 +75,21 @@ def test_audit_reads_grounding_and_faithfulness_from_the_text_alone():
     check = checker()
     predator = Item(item_id="c1", title="Predator (1987)", attributes={"genres": ["Sci-Fi", "Action"]})
     labels = {"h1": ["Horror", "Sci-Fi"], "h2": ["Horror", "Sci-Fi"], "h3": ["Animation", "Comedy"]}
-    assert check.audit("Because you liked Thing, The (1982); both are Sci-Fi.", predator, labels) == (True, True)
-    assert check.audit("Because you liked Alien and The Thing.", predator, labels) == (True, True)
-    assert check.audit("Both are Horror, like The Thing.", predator, labels) == (True, False)  # Predator isn't
-    assert check.audit("Sci-Fi like Toy Story.", predator, labels) == (True, False)  # Toy Story isn't Sci-Fi
-    assert check.audit("Ranked for your history.", predator, labels) == (False, True)  # names nothing
-    assert check.audit("It is Sci-Fi, like 2 of your 3 items.", predator, labels) == (False, True)
-    assert check.audit("It is Action, like 2 of your 3 items.", predator, labels) == (False, False)  # none is
-    assert check.audit("It is Comedy, like 1 of your 3 items.", predator, labels) == (False, False)  # Predator is not
-    assert check.audit("Like The Thing and Blade Runner.", predator, labels) == (False, True)  # not theirs
+    assert check.audit("Because you liked Thing, The (1982); both are Sci-Fi.", predator, labels) == (True, False, True)
+    assert check.audit("Because you liked Alien and The Thing.", predator, labels) == (True, False, True)
+    assert check.audit("Both are Horror, like The Thing.", predator, labels) == (True, False, False)  # Predator isn't
+    assert check.audit("Sci-Fi like Toy Story.", predator, labels) == (True, False, False)  # Toy Story isn't Sci-Fi
+    assert check.audit("Ranked for your history.", predator, labels) == (False, False, True)  # names nothing
+    assert check.audit("It is Sci-Fi, like 2 of your 3 items.", predator, labels) == (False, False, True)
+    assert check.audit("It is Action, like 2 of your 3 items.", predator, labels) == (False, False, False)  # none is
+    assert check.audit("It is Comedy, like 1 of your 3 items.", predator, labels) == (
+        False,
+        False,
+        False,
+    )  # Predator is not
+    foreign = check.audit("Like The Thing and Blade Runner.", predator, labels)
+    assert foreign == (True, True, True) and not foreign.grounded  # Blade Runner is not theirs
+    assert check.audit("Because you liked Alien.", predator, labels).grounded
 
 
 def test_title_names_cover_the_forms_a_writer_uses():

@@ -32,7 +32,7 @@ from .llm import LLMBackend
 from .metrics import hit_rate_at_k, label_hit, label_recall, map_at_k, mrr, ndcg_at_k, precision_at_k, recall_at_k
 from .models import Event, FitConfig, Item, UserFacts, UserProfile
 from .profile import build_profile
-from .reasons import ReasonChecker, ReasonStats, catalogue_names, resolve_mode, word_recommendations
+from .reasons import Audit, ReasonChecker, ReasonStats, catalogue_names, resolve_mode, word_recommendations
 from .recommender import Judge, Recommender
 from .rerank import DEFAULT_BLEND, RerankResult, rerank
 from .retrieve import LIST_DEPTH, Candidate, ordered_history
@@ -57,8 +57,8 @@ class UserOutcome:
     duplicates: int = 0
     rerank: RerankResult | None = None
     reasons: ReasonStats | None = None
-    # (grounded, faithful) of each explanation shown, read from its text alone.
-    explanation_audit: list[tuple[bool, bool]] = field(default_factory=list)
+    # Each explanation shown: whether the code found a history item to cite, and what its text says.
+    explanation_audit: list[tuple[bool, Audit]] = field(default_factory=list)
     profile: UserProfile | None = None
     fidelity: dict[str, float | None] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -353,7 +353,9 @@ def _evaluate_llm_method(
         )
         outcome.seconds["reasons"] = outcome.reasons.seconds
         result.recommendations[:k] = shown
-    outcome.explanation_audit = [checker.audit(r.explanation, llm.items[r.item_id], facts.item_labels) for r in shown]
+    outcome.explanation_audit = [
+        (bool(r.evidence), checker.audit(r.explanation, llm.items[r.item_id], facts.item_labels)) for r in shown
+    ]
 
 
 def profile_fidelity(facts: UserFacts, profile: UserProfile, held_out: set[str], items: dict[str, Item]) -> dict:

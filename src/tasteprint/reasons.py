@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, Field, RootModel
 
@@ -91,6 +91,19 @@ def catalogue_names(titles: list[str]) -> list[tuple[str, str]]:
     return [(name, title) for title in titles for name in title_names(title) if " " in name]
 
 
+class Audit(NamedTuple):
+    """An explanation's claims as its text states them (`ReasonChecker.audit`)."""
+
+    names_history: bool  # at least one of the user's items
+    names_other: bool  # a catalogue title that is neither the pick nor one of the user's items
+    faithful: bool
+
+    @property
+    def grounded(self) -> bool:
+        """Cites the user's own history and nothing outside it."""
+        return self.names_history and not self.names_other
+
+
 class ReasonChecker:
     """Checks a text about a user against the data: their history titles, the catalogue's titles (from
     `catalogue_names`, looked for case-sensitively), the label vocabulary."""
@@ -133,11 +146,11 @@ class ReasonChecker:
                 return f"states {number}, a number the data did not give"
         return None
 
-    def audit(self, text: str, item: Item, item_labels: dict[str, list[str]]) -> tuple[bool, bool]:
-        """(grounded, faithful) for an explanation shown with `item`, read from its text alone, whoever
-        wrote it: grounded when it names at least one of the user's items and no other title but the
-        item's own; faithful when every label it states is carried by the item and by an item it names
-        (by one of the user's items, when it names none)."""
+    def audit(self, text: str, item: Item, item_labels: dict[str, list[str]]) -> Audit:
+        """What an explanation shown with `item` says, read from its text alone, whoever wrote it: whether
+        it names one of the user's items, whether it names any other catalogue title but the item's own,
+        and whether it is faithful (every label it states is carried by the item and by an item it
+        names, or by one of the user's items when it names none)."""
         rest, _ = _remove(text, title_names(item.title))
         named = []
         for item_id, names in self.history_names.items():
@@ -148,7 +161,7 @@ class ReasonChecker:
         said = [label for lower, label in self.labels.items() if _find(rest, lower)]
         backing = {label for i in (named or self.history_names) for label in item_labels.get(i, [])}
         faithful = all(label in item.labels() and label in backing for label in said)
-        return bool(named) and not outside, faithful
+        return Audit(bool(named), outside, faithful)
 
 
 def slot_pattern(pick: PickFacts) -> str | None:

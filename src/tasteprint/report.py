@@ -197,6 +197,7 @@ def stage_metrics(method: str, protocol: str, outcomes: list[UserOutcome]) -> di
     stats = [r.stats for r in reranks]
     profiles = [o.profile for o in outcomes if o.profile is not None]
     audits = [audit for o in outcomes for audit in o.explanation_audit]
+    cited_audits = [a for cited, a in audits if cited]
     reasons = [o.reasons for o in outcomes if o.reasons is not None]
     claims = sum(p.verification.claims_proposed for p in profiles)
     return {
@@ -209,8 +210,15 @@ def stage_metrics(method: str, protocol: str, outcomes: list[UserOutcome]) -> di
         "consumed_item_rate": rate(
             sum(o.consumed_overlap for o in outcomes), sum(min(len(o.ranked), 10) for o in outcomes)
         ),
-        "explanation_grounding_rate": measured(sum(grounded for grounded, _ in audits), len(audits)),
-        "explanation_faithfulness_rate": measured(sum(faithful for _, faithful in audits), len(audits)),
+        # A pick with a citation passes when its text names the user's item and nothing outside; a pick
+        # nothing in the history explains keeps the sentence saying what the data shows, which passes
+        # when it names no title at all. Those are counted apart from the grounding of cited picks.
+        "explanation_pass_rate": measured(
+            sum(a.grounded if cited else not (a.names_history or a.names_other) for cited, a in audits), len(audits)
+        ),
+        "explanation_grounding_rate": measured(sum(a.grounded for cited, a in audits if cited), len(cited_audits)),
+        "uncited_rate": measured(len(audits) - len(cited_audits), len(audits)),
+        "explanation_faithfulness_rate": measured(sum(a.faithful for _, a in audits), len(audits)),
         "reasons": {
             "requested": sum(r.requested for r in reasons),
             "kept": sum(r.kept for r in reasons),

@@ -136,9 +136,9 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
             "## LLM stages",
             "",
             "| method | protocol | users | JSON valid | out of candidates | duplicates | "
-            "consumed | grounded | faithful | reasons kept/replaced | fallback | claims dropped | "
-            "summaries replaced | tokens/user | s/user |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "consumed | explanations pass | grounded (cited) | uncited | faithful | reasons kept/replaced | "
+            "fallback | claims dropped | summaries replaced | tokens/user | s/user |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for s in document["llm_stages"]:
             rates = [
@@ -148,7 +148,9 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
                     "out_of_candidate_rate",
                     "duplicate_rate",
                     "consumed_item_rate",
+                    "explanation_pass_rate",
                     "explanation_grounding_rate",
+                    "uncited_rate",
                     "explanation_faithfulness_rate",
                     "fallback_rate",
                     "profile_claim_drop_rate",
@@ -159,9 +161,9 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
                 s["method"],
                 s["protocol"],
                 str(s["users"]),
-                *("-" if r is None else f"{r:.3f}" for r in rates[:6]),
+                *("-" if r is None else f"{r:.3f}" for r in rates[:8]),
                 f"{s['reasons']['kept']}/{s['reasons']['replaced']}" if s["reasons"]["requested"] else "-",
-                *("-" if r is None else f"{r:.3f}" for r in rates[6:]),
+                *("-" if r is None else f"{r:.3f}" for r in rates[8:]),
                 f"{s['tokens_per_user']:.0f}",
                 f"{s['seconds_per_user']['total']:.1f}",
             ]
