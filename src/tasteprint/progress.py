@@ -47,5 +47,5 @@ class LoggedProgress(Progress):
     def _log(self, task_id: TaskID) -> None:
         if self.logs:
             task = self._tasks[task_id]
-            done = f" {task.completed:g}/{task.total:g}" if task.total else ""
-            print(f"{task.description}:{done}", file=sys.stderr, flush=True)
+            done = f": {task.completed:g}/{task.total:g}" if task.total else ""
+            print(f"{task.description}{done}", file=sys.stderr, flush=True)
