@@ -47,7 +47,9 @@ def test_eval_writes_agreeing_report_results_and_plots(tmp_path, monkeypatch):
             "tasteprint-noaspects",
         ],
     )
-    document = run_eval(config, Settings.load(store=tmp_path / "store"), Console(quiet=True))
+    # An explicit blend: the LLM ranks (at the default 0 it would only explain) and no tuning is spent.
+    settings = Settings.load(store=tmp_path / "store", rerank_blend=0.3)
+    document = run_eval(config, settings, Console(quiet=True))
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["seed"] == 42 and results["model"] == "scripted"
     row = next(
@@ -80,9 +82,8 @@ def test_eval_writes_agreeing_report_results_and_plots(tmp_path, monkeypatch):
     assert 0 <= fidelity["top3_recall"] <= 1 and 0 <= fidelity["dominant_recall"] <= 1
     assert {"proposed", "kept"} == set(tp["aspect_claims"]) and ("tasteprint-noaspects", "loo") in stages
     fit = results["fits"]["loo"]
-    assert fit["rerank_blend"] in (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0) and fit["rerank_gain"]["users"] >= 1
-    msr = results["fits"]["msr"]
-    assert msr["target"] == "random" and msr["rerank_blend"] == fit["rerank_blend"]
+    assert fit["rerank_blend"] is None and fit["rerank_gain"] is None  # set, so not tuned
+    assert results["fits"]["msr"]["target"] == "random"
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert len(pngs) >= 2 and all((out / p).stat().st_size > 1000 for p in pngs)
     assert document["results"] == results["results"]

@@ -87,7 +87,9 @@ def test_rerank_explain_segments_and_chat_through_llama_server(tmp_path):
     from test_recommend_real import assert_grounded
 
     with llama_server(default_model_path()) as base_url:
-        tp = Tasteprint(store=tmp_path, llm="openai", model="smollm2", base_url=base_url, llm_cache=False)
+        tp = Tasteprint(
+            store=tmp_path, llm="openai", model="smollm2", base_url=base_url, llm_cache=False, rerank_blend=0.3
+        )
         tp.ingest(BUILT_IN)
         recommendations = tp.recommend("ana", k=5)
         stats, reasons = tp.last_rerank.stats, tp.last_reasons
@@ -106,7 +108,8 @@ def test_rerank_explain_segments_and_chat_through_llama_server(tmp_path):
     assert routed.intent in INTENTS
     assert turn.routed_by == "model" or len(by_model.route_failures) == 1, by_model.route_failures
     facts = tp.facts("ana")
-    assert stats.fallback is None and stats.out_of_candidates == 0 and stats.missing == 0
+    assert stats.valid_passes == 1 and stats.fallback is None  # the rerank ran through the server
+    assert stats.out_of_candidates == 0 and stats.missing == 0
     assert_grounded([r.model_dump() for r in recommendations], facts, 5)
     # The prose path ran (a hosted backend): the call succeeded and every reason was either shown or
     # replaced with its cause; what the tiny model writes freely may well fail the check.

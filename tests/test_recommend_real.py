@@ -36,7 +36,7 @@ def assert_grounded(recommendations, facts, k):
 
 
 def test_sample_profile_recommend_explain_on_the_local_model(tmp_path, local_backend):
-    tp = Tasteprint(store=tmp_path, llm=local_backend, rerank_passes=2)
+    tp = Tasteprint(store=tmp_path, llm=local_backend, rerank_passes=2, rerank_blend=0.3)  # the LLM ranks too
     tp.ingest(BUILT_IN)
     recommendations = tp.recommend("ana", k=5)
     facts = tp.facts("ana")

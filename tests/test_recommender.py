@@ -155,3 +155,24 @@ def test_served_recommendations_score_what_eval_reports(tmp_path):
         if (r["method"], r["protocol"], r["metric"], r["population"]) == ("ease", "loo", "ndcg@10", "all")
     )
     assert reported > ease  # on MovieLens the next item follows the last ones: recency wins
+
+
+def test_blend_tuning_follows_a_judge_that_knows_and_ignores_one_that_does_not():
+    # Random walks: nothing a retriever can learn, so only a judge that knows each user's next item helps.
+    rng = random.Random(1)
+    histories = {f"u{n}": rng.sample([f"i{i:02d}" for i in range(60)], rng.randrange(8, 16)) for n in range(300)}
+
+    def next_item(user_id, history):
+        return histories[user_id][len(history)]
+
+    def knowing(user_id, history, pool):  # ranks the user's true next item first
+        return {item: 0 if item == next_item(user_id, history) else 1 + n for n, item in enumerate(pool)}
+
+    def contrary(user_id, history, pool):  # ranks it last
+        return {item: 99 if item == next_item(user_id, history) else n for n, item in enumerate(pool)}
+
+    config = FitConfig(validation_users=200, rerank_users=30)
+    helped = Recommender(config).fit(histories, judge=knowing)
+    assert helped.rerank_blend > 0 and helped.rerank_gain["ndcg_gain"] > 0 and helped.rerank_gain["users"] == 30
+    hurt = Recommender(config).fit(histories, judge=contrary)
+    assert hurt.rerank_blend == 0.0 and hurt.rerank_gain["ndcg_gain"] == 0.0

@@ -82,7 +82,7 @@ def test_blend_keeps_retrieval_in_charge_at_low_weight():
 
 def test_llm_failure_falls_back_to_retrieval_order():
     backend = ScriptedBackend(["nonsense", "{", "[]"])
-    result = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, backend, k=2)
+    result = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, backend, k=2, blend=0.3)
     assert result.stats.fallback.startswith("StructuredOutputError")
     assert [r.item_id for r in result.recommendations] == ["c1", "c2"]
     assert all(r.explanation and r.evidence for r in result.recommendations)
@@ -160,3 +160,11 @@ def test_rerank_sentences_state_the_co_consumption_count_of_a_pick_cited_for_it(
         together={"w": {"h1": 12}},
     )
     assert result.recommendations[0].explanation.endswith("; 12 other people chose both.")
+
+
+def test_at_blend_zero_the_llm_is_not_asked_and_retrieval_order_stands():
+    backend = ScriptedBackend([{"c1": "1:h1", "c2": "1:h2", "c3": "1:h1", "c4": "5:h2"}])
+    result = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, backend, k=4, blend=0.0)
+    assert backend.history == [] and result.stats.passes == 0 and result.llm_rank == {}
+    assert [r.item_id for r in result.recommendations] == ["c1", "c2", "c3", "c4"]
+    assert [r.evidence for r in result.recommendations][:2] == [["h1"], ["h2", "h1"]]  # the evidence order

@@ -39,7 +39,8 @@ class Settings(BaseModel):
         default=None,
         ge=0,
         le=1,
-        description="weight of the LLM rank in the final order; unset: what the fit chose on validation, else 0.3",
+        description="weight of the LLM rank in the final order; unset: what the fit chose on validation, "
+        "else 0 (the LLM only explains)",
     )
     fit_target: Literal["next", "random"] = Field(
         default="next", description="what the fit validates on: each user's next item, or a random fifth"
