@@ -176,3 +176,16 @@ def test_blend_tuning_follows_a_judge_that_knows_and_ignores_one_that_does_not()
     assert helped.rerank_blend > 0 and helped.rerank_gain["ndcg_gain"] > 0 and helped.rerank_gain["users"] == 30
     hurt = Recommender(config).fit(histories, judge=contrary)
     assert hurt.rerank_blend == 0.0 and hurt.rerank_gain["ndcg_gain"] == 0.0
+
+
+def test_explain_uses_a_current_fit_and_never_waits_for_one(tmp_path):
+    tp = Tasteprint(store=tmp_path, llm=None)
+    tp.ingest(BUILT_IN)  # the API's ingest loads only
+    history = tp.facts("ana").history_item_ids
+    unseen = next(i for i in tp.db.items() if i not in history)
+    saved = tmp_path / "recommender" / "recommender.pkl"
+    assert tp.explain("ana", unseen).sentence
+    assert tp.current_recommender() is None and not saved.exists()  # explaining fitted nothing
+    tp.fit(progress=False)
+    assert saved.exists() and tp.current_recommender() is tp.recommender()
+    assert Tasteprint(store=tmp_path, llm=None).current_recommender() is not None  # read from the store

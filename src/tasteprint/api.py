@@ -295,7 +295,9 @@ class Tasteprint(RecommenderFitting, ProfileLifecycle):
         if item_id not in items:
             raise UnknownItemError(item_id)
         self.index()
-        together = self.recommender().interactions.together([item_id], facts.history_item_ids)
+        # Co-consumption counts come from a current fit; explaining never waits for one.
+        fitted = self.current_recommender()
+        together = fitted.interactions.together([item_id], facts.history_item_ids) if fitted else {}
         evidence = self.evidence_for(facts, [item_id], items, together)[item_id]
         with on_behalf_of(user_id):
             return explain_item(

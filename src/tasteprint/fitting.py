@@ -59,15 +59,22 @@ class RecommenderFitting:
 
     def recommender(self, progress: bool = True) -> Recommender:
         """The fitted recommender for the current data; fitted (once, under a lock) when missing or stale."""
-        version = self.db.data_version()
-        if self._recommender is not None and self._recommender.report.data_version == version:
-            return self._recommender
+        if (current := self.current_recommender()) is not None:
+            return current
         with FileLock(str(Path(self.settings.store) / "fit.lock")):
-            saved = Recommender.load(self._recommender_dir)
-            if saved is not None and saved.report is not None and saved.report.data_version == version:
-                self._recommender = saved
-            else:
+            if self.current_recommender() is None:  # another process may have fitted it meanwhile
                 self.fit(progress=progress)
+        return self._recommender
+
+    def current_recommender(self) -> Recommender | None:
+        """The recommender fitted on the current data (in memory or saved in the store), or None;
+        never fits."""
+        version = self.db.data_version()
+        if self._recommender is None or self._recommender.report.data_version != version:
+            saved = Recommender.load(self._recommender_dir)
+            if saved is None or saved.report is None or saved.report.data_version != version:
+                return None
+            self._recommender = saved
         return self._recommender
 
     def judge(self, user_id: str, history: list[str], pool: list[str]) -> dict[str, float]:
