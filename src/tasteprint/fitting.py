@@ -11,10 +11,10 @@ from .facts import build_facts
 from .llm import on_behalf_of
 from .profile import build_profile
 from .models import FitConfig, FitReport
+from .progress import LoggedProgress
 from .recommender import Recommender
 from .rerank import rerank as rerank_candidates
 from .retrieve import Candidate
-from .progress import LoggedProgress
 
 
 class RecommenderFitting:

@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
-
 from .embed import profile_text
 from .errors import ConfigError, TasteprintError, UnknownUserError
 from .facts import build_facts

@@ -21,9 +21,9 @@ from .evaluate import CLASSICAL, LLM_METHODS, PROTOCOLS, EvalContext, UserOutcom
 from .facts import label_shares
 from .llm import CachedBackend
 from .metrics import catalogue_coverage, mean_ci95, popularity_bias, rate
+from .progress import LoggedProgress
 from .report_writer import render_report, write_plots
 from .split import leave_last_out, random_split
-from .progress import LoggedProgress
 
 TUNING_USERS = 10  # validation users the LLM blend is tuned on
 
