@@ -44,6 +44,11 @@ def recommend(
     print_recommendations(user_id, recommendations, tp.facts(user_id).item_titles)
     if tp.last_rerank and tp.last_rerank.stats.fallback:
         err_console.print(f"[yellow]rerank fell back to retrieval order:[/] {tp.last_rerank.stats.fallback}")
+    elif not no_rerank and tp.last_rerank and tp.last_rerank.stats.passes == 0:
+        err_console.print(
+            "[dim]the LLM explains but does not rank: the rerank blend is 0 (untuned, or tuned to 0 on "
+            "validation); `tasteprint fit --rerank-users N` tunes it, `TASTEPRINT_RERANK_BLEND` sets it[/]"
+        )
     if reasons := tp.last_reasons:
         err_console.print(
             f"reasons ({reasons.mode}): {reasons.kept} by the model, {reasons.replaced} replaced by the template"
