@@ -92,6 +92,26 @@ def test_audit_reads_grounding_and_faithfulness_from_the_text_alone():
     assert check.audit("Because you liked Alien.", predator, labels).grounded
 
 
+def test_a_title_inside_a_longer_title_never_hides_the_longer_one():
+    # A sequel recommended for its original, and the other way round: each title is read whole.
+    check = ReasonChecker({"h1": "Toy Story 2 (1999)"}, catalogue_names(["Toy Story (1995)"]), {"Animation"})
+    original = Item(item_id="c1", title="Toy Story (1995)", attributes={"genres": ["Animation"]})
+    audit = check.audit("You liked Toy Story 2 (1999); both are Animation.", original, {"h1": ["Animation"]})
+    assert audit == (True, False, True)
+    pick = PickFacts(
+        item_id="c1",
+        title="Toy Story (1995)",
+        cited_id="h1",
+        cited_title="Toy Story 2 (1999)",
+        cited_rating=5.0,
+        liked=True,
+        shared_labels=["Animation"],
+    )
+    assert check.problem("You liked Toy Story 2 (1999); both are Animation.", pick) is None
+    sequel = pick.model_copy(update={"title": "Toy Story 2 (1999)", "cited_title": "Toy Story (1995)"})
+    assert check.problem("You liked Toy Story (1995), like Toy Story 2.", sequel) is None
+
+
 def test_title_names_cover_the_forms_a_writer_uses():
     assert title_names("Thing, The (1982)") == ["Thing, The (1982)", "Thing, The", "The Thing"]
     assert title_names("Up (2009)") == ["Up (2009)"]  # "Up" alone is too short to look for

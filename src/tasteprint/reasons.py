@@ -85,6 +85,18 @@ def _remove(text: str, names: list[str]) -> tuple[str, bool]:
     return text, found
 
 
+def _remove_titles(text: str, names_of: dict[str | None, list[str]]) -> tuple[str, set[str | None]]:
+    """`text` with every mention of the titles in `names_of` (owner -> its names) blanked out, longest
+    name first, so "Toy Story" never eats into a mention of "Toy Story 2"; and the owners mentioned."""
+    found = set()
+    by_length = sorted(((name, owner) for owner, names in names_of.items() for name in names), key=lambda p: -len(p[0]))
+    for name, owner in by_length:
+        text, mentioned = _remove(text, [name])
+        if mentioned:
+            found.add(owner)
+    return text, found
+
+
 def catalogue_names(titles: list[str]) -> list[tuple[str, str]]:
     """(name, title) for every catalogue title worth looking for in a text: only names of two words or
     more, since single words ("Heat", "Up") are ordinary English far more often than they are titles."""
@@ -126,8 +138,8 @@ class ReasonChecker:
         clauses = [c.strip(" .").lower() for c in re.split(r"[;,]", text)]
         if len(set(clauses)) < len(clauses):
             return "repeats itself"
-        rest, names_cited = _remove(text, title_names(pick.cited_title))
-        rest, _ = _remove(rest, title_names(pick.title))
+        rest, found = _remove_titles(text, {"cited": title_names(pick.cited_title), None: title_names(pick.title)})
+        names_cited = "cited" in found
         for item_id, names in self.history_names.items():
             if item_id != pick.cited_id and any(_find(rest, n) for n in names):
                 return f"names {self.history_titles[item_id]!r}, which is not the item it cites"
@@ -151,12 +163,8 @@ class ReasonChecker:
         it names one of the user's items, whether it names any other catalogue title but the item's own,
         and whether it is faithful (every label it states is carried by the item and by an item it
         names, or by one of the user's items when it names none)."""
-        rest, _ = _remove(text, title_names(item.title))
-        named = []
-        for item_id, names in self.history_names.items():
-            rest, found = _remove(rest, names)
-            if found:
-                named.append(item_id)
+        rest, found = _remove_titles(text, {None: title_names(item.title)} | self.history_names)
+        named = [item_id for item_id in self.history_names if item_id in found]
         outside = any(_find(rest, name, ignore_case=False) for name, _ in self.catalogue_names)
         said = [label for lower, label in self.labels.items() if _find(rest, lower)]
         backing = {label for i in (named or self.history_names) for label in item_labels.get(i, [])}
