@@ -60,7 +60,7 @@ def test_real_profiles(request, local_backend, store_name, user_id):
     facts = book.facts(user_id)
     profile = build_profile(facts, local_backend, vocabulary=set(book.global_shares))
     assert_verified(profile, facts)
-    assert profile.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert profile.model == "SmolLM2-135M-Instruct.Q8_0-from-Q4_1.gguf"  # the shipped file, requantized
     assert profile.sources == facts.platforms
     assert profile.interests, "the grammar requires at least one interest for users with labelled items"
 
@@ -140,3 +140,20 @@ def test_fast_greedy_sampling_writes_what_the_full_grammar_pass_writes(movielens
             replies.append(reply["choices"][0]["message"]["content"])
         assert replies[0] == replies[1]
     assert len(sampled) >= 2 * 50  # the fast path ran (for the FastGreedyLlama calls only)
+
+
+def test_the_shipped_weights_are_requantized_once_into_the_cache(tmp_path, monkeypatch):
+    from tasteprint.llm.llamacpp import fast_weights, shipped_model_path
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    shipped = shipped_model_path()
+    fast = fast_weights(shipped)
+    assert fast.parent.parent == tmp_path / "tasteprint" and fast.name == "SmolLM2-135M-Instruct.Q8_0-from-Q4_1.gguf"
+    assert fast.read_bytes()[:4] == b"GGUF" and fast.stat().st_size > shipped.stat().st_size  # 8 bits, not 4
+    made = fast.stat().st_mtime_ns
+    assert fast_weights(shipped) == fast and fast.stat().st_mtime_ns == made  # made once
+    assert list(fast.parent.iterdir()) == [fast]  # no partial file left behind
+    monkeypatch.setenv("XDG_CACHE_HOME", "/proc/no-such-place")  # unwritable: the shipped file is used
+    assert fast_weights(shipped) == shipped
+    other = tmp_path / "mine.F16.gguf"
+    assert fast_weights(other) == other  # a model the user chose is loaded as given

