@@ -71,8 +71,8 @@ def nearest_history(
             scored.append((shared, cosine + 0.01 * facts.item_ratings.get(item_id, 0), item_id))
     if not scored and together:
         # One item only: the sentence states its count, and "both" must not be ambiguous.
-        scored = [(together.get(i, 0), facts.item_ratings.get(i, 0), i) for i in positive]
-        scored = [max(scored)] if scored and max(scored)[0] >= CO_LIKED_MIN else []
+        best = max(((together.get(i, 0), facts.item_ratings.get(i, 0), i) for i in positive), default=None)
+        scored = [best] if best and best[0] >= CO_LIKED_MIN else []
     scored.sort(reverse=True)
     return [item_id for _, _, item_id in scored[:n]]
 
