@@ -157,3 +157,41 @@ def test_the_shipped_weights_are_requantized_once_into_the_cache(tmp_path, monke
     assert fast_weights(shipped) == shipped
     other = tmp_path / "mine.F16.gguf"
     assert fast_weights(other) == other  # a model the user chose is loaded as given
+
+
+def test_enum_replies_follow_the_model_and_batch_the_forced_tokens(local_backend, monkeypatch):
+    """An object of string enums is decoded by llm/choices.py: the reply is one of the listed values,
+    the model's preference decides (not the list's order), and forced text is evaluated in batches."""
+    import json
+
+    schema = {
+        "type": "object",
+        "properties": {"capital": {"type": "string", "enum": ["Madrid", "Paris", "Berlin", "Rome", "Tokyo"]}},
+        "required": ["capital"],
+    }
+    evaluated = []
+    original = type(local_backend.llama).eval
+    monkeypatch.setattr(
+        type(local_backend.llama), "eval", lambda self, tokens: evaluated.append(len(tokens)) or original(self, tokens)
+    )
+    answers = {}
+    for country in ("France", "Germany", "Japan"):
+        question = [{"role": "user", "content": f"What is the capital city of {country}? Reply with JSON."}]
+        reply = local_backend.complete(question, json_schema=schema, temperature=0.0)
+        answers[country] = json.loads(reply.text)["capital"]
+        assert reply.completion_tokens > 0 and reply.prompt_tokens > 10
+    assert answers == {"France": "Paris", "Germany": "Berlin", "Japan": "Tokyo"}
+
+    sentences = [f"You liked Heat (1995); both are Crime and Thriller{extra}." for extra in ("", "; it is from 1995")]
+    two = {
+        "type": "object",
+        "properties": {i: {"type": "string", "enum": sentences} for i in ("a", "b")},
+        "required": ["a", "b"],
+    }
+    evaluated.clear()
+    why = "Why would someone who liked Heat (1995) like Se7en and Ronin? Reply with JSON."
+    ask = [{"role": "user", "content": why}]
+    reply = local_backend.complete(ask, json_schema=two, temperature=0.0)
+    assert set(json.loads(reply.text).values()) <= set(sentences)
+    decoded = evaluated[1:]  # after the prompt: one call per run of forced tokens, not one per token
+    assert len(decoded) < reply.completion_tokens / 3 and max(decoded) >= 5, (evaluated, reply.completion_tokens)

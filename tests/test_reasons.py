@@ -12,7 +12,7 @@ from tasteprint.demo import BUILT_IN
 from tasteprint.evidence import PickFacts
 from tasteprint.llm import ScriptedBackend
 from tasteprint.models import Item
-from tasteprint.reasons import ReasonChecker, catalogue_names, slot_pattern, title_names, write_reasons
+from tasteprint.reasons import ReasonChecker, catalogue_names, slot_sentences, title_names, write_reasons
 
 from schema_replies import schema_reply
 from servers import reply_server
@@ -117,15 +117,16 @@ def test_title_names_cover_the_forms_a_writer_uses():
     assert title_names("Up (2009)") == ["Up (2009)"]  # "Up" alone is too short to look for
 
 
-def test_slot_grammar_admits_only_the_picks_facts():
-    pattern = slot_pattern(PICK)
+def test_slot_sentences_admit_only_the_picks_facts():
+    allowed = slot_sentences(PICK)
     said = [
         "You liked Thing, The (1982); both are Sci-Fi and 1980s.",
         "You rated Thing, The (1982) 5 of 5; both are Sci-Fi and 1980s; 12 other people liked both.",
         "You liked Thing, The (1982); both are Sci-Fi and 1980s; it is from 1987.",
     ]
     for text in said:
-        assert re.fullmatch(pattern, text), text
+        assert text in allowed, text
+    for text in allowed:
         assert checker().problem(text, PICK) is None, text
     for text in [
         "You liked Thing, The (1982).",  # the shared labels must be said
@@ -134,10 +135,13 @@ def test_slot_grammar_admits_only_the_picks_facts():
         "You liked Thing, The (1982); both are Sci-Fi and Sci-Fi.",
         "You liked Thing, The (1982); both are Sci-Fi and 1980s; 13 other people liked both.",
     ]:
-        assert not re.fullmatch(pattern, text), text
+        assert text not in allowed, text
     lukewarm = PICK.model_copy(update={"liked": False, "cited_rating": 3.0})
-    assert re.fullmatch(slot_pattern(lukewarm), "You chose Thing, The (1982); both are Sci-Fi and 1980s.")
-    assert slot_pattern(PICK.model_copy(update={"cited_title": "What? {x}"})) is None  # not safe in a grammar
+    assert "You chose Thing, The (1982); both are Sci-Fi and 1980s." in slot_sentences(lukewarm)
+    assert not any(s.startswith("You liked") for s in slot_sentences(lukewarm))
+    odd = slot_sentences(PICK.model_copy(update={"cited_title": 'What? "{x}"'}))
+    assert odd and all(s.startswith(('You liked What? "{x}"', 'You rated What? "{x}"')) for s in odd)
+    assert slot_sentences(PICK.model_copy(update={"cited_title": None})) == []
 
 
 def test_write_reasons_keeps_what_passes_and_counts_what_it_replaces():

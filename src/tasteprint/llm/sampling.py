@@ -15,11 +15,25 @@ from __future__ import annotations
 
 import ctypes
 from collections import deque
+from collections.abc import Iterable
 
 import numpy as np
 
 SHORTLIST = 64
 TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
+
+
+def penalised_logits(ctx, idx: int, n_vocab: int, recent: Iterable[int], repeat_penalty: float) -> np.ndarray:
+    """A copy of the logits of output `idx` (-1: the last) of llama-cpp-python context `ctx`, with
+    llama.cpp's repetition penalty on the `recent` tokens (positive logits divided, negative multiplied)."""
+    import llama_cpp
+
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, idx), shape=(n_vocab,)).copy()
+    seen = np.fromiter(set(recent), dtype=np.int64)
+    if repeat_penalty != 1.0 and len(seen):
+        values = logits[seen]
+        logits[seen] = np.where(values <= 0, values * repeat_penalty, values / repeat_penalty)
+    return logits
 
 
 class GreedyGrammarSampler:
@@ -46,12 +60,7 @@ class GreedyGrammarSampler:
             self._api.llama_sampler_free(self.grammar)
 
     def _penalised(self, ctx, idx: int) -> np.ndarray:
-        logits = np.ctypeslib.as_array(self._api.llama_get_logits_ith(ctx.ctx, idx), shape=(self.n_vocab,)).copy()
-        if self.repeat_penalty != 1.0 and self.recent:
-            seen = np.fromiter(set(self.recent), dtype=np.int64)
-            values = logits[seen]
-            logits[seen] = np.where(values <= 0, values * self.repeat_penalty, values / self.repeat_penalty)
-        return logits
+        return penalised_logits(ctx, idx, self.n_vocab, self.recent, self.repeat_penalty)
 
     def _grammar_filter(self, data: np.ndarray) -> None:
         """Set the logit of every token in `data` the grammar rejects to -inf, in place."""
