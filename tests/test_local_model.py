@@ -195,3 +195,32 @@ def test_enum_replies_follow_the_model_and_batch_the_forced_tokens(local_backend
     assert set(json.loads(reply.text).values()) <= set(sentences)
     decoded = evaluated[1:]  # after the prompt: one call per run of forced tokens, not one per token
     assert len(decoded) < reply.completion_tokens / 3 and max(decoded) >= 5, (evaluated, reply.completion_tokens)
+
+    from tasteprint.llm.llamacpp import LlamaCppBackend
+
+    evaluated.clear()  # the same request through the grammar, as `finite_decoding=False` asks
+    through_grammar = LlamaCppBackend(local_backend.path, finite_decoding=False)
+    reply = through_grammar.complete(ask, json_schema=two, max_tokens=120, temperature=0.0)
+    assert set(json.loads(reply.text).values()) <= set(sentences)
+    assert max(evaluated[1:]) == 1 and len(evaluated) >= reply.completion_tokens - 1  # one token a step
+
+
+def test_profile_drafts_decoded_from_their_finite_schema_are_valid_against_it(movielens_store, local_backend):
+    """The draft schema (claims: a label const, then evidence ids from that label's enum) is finite, so
+    the local backend decodes it by llm/choices.py; every reply must satisfy the schema itself."""
+    import json
+
+    import jsonschema
+
+    from tasteprint.llm.choices import compile_schema
+    from tasteprint.profile import draft_schema, profile_messages
+
+    book = FactBook(Database(movielens_store))
+    for user_id in ("1", "5", "9"):
+        facts = book.facts(user_id)
+        schema = draft_schema(facts)
+        assert compile_schema(schema) is not None
+        reply = local_backend.complete(profile_messages(facts), json_schema=schema, temperature=0.0)
+        draft = json.loads(reply.text)
+        jsonschema.validate(draft, schema)
+        assert len(draft["interests"]) >= 3

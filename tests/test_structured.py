@@ -36,17 +36,54 @@ def test_raw_control_characters_inside_strings_are_tolerated():
     assert generate(backend, [{"role": "user", "content": "go"}], Pick).value.label == "a\tb"
 
 
-def test_only_an_object_of_required_string_enums_is_a_finite_reply():
-    from tasteprint.llm.choices import enum_parts
+def test_a_finite_schema_compiles_and_anything_else_is_left_to_the_grammar():
+    from tasteprint.llm.choices import Choice, Fields, Items, Tagged, compile_schema, longest_reply
 
-    schema = {
+    reasons = {
         "type": "object",
         "properties": {"a": {"type": "string", "enum": ["x", 'say "hi"', "x"]}, "b": {"type": "string", "enum": ["é"]}},
         "required": ["a", "b"],
     }
-    assert enum_parts(schema) == [['{"a":'], [' "x"', ' "say \\"hi\\""'], [', "b":'], [' "é"'], ["}"]]
-    assert enum_parts({**schema, "required": ["a"]}) is None
-    assert enum_parts({**schema, "properties": {"a": {"type": "string", "pattern": "x"}}, "required": ["a"]}) is None
-    numbers = {"type": "object", "properties": {"a": {"type": "integer", "enum": [1]}}, "required": ["a"]}
-    assert enum_parts(numbers) is None
-    assert enum_parts(None) is None
+    assert compile_schema(reasons) == Fields((("a", Choice(('"x"', '"say \\"hi\\""'))), ("b", Choice(('"é"',)))))
+    claim = {
+        "type": "object",
+        "properties": {
+            "label": {"const": "Drama"},
+            "evidence": {"type": "array", "minItems": 1, "maxItems": 3, "items": {"enum": ["1", "12"]}},
+        },
+        "required": ["label", "evidence"],
+    }
+    other = {**claim, "properties": {**claim["properties"], "label": {"const": "War"}}}
+    draft = {
+        "type": "object",
+        "properties": {"interests": {"type": "array", "maxItems": 5, "items": {"anyOf": [claim, other]}}},
+        "required": ["interests"],
+    }
+    evidence = Items(Choice(('"1"', '"12"')), 1, 3)
+    assert compile_schema(draft) == Fields(
+        (
+            (
+                "interests",
+                Items(
+                    Tagged(
+                        "label",
+                        (('"Drama"', Fields((("evidence", evidence),))), ('"War"', Fields((("evidence", evidence),)))),
+                    ),
+                    0,
+                    5,
+                ),
+            ),
+        )
+    )
+    assert longest_reply(compile_schema(draft)) >= len(
+        '{"interests": [' + ", ".join(['{"label": "Drama", "evidence": ["12", "12", "12"]}'] * 5) + "]}"
+    )
+    for unsupported in [
+        {**reasons, "required": ["a"]},
+        {"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}, "required": ["a"]},
+        {"type": "object", "properties": {"a": {"type": "integer", "enum": [1, 10]}}, "required": ["a"]},
+        {"type": "array", "items": {"enum": ["a"]}},  # unbounded
+        {"anyOf": [claim, claim]},  # the tag does not tell them apart
+        None,
+    ]:
+        assert compile_schema(unsupported) is None, unsupported

