@@ -182,7 +182,8 @@ class LlamaCppBackend:
 
     @cached_property
     def _format(self):
-        """The GGUF's own chat template as llama-cpp-python applies it, or None if the file has none."""
+        """The GGUF's own chat template as llama-cpp-python applies it; None when the file has none or
+        llama-cpp-python formats it by a built-in handler instead (finite decoding is then not used)."""
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         template = self.llama.metadata.get("tokenizer.chat_template")
