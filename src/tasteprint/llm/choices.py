@@ -128,11 +128,9 @@ class Vocabulary:
             if text:
                 self.token.setdefault(text, token)
         self.longest = max(map(len, self.token))
-
-    def round_trips(self) -> bool:
-        """Whether tokenizing and detokenizing gives back the text, which `decode_choices` relies on."""
+        # `decode_choices` relies on tokenizing and detokenizing giving back the text.
         sample = ' {"id": "Caf\u00e9, The (1999); both are Sci-Fi and 1980s."}'.encode()
-        return b"".join(self.text[t] for t in self.tokenize(sample)) == sample
+        self.round_trips = b"".join(self.text[t] for t in self.tokenize(sample)) == sample
 
     def tokenize(self, text: bytes) -> list[int]:
         return self.llama.tokenize(text, add_bos=False, special=False) if text else []

@@ -6,7 +6,7 @@ import atexit
 import os
 import threading
 import time
-from functools import cached_property
+from functools import cache, cached_property
 from importlib import metadata
 from pathlib import Path
 
@@ -22,6 +22,7 @@ _LOAD_LOCK = threading.Lock()
 @atexit.register
 def _close_models() -> None:
     """Free models before interpreter shutdown; llama-cpp's own finaliser fails once modules are gone."""
+    _vocabulary_of.cache_clear()  # it holds the models too
     while _MODELS:
         _MODELS.popitem()[1].close()
 
@@ -114,6 +115,13 @@ def _load(path: Path, n_ctx: int, n_threads: int, seed: int):
         return _MODELS[key]
 
 
+@cache
+def _vocabulary_of(llama) -> Vocabulary:
+    """The token texts of a loaded model, read once per model (49,152 tokens for SmolLM2: ~0.15 s),
+    however many backends share it."""
+    return Vocabulary(llama)
+
+
 class LlamaCppBackend:
     """Runs a GGUF chat model in-process; JSON output is enforced by a grammar built from the schema."""
 
@@ -153,7 +161,7 @@ class LlamaCppBackend:
         as the schema bounds the reply. Any other request by llama-cpp-python with a grammar built from
         the schema."""
         finite = compile_schema(json_schema) if temperature == 0.0 and self.finite_decoding else None
-        if finite is not None and self._format is not None and self._vocabulary.round_trips():
+        if finite is not None and self._format is not None and self._vocabulary.round_trips:
             return self._complete_choices(messages, finite)
         options = {}
         if json_schema is not None:
@@ -197,9 +205,9 @@ class LlamaCppBackend:
             bos_token=llama._model.token_get_text(bos) if bos != -1 else "",
         )
 
-    @cached_property
+    @property
     def _vocabulary(self) -> Vocabulary:
-        return Vocabulary(self.llama)
+        return _vocabulary_of(self.llama)
 
     def _complete_choices(self, messages: list[Message], finite) -> Completion:
         start = time.perf_counter()
