@@ -205,6 +205,39 @@ def test_enum_replies_follow_the_model_and_batch_the_forced_tokens(local_backend
     assert max(evaluated[1:]) == 1 and len(evaluated) >= reply.completion_tokens - 1  # one token a step
 
 
+def test_confined_summaries_are_decoded_in_steps_and_match_their_pattern(movielens_store, local_backend, monkeypatch):
+    """The profile summary's pattern has finitely many matches, so it is decoded from its steps
+    (llm/patterns.py): the text matches the pattern, names a verified claim, and forced text goes in
+    batches rather than one model step per token."""
+    import json
+    import re
+
+    from tasteprint.summary import summary_messages, summary_schema
+
+    book = FactBook(Database(movielens_store))
+    evaluated = []
+    original = type(local_backend.llama).eval
+    monkeypatch.setattr(
+        type(local_backend.llama), "eval", lambda self, tokens: evaluated.append(len(tokens)) or original(self, tokens)
+    )
+    for user_id in ("1", "5"):
+        facts = book.facts(user_id)
+        profile = build_profile(facts, local_backend, vocabulary=set(book.global_shares))
+        assert not profile.verification.summary_replaced, profile.verification.reasons
+        schema = summary_schema(facts, profile, confined=True)
+        pattern = schema["properties"]["summary"]["pattern"]
+        evaluated.clear()
+        reply = local_backend.complete(
+            summary_messages(facts, profile, confined=True), json_schema=schema, temperature=0.0
+        )
+        summary = json.loads(reply.text)["summary"]
+        assert summary == profile.summary  # what build_profile kept is this decode
+        assert re.fullmatch(pattern, summary)
+        assert any(i.label in summary for i in profile.interests)
+        decoded = evaluated[1:]
+        assert len(decoded) < reply.completion_tokens / 2 and max(decoded) >= 4, (evaluated, reply.completion_tokens)
+
+
 def test_profile_drafts_decoded_from_their_finite_schema_are_valid_against_it(movielens_store, local_backend):
     """The draft schema (claims: a label const, then evidence ids from that label's enum) is finite, so
     the local backend decodes it by llm/choices.py; every reply must satisfy the schema itself."""

@@ -182,7 +182,7 @@ def test_long_facts_are_condensed_to_fit_never_overflowing(huge_store):
     backend = SmallContext(full * 3 // 4 + CLAIMS_MAX_TOKENS)
     shown, messages, level = fit_to_context(facts, backend, CLAIMS_MAX_TOKENS)
     assert level > 0 and prompt_tokens(backend, messages) <= backend.n_ctx - CLAIMS_MAX_TOKENS
-    assert shown.context == facts.context  # activity, rating style and recent shift always reach the model
+    assert shown.context == facts.context  # rating style, era and recent shift always reach the model
     with pytest.raises(LLMError, match="context of 100"):
         fit_to_context(facts, SmallContext(100), CLAIMS_MAX_TOKENS)
 

@@ -80,10 +80,52 @@ def test_a_finite_schema_compiles_and_anything_else_is_left_to_the_grammar():
     )
     for unsupported in [
         {**reasons, "required": ["a"]},
-        {"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}, "required": ["a"]},
+        {"type": "object", "properties": {"a": {"type": "string", "pattern": "^x+$"}}, "required": ["a"]},
         {"type": "object", "properties": {"a": {"type": "integer", "enum": [1, 10]}}, "required": ["a"]},
         {"type": "array", "items": {"enum": ["a"]}},  # unbounded
         {"anyOf": [claim, claim]},  # the tag does not tell them apart
         None,
     ]:
         assert compile_schema(unsupported) is None, unsupported
+
+
+def test_a_pattern_with_finitely_many_matches_becomes_steps_of_prefix_free_choices():
+    """Each step ends at a part that cannot be empty; optional parts join what follows them (so
+    skipping one is a choice too), the closing quote ends the last step, and JSON escapes apply."""
+    import re
+
+    from tasteprint.llm.choices import Steps, compile_schema
+    from tasteprint.llm.patterns import string_steps
+
+    pattern = (
+        '^(Likes|Loves) (Drama, (such as|for example) (Heat \\(1995\\)|"Up")|Crime, such as (Fargo))'
+        "(, and (Drama|Crime))?[.]( Rates (Horror|Gore) low[.])?( A (generous rater)[.])?$"
+    )
+    steps = string_steps(pattern)
+    assert steps[:3] == (('"',), ("Likes", "Loves"), (" ",))
+    assert steps[3] == (
+        "Drama, such as Heat (1995)",
+        'Drama, such as \\"Up\\"',
+        "Drama, for example Heat (1995)",
+        'Drama, for example \\"Up\\"',
+        "Crime, such as Fargo",
+    )
+    assert steps[4] == (".", ", and Drama.", ", and Crime.")
+    assert set(steps[5]) == {
+        '"',
+        ' A generous rater."',
+        ' Rates Horror low."',
+        ' Rates Horror low. A generous rater."',
+        ' Rates Gore low."',
+        ' Rates Gore low. A generous rater."',
+    }
+    # Every path through the steps is a JSON string whose text the pattern matches.
+    import itertools
+    import json
+
+    for path in itertools.islice(itertools.product(*steps), 500):
+        assert re.fullmatch(pattern, json.loads("".join(path)))
+    schema = {"type": "object", "properties": {"s": {"type": "string", "pattern": pattern}}, "required": ["s"]}
+    assert compile_schema(schema).fields[0][1] == Steps(steps)
+    for unsupported in ["^(a|ab)$", "^[^{}]{20,240}$", "^a*$", "^(a|b)+$", "^\\d$", "^.$", "^(a$"]:
+        assert string_steps(unsupported) is None, unsupported

@@ -11,12 +11,14 @@ from pydantic import BaseModel
 
 from .models import Interest, UserFacts, UserProfile
 from .privacy import redact
-from .prompting import chat, one_of, string_schema
+from .prompting import chat, one_of, pairs, string_schema
 
 
 # A free summary may not contain JSON or markup characters and must start like a description: this
 # stops a model from echoing the schema or an injected instruction back as the "summary".
 FREE_SUMMARY_PATTERN = '^(Enjoys|Loves|Likes|Prefers|Watches|Reads|Buys) [^{}<>\\[\\]"]{20,260}$'
+# The context lines a confined summary can state (as "A generous rater.", "Favours older classics.").
+SAYABLE_CONTEXT = ("rating_style", "era")
 
 
 def summary_schema(facts: UserFacts, profile: UserProfile, confined: bool) -> dict:
@@ -32,11 +34,19 @@ def summary_schema(facts: UserFacts, profile: UserProfile, confined: bool) -> di
         if (label := one_of([i.label])) and (titles := one_of([facts.item_titles[e] for e in i.evidence]))
     ]
     if confined and clauses:
-        likes = "(" + "|".join(clauses) + ")"
-        pattern = f"^(Enjoys|Loves|Likes|Prefers) {likes}(, and {likes})?[.]"
-        if dislikes := one_of([d.label for d in profile.dislikes]):
-            pattern += f"( (Rates|Is less keen on) {dislikes}( and {dislikes})? (low|lower)[.])?"
-        if phrases := one_of([v.split(" (")[0] for k, v in facts.context.items() if k in ("rating_style", "era")]):
+        # A second clause names another claim ("likes Action ..., and Action ..." cannot occur), and the
+        # full stop ends each alternative, so no alternative is the beginning of another (`llm/patterns.py`).
+        likes = "|".join(
+            f"{clause}(, and ({'|'.join(c for c in clauses if c != clause)}))?[.]"
+            if len(clauses) > 1
+            else f"{clause}[.]"
+            for clause in clauses
+        )
+        pattern = f"^(Enjoys|Loves|Likes|Prefers) ({likes})"
+        labels = [d.label for d in profile.dislikes]
+        if dislikes := one_of(labels + pairs(labels)):
+            pattern += f"( (Rates|Is less keen on) {dislikes} (low|lower)[.])?"
+        if phrases := one_of([v.split(" (")[0] for k, v in facts.context.items() if k in SAYABLE_CONTEXT]):
             pattern += f"( (A|Tends to be a|Favours) {phrases}[.])?"
         pattern += "$"
     return string_schema("summary", pattern)
@@ -46,7 +56,12 @@ class SummaryDraft(BaseModel):
     summary: str
 
 
-def summary_messages(facts: UserFacts, profile: UserProfile, prompts_dir=None) -> list[dict[str, str]]:
+def summary_messages(
+    facts: UserFacts, profile: UserProfile, prompts_dir=None, confined: bool = False
+) -> list[dict[str, str]]:
+    """The summary request: each verified claim with up to two titles, and the context lines (for a
+    `confined` summary only those its pattern can state: the others would be prompt tokens it cannot use)."""
+
     def named(evidence: list[str]) -> list[str]:
         return [facts.item_titles.get(i, i) for i in evidence[:2]]
 
@@ -56,7 +71,7 @@ def summary_messages(facts: UserFacts, profile: UserProfile, prompts_dir=None) -
         prompts_dir,
         interests=[{"label": i.label, "titles": named(i.evidence)} for i in profile.interests],
         dislikes=[{"label": d.label, "titles": named(d.evidence)} for d in profile.dislikes],
-        context={k: v for k, v in facts.context.items() if k != "activity"},
+        context={k: v for k, v in facts.context.items() if k != "activity" and (k in SAYABLE_CONTEXT or not confined)},
     )
 
 
