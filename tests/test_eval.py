@@ -153,3 +153,49 @@ def test_explanations_pass_when_cited_picks_are_grounded_and_uncited_ones_name_n
     assert figures["uncited_rate"] == 0.5
     assert figures["explanation_pass_rate"] == 0.5  # the grounded cited one and the clean uncited one
     assert figures["explanation_faithfulness_rate"] == 0.75
+
+
+def test_the_aspect_ablation_refits_on_the_catalogue_before_mining(tmp_path):
+    """`hybrid-noaspects` ranks through a recommender fitted on the same split without the mined
+    aspects (labels and item text), and the report states hybrid minus it, paired per user."""
+    import gzip
+
+    from conftest import AMAZON
+
+    with gzip.open(AMAZON / "Magazine_Subscriptions_5.json.gz", "rt") as handle:
+        reviews = [next(handle) for _ in range(900)]
+    data = tmp_path / "reviews-only.json"  # the reviews without their metadata file
+    data.write_text("".join(reviews))
+    out = tmp_path / "R"
+    config = EvalConfig(path=data, out=out, protocols=["loo"], methods=["itemknn", "hybrid", "hybrid-noaspects"])
+    document = run_eval(config, Settings.load(store=tmp_path / "store"), Console(quiet=True))
+    rows = {
+        (r["method"], r["protocol"]): r
+        for r in document["results"]
+        if r["metric"] == "ndcg@10" and r["population"] == "all"
+    }
+    assert rows[("hybrid-noaspects", "loo")]["n_users"] == rows[("hybrid", "loo")]["n_users"] > 20
+    gains = {row["protocol"]: row for row in document["aspect_contribution"]}
+    assert set(gains) == {"loo", "loo-cold"} and gains["loo"]["users"] == rows[("hybrid", "loo")]["n_users"]
+    assert f"{gains['loo']['ndcg_gain']:+.4f}" in (out / "report.md").read_text()
+
+
+def test_vectors_without_aspects_re_embed_only_the_items_mining_changed():
+    import numpy as np
+
+    from tasteprint.models import Item
+    from tasteprint.report import vectors_without_aspects
+
+    plain = Item(item_id="B01", title="B01")
+    mined = plain.model_copy(update={"title": "garden, home (B01)", "attributes": {"aspect": ["garden", "home"]}})
+    kept = Item(item_id="m1", title="Heat (1995)")
+    embedded = []
+
+    def embed(texts):
+        embedded.extend(texts)
+        return np.ones((len(texts), 2))
+
+    vectors = {"B01": np.zeros(2), "m1": np.full(2, 7.0)}
+    result = vectors_without_aspects(vectors, {"B01": mined, "m1": kept}, {"B01": plain, "m1": kept}, embed)
+    assert embedded == ["B01"]  # the item's text before mining: its id alone
+    assert result["B01"].tolist() == [1.0, 1.0] and result["m1"].tolist() == [7.0, 7.0]

@@ -54,6 +54,29 @@ def test_verification_drops_unsupported_claims_and_counts_them(movielens_store):
     assert any("does not carry 'Action'" in r for r in v.reasons)
 
 
+def test_an_omitted_dominant_label_displaces_the_lightest_lesser_interest(movielens_store):
+    """User 1 mostly watches 1990s, Action, Adventure and Comedy films (30%+ each). A draft that fills
+    all five places with lesser labels keeps the heaviest of them; the dominant ones take the others'
+    places, and that is logged as displacement, not counted as claims found unsupported."""
+    from tasteprint.verify import repair_omissions
+
+    _, facts = _facts(movielens_store)
+    dominant = {a.label for a in facts.dominant}
+    assert dominant == {"1990s", "Action", "Adventure", "Comedy"}
+    lesser = [a for a in facts.top_attributes if a.label not in dominant][:5]
+    draft = ProfileDraft.model_validate(
+        {"interests": [{"label": a.label, "evidence": a.item_ids[:1]} for a in lesser], "dislikes": []}
+    )
+    profile = verify_claims(facts, draft)
+    assert len(profile.interests) == 5 and profile.verification.claims_dropped == 0
+    heaviest = max(profile.interests, key=lambda i: i.weight)
+    repair_omissions(facts, profile)
+    assert {i.label for i in profile.interests} == dominant | {heaviest.label}
+    v = profile.verification
+    assert v.omissions_repaired == 4 and v.claims_dropped == 0 and v.interests_kept == 5
+    assert sum("made way for a dominant label" in r for r in v.reasons) == 4
+
+
 def _scripted_profile(store, summary):
     book, facts = _facts(store)
     action = next(a for a in facts.top_attributes if a.label == "Action")

@@ -12,20 +12,24 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 
 from .api import Tasteprint
 from .config import Settings
+from .embed import item_text
 from .errors import TasteprintError
 from .evaluate import CLASSICAL, LLM_METHODS, PROTOCOLS, EvalContext, UserOutcome, build_tasks, run_method
 from .facts import label_shares
 from .llm import CachedBackend
+from .models import Item
 from .metrics import catalogue_coverage, mean_ci95, popularity_bias, rate
 from .progress import LoggedProgress
 from .report_writer import render_report, write_plots
 from .split import leave_last_out, random_split
 
 TUNING_USERS = 10  # validation users the LLM blend is tuned on
+ASPECT_ABLATION = "hybrid-noaspects"  # ranks through a recommender fitted on the catalogue before aspect mining
 
 
 @dataclass
@@ -99,6 +103,21 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
             rerank_users=TUNING_USERS if tune_blend else 0,
             progress=lambda message: progress.update(fitting, description=message),
         )
+        without_aspects = {}
+        if ASPECT_ABLATION in config.methods:
+            plain_items = context.items_without_aspects
+            without_aspects = {
+                task.protocol: task
+                for task in build_tasks(
+                    events,
+                    catalogue,
+                    vectors and vectors_without_aspects(vectors, items, plain_items, tp.embed),
+                    {i: item.labels() for i, item in plain_items.items()},
+                    config.protocols,
+                    config.seed,
+                    progress=lambda message: progress.update(fitting, description=f"without aspects: {message}"),
+                )
+            }
         progress.remove_task(fitting)
         for task in tasks:
             users = task.split.evaluated_users()
@@ -107,7 +126,8 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
                 if method == "llm" and not task.protocol.startswith("cand20"):
                     continue  # the LLM alone can only order a short candidate list
                 chosen = users if method in CLASSICAL else [u for u in sample if u in task.split.test]
-                outcomes = run_method(method, task, chosen, config.k, config.seed, context, profiles, progress)
+                runs_on = without_aspects[task.protocol] if method == ASPECT_ABLATION else task
+                outcomes = run_method(method, runs_on, chosen, config.k, config.seed, context, profiles, progress)
                 per_user[(method, task.protocol)] = outcomes
                 scopes = [("all" if method in CLASSICAL else "sample", outcomes)]
                 if method in CLASSICAL and method != "random":
@@ -117,7 +137,7 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
                         method, task.protocol, scoped, config.k, scope, len(catalogue), popularity, catalogue
                     )
     llm_stages = [stage_metrics(m, p, o) for (m, p), o in per_user.items() if m in LLM_METHODS]
-    contribution = llm_contribution(per_user, config.k)
+    contribution = paired_gain(per_user, config.k, "tasteprint", "hybrid")
     document = {
         "config": {
             "path": str(config.path),
@@ -155,6 +175,7 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
         "results": results,
         "llm_stages": llm_stages,
         "llm_contribution": contribution,
+        "aspect_contribution": paired_gain(per_user, config.k, "hybrid", ASPECT_ABLATION),
     }
     (config.out / "results.json").write_text(json.dumps(document, indent=1, default=float))
     plots = write_plots(config.out, results, per_user, config.k)
@@ -249,14 +270,15 @@ def stage_metrics(method: str, protocol: str, outcomes: list[UserOutcome]) -> di
     }
 
 
-def llm_contribution(per_user: dict, k: int) -> list[dict]:
-    """What the LLM adds per protocol: tasteprint (the fitted recommender, reranked) minus hybrid (the
-    same recommender alone), NDCG@k paired on the users both ranked, with the 95% CI of the mean."""
+def paired_gain(per_user: dict, k: int, method: str, baseline: str) -> list[dict]:
+    """`method` minus `baseline` per protocol, NDCG@k paired on the users both ranked, with the 95% CI
+    of the mean: what the LLM adds (tasteprint minus hybrid, the same recommender without the rerank)
+    and what aspects add (hybrid minus hybrid-noaspects)."""
     rows = []
-    for (method, protocol), outcomes in per_user.items():
-        if method != "tasteprint" or ("hybrid", protocol) not in per_user:
+    for (name, protocol), outcomes in per_user.items():
+        if name != method or (baseline, protocol) not in per_user:
             continue
-        alone = {o.user_id: o for o in per_user[("hybrid", protocol)]}
+        alone = {o.user_id: o for o in per_user[(baseline, protocol)]}
         pairs = [(o, alone[o.user_id]) for o in outcomes if o.user_id in alone]
         key = f"ndcg@{k}"
         gains = [a.metrics(k, protocol)[key] - b.metrics(k, protocol)[key] for a, b in pairs]
@@ -265,6 +287,16 @@ def llm_contribution(per_user: dict, k: int) -> list[dict]:
             {"protocol": protocol, "users": len(pairs), "ndcg_gain": round(mean, 5), "ci95": round(half_width, 5)}
         )
     return rows
+
+
+def vectors_without_aspects(
+    vectors: dict[str, np.ndarray], items: dict[str, Item], plain_items: dict[str, Item], embed
+) -> dict[str, np.ndarray]:
+    """Item vectors as they would be without aspect mining: items it changed are embedded again from
+    their text before it; the others keep their vectors."""
+    changed = sorted(i for i in items if plain_items[i] is not items[i])
+    fresh = dict(zip(changed, embed([item_text(plain_items[i]) for i in changed]))) if changed else {}
+    return {i: fresh.get(i, vector) for i, vector in vectors.items()}
 
 
 def mean_defined(values: list[float | None]) -> float | None:

@@ -107,6 +107,12 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
             f"- LLM contribution on {row['protocol']}: tasteprint minus hybrid (the same recommender without "
             f"the rerank), NDCG@{k} paired on {row['users']} users: {row['ndcg_gain']:+.4f} ± {row['ci95']:.4f}"
         )
+    for row in document.get("aspect_contribution", []):
+        lines.append(
+            f"- Aspect contribution on {row['protocol']}: hybrid minus hybrid-noaspects (fitted on the "
+            f"catalogue before aspect mining), NDCG@{k} paired on {row['users']} users: "
+            f"{row['ndcg_gain']:+.4f} ± {row['ci95']:.4f}"
+        )
     lines += [
         "",
         "Classical methods are reported on all evaluated users and on the LLM sample; LLM methods "

@@ -216,23 +216,43 @@ def said(facts: UserFacts, phrase: str, item_id: str, sign: int) -> str | None:
     return None
 
 
+def _room_for(interests: list[Interest], weight: float, kept: set[str], stats) -> bool:
+    """Whether an omitted dominant label of `weight` can join the interests: there is room, or the
+    lightest interest not in `kept` weighs less and makes way (logged)."""
+    if len(interests) < MAX_INTERESTS:
+        return True
+    lightest = min((i for i in interests if i.label not in kept), key=lambda i: i.weight, default=None)
+    if lightest is None or lightest.weight >= weight:
+        return False
+    interests.remove(lightest)
+    stats.interests_proposed -= 1  # the repair takes its place: it was displaced, not found unsupported
+    stats.reasons.append(f"interest {lightest.label!r}: made way for a dominant label the claims left out")
+    return True
+
+
 def repair_omissions(facts: UserFacts, profile: UserProfile) -> None:
     """A label on DOMINANT_SHARE or more of the history that no claim names is an omission: added as an
-    interest from data when the user rates it at least at their own mean and there is room (else it
-    stays in the context's `mostly` line, which names every dominant label). Counted and logged."""
+    interest from data when the user rates it at least at their own mean. When all MAX_INTERESTS places
+    are taken it replaces the lightest interest that is neither dominant nor a phrase the user wrote, if
+    that one weighs less; else it stays in the context's `mostly` line, which names every dominant
+    label. Counted and logged."""
     interests, stats, weights = profile.interests, profile.verification, label_weights(facts)
     named = {c.label for c in profile.interests + profile.dislikes}
+    # Dominant labels and phrases the user wrote never make way: a catalogue-wide category on every
+    # item is dominant for everyone and must not push out what the person said in their own words.
+    kept = {a.label for a in facts.dominant} | {a.phrase for a in facts.aspects}
     for attribute in facts.dominant:
         if attribute.label in named or attribute.label in facts.mined_labels:
             continue
         mean = facts.rating_mean
         liked_enough = attribute.mean_rating is None or mean is None or attribute.mean_rating >= mean - 0.25
         evidence = [i for i in attribute.item_ids if facts.item_ratings.get(i, 5.0) > DISLIKED_MAX][:MAX_EVIDENCE]
-        if liked_enough and evidence and len(interests) < MAX_INTERESTS:
+        weight = weights.get(attribute.label, 0.0)
+        if liked_enough and evidence and _room_for(interests, weight, kept, stats):
             interests.append(
                 Interest(
                     label=attribute.label,
-                    weight=weights.get(attribute.label, 0.0),
+                    weight=weight,
                     evidence=evidence,
                     platforms=sorted({facts.item_platforms[i] for i in evidence}),
                 )
