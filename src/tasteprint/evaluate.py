@@ -39,8 +39,8 @@ from .retrieve import LIST_DEPTH, Candidate, ordered_history
 from .split import Split, cold_start, leave_last_out, random_split
 
 SINGLE_RETRIEVERS = ("pop", "itemknn", "ease", "als", "embed")
-# `hybrid-noaspects`: the same fitted recommender, fitted on the catalogue as it was before aspect mining.
-CLASSICAL = ("random", *SINGLE_RETRIEVERS, "hybrid", "hybrid-noaspects", "bert-kmeans")
+ASPECT_ABLATION = "hybrid-noaspects"  # the same recommender fitted on the catalogue before aspect mining
+CLASSICAL = ("random", *SINGLE_RETRIEVERS, "hybrid", ASPECT_ABLATION, "bert-kmeans")
 LLM_METHODS = ("llm", "tasteprint", "tasteprint-nofacts", "tasteprint-noverify", "tasteprint-noaspects")
 PROTOCOLS = ("loo", "cand20", "msr")
 SAMPLED_NEGATIVES = 19
@@ -269,7 +269,7 @@ def evaluate_user(
         outcome.ranked = ranked[:depth]
     elif method in SINGLE_RETRIEVERS:
         outcome.ranked = task.recommender.single(method, history, depth, candidates)
-    elif method in ("hybrid", "hybrid-noaspects"):  # run_eval passes the latter its own fitted task
+    elif method in ("hybrid", ASPECT_ABLATION):  # run_eval passes the latter its own fitted task
         outcome.ranked = [c.item_id for c in task.recommender.recommend(history, depth, candidates=candidates)]
     elif method == "bert-kmeans":
         outcome.ranked = _bert_kmeans(task, user_id, candidates, seen, context, seed)

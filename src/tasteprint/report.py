@@ -19,7 +19,16 @@ from .api import Tasteprint
 from .config import Settings
 from .embed import item_text
 from .errors import TasteprintError
-from .evaluate import CLASSICAL, LLM_METHODS, PROTOCOLS, EvalContext, UserOutcome, build_tasks, run_method
+from .evaluate import (
+    ASPECT_ABLATION,
+    CLASSICAL,
+    LLM_METHODS,
+    PROTOCOLS,
+    EvalContext,
+    UserOutcome,
+    build_tasks,
+    run_method,
+)
 from .facts import label_shares
 from .llm import CachedBackend
 from .models import Item
@@ -29,7 +38,6 @@ from .report_writer import render_report, write_plots
 from .split import leave_last_out, random_split
 
 TUNING_USERS = 10  # validation users the LLM blend is tuned on
-ASPECT_ABLATION = "hybrid-noaspects"  # ranks through a recommender fitted on the catalogue before aspect mining
 
 
 @dataclass
@@ -103,9 +111,9 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
             rerank_users=TUNING_USERS if tune_blend else 0,
             progress=lambda message: progress.update(fitting, description=message),
         )
-        without_aspects = {}
-        if ASPECT_ABLATION in config.methods:
-            plain_items = context.items_without_aspects
+        without_aspects = {task.protocol: task for task in tasks}  # what serves when mining changed no item
+        plain_items = context.items_without_aspects if ASPECT_ABLATION in config.methods else items
+        if any(plain_items[i] is not items[i] for i in items):
             without_aspects = {
                 task.protocol: task
                 for task in build_tasks(

@@ -102,17 +102,16 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
             f"{fit['plain_mix']}, fusion weights {fit['fusion_weights']}, validation NDCG@10 {fit['validation']}, "
             f"LLM blend {fit['rerank_blend']}" + (f" (gain {gain['ndcg_gain']} ± {gain['ci95']})" if gain else "")
         )
-    for row in document["llm_contribution"]:
-        lines.append(
-            f"- LLM contribution on {row['protocol']}: tasteprint minus hybrid (the same recommender without "
-            f"the rerank), NDCG@{k} paired on {row['users']} users: {row['ndcg_gain']:+.4f} ± {row['ci95']:.4f}"
-        )
-    for row in document.get("aspect_contribution", []):
-        lines.append(
-            f"- Aspect contribution on {row['protocol']}: hybrid minus hybrid-noaspects (fitted on the "
-            f"catalogue before aspect mining), NDCG@{k} paired on {row['users']} users: "
-            f"{row['ndcg_gain']:+.4f} ± {row['ci95']:.4f}"
-        )
+    paired = [
+        ("llm_contribution", "LLM", "tasteprint minus hybrid (the same recommender without the rerank)"),
+        ("aspect_contribution", "Aspect", "hybrid minus hybrid-noaspects (fitted on the catalogue before mining)"),
+    ]
+    for key, what, difference in paired:
+        for row in document.get(key, []):
+            lines.append(
+                f"- {what} contribution on {row['protocol']}: {difference}, NDCG@{k} paired on {row['users']} "
+                f"users: {row['ndcg_gain']:+.4f} ± {row['ci95']:.4f}"
+            )
     lines += [
         "",
         "Classical methods are reported on all evaluated users and on the LLM sample; LLM methods "

@@ -93,9 +93,7 @@ def _strings(part) -> list[str]:
         return [part]
     if isinstance(part, _Optional):
         return ["", *_strings(part.part)]
-    if isinstance(part, _Group):
-        return list(dict.fromkeys(s for branch in part.branches for s in _joined(branch)))
-    return _joined(part)
+    return list(dict.fromkeys(s for branch in part.branches for s in _joined(branch)))
 
 
 def _joined(parts: tuple) -> list[str]:
@@ -108,7 +106,8 @@ def _joined(parts: tuple) -> list[str]:
 
 
 def _can_be_empty(part) -> bool:
-    return "" in _strings(part) if not isinstance(part, str) else not part
+    # Literal runs are never empty: `_sequence` only ever appends characters to them.
+    return not isinstance(part, str) and "" in _strings(part)
 
 
 def _prefix_free(options: list[str]) -> bool:
