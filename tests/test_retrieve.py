@@ -46,6 +46,27 @@ def test_itemknn_cosine_by_hand():
     assert scores[world.item_index["a"]] == 0  # an item is not its own neighbour
 
 
+def test_label_rows_give_items_that_share_a_label_a_similarity_by_hand():
+    world = small_world()
+    labels = world.label_matrix({"a": ["x"], "e": ["x", "y"], "c": ["y"]})
+    assert labels.shape == (5, 2) and labels.sum() == 4
+    plain = ItemKNN(k=10).fit(world).scores(world.vector(["a"]))
+    labelled = ItemKNN(k=10, label_weight=2.0).fit(world, labels).scores(world.vector(["a"]))
+    # a: users u1,u2,u4 plus label x at 2 -> norm sqrt(3 + 4); e: u5 plus x and y at 2 -> sqrt(1 + 8).
+    assert plain[world.item_index["e"]] == 0
+    assert np.isclose(labelled[world.item_index["e"]], 4 / np.sqrt(7 * 9), atol=1e-5)
+    # b shares no label with a: the same co-occurrence over a longer vector for a.
+    assert np.isclose(labelled[world.item_index["b"]], 2 / np.sqrt(7 * 3), atol=1e-5)
+    ease = EASE(lam=1.0, min_count=1, label_weight=2.0).fit(world, labels)
+    x = np.vstack([world.matrix.toarray(), 2.0 * labels.toarray().T])
+    p = np.linalg.inv(x.T @ x + np.eye(x.shape[1]))
+    expected = -p / np.diag(p)
+    np.fill_diagonal(expected, 0)
+    assert np.allclose(ease.weights, expected, atol=1e-5)
+    unweighted = EASE(lam=1.0, min_count=1).fit(world, labels)  # label weight 0: the interactions alone
+    assert np.allclose(unweighted.weights, EASE(lam=1.0, min_count=1).fit(world).weights)
+
+
 def test_itemknn_keeps_only_each_items_nearest_neighbours():
     world = small_world()
     full = ItemKNN(k=10).fit(world).similarity.toarray()

@@ -33,7 +33,8 @@ from .metrics import hit_rate_at_k, label_hit, label_recall, map_at_k, mrr, ndcg
 from .models import Event, FitConfig, Item, UserFacts, UserProfile
 from .profile import build_profile
 from .reasons import Audit, ReasonChecker, ReasonStats, catalogue_names, resolve_mode, word_recommendations
-from .recommender import Judge, Recommender
+from .recommender import Recommender
+from .rerank import Judge
 from .rerank import DEFAULT_BLEND, RerankResult, rerank
 from .retrieve import LIST_DEPTH, Candidate, ordered_history
 from .split import Split, cold_start, leave_last_out, random_split

@@ -311,6 +311,9 @@ class FitReport(BaseModel):
     target: str
     retrievers: list[str]
     ease_lambda: float | None = Field(default=None, description="EASE's L2 penalty, when EASE is the main retriever")
+    label_weights: dict[str, float] = Field(
+        default_factory=dict, description="weight of the item-label rows per retriever, chosen on validation (0: none)"
+    )
     half_life: float | None
     plain_mix: float
     ranker: str

@@ -55,14 +55,14 @@ class Pool:
         return np.column_stack(columns).astype(np.float32)
 
 
-def earns_its_place(stage: np.ndarray, lead: np.ndarray) -> bool:
+def earns_its_place(stage: np.ndarray, lead: np.ndarray, standard_errors: float = 1.96) -> bool:
     """Whether a tuned ranking stage beats the leading retriever alone on the same validation cases:
-    the 95% confidence interval of the paired gain lies above 0. On small data a lucky stage
-    otherwise wins."""
+    the paired gain's mean exceeds `standard_errors` of its standard errors (1.96: the 95% confidence
+    interval lies above 0). On small data a lucky stage otherwise wins."""
     gains = np.asarray(stage, dtype=np.float64) - np.asarray(lead, dtype=np.float64)
     if len(gains) < 2:
         return False
-    return float(gains.mean()) > 1.96 * float(gains.std(ddof=1)) / np.sqrt(len(gains))
+    return float(gains.mean()) > standard_errors * float(gains.std(ddof=1)) / np.sqrt(len(gains))
 
 
 def fit_lambdamart(pools: list[Pool], targets: list[set[int]], popularity: np.ndarray, seed: int):

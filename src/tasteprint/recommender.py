@@ -4,9 +4,9 @@
 1. holds out validation targets of sampled users from the *training* data (`next`: each of the last
    3 items, predicted from what came before it, while at least 4 items come before; `random`: a
    random fifth of the items) and fits the retrievers on the rest;
-2. chooses the leading retriever (EASE with its L2 penalty, ALS, or item-kNN) and how strongly recent
-   items count (a half-life in items, mixed with the plain history) by that retriever's NDCG@10 on
-   those targets;
+2. chooses the leading retriever (EASE with its L2 penalty, ALS, or item-kNN), how strongly item
+   labels count as side information (`retrieve.with_labels`) and how strongly recent items count (a
+   half-life in items, mixed with the plain history) by that retriever's NDCG@10 on those targets;
 3. chooses the ranking stage: reciprocal-rank fusion with weights tuned on one half of the users,
    LightGBM LambdaMART trained on the same half, or the leading retriever alone, whichever scores
    best on the other half;
@@ -29,18 +29,18 @@ import numpy as np
 from scipy import sparse
 
 from .errors import TasteprintError
-from .metrics import mean_ci95, ndcg_at_k
+from .metrics import ndcg_at_k
 from .models import FitConfig, FitReport
 from .ranker import FUSION_GRID, LEAD_ALONE, Pool, earns_its_place, fit_lambdamart
-from .rerank import blend_order
+from .rerank import Judge, tune_blend
 from .retrieve import ALS, EASE, LIST_DEPTH, Candidate, Embedding, Interactions, ItemKNN, top_indices
-from .validation import Case, hold_out, recency_totals
+from .validation import Case, hold_out, recency_ndcgs
 from .validation import shortlists as validation_shortlists
 
 EASE_LAMBDAS = (100.0, 250.0, 500.0, 1000.0)  # EASE's L2 penalty, chosen on validation
-BLEND_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
-# The judge returns the LLM's rank (0 = best) of each pooled item for one user's history.
-Judge = Callable[[str, list[str], list[str]], dict[str, float]]
+# Weights of the item-label rows (`retrieve.with_labels`) tried on validation, per retriever; 0 is always tried.
+LABEL_WEIGHTS = {"ease": (1.0, 3.0, 10.0), "itemknn": (0.3, 1.0)}
+LABEL_SE = 1.0  # a heavier label weight must gain one standard error on validation (the one-standard-error rule)
 
 
 class Recommender:
@@ -55,6 +55,7 @@ class Recommender:
         self.lead_is_knn = False  # which of the two collaborative retrievers leads, chosen on validation
         self.embedding: Embedding | None = None
         self.labels: sparse.csr_matrix | None = None  # items x labels, binary
+        self.label_weights = {"ease": 0.0, "itemknn": 0.0}
         self.half_life: float | None = 10.0
         self.plain_mix = 0.3
         self.weights: dict[str, float] = dict(FUSION_GRID[0])
@@ -80,23 +81,16 @@ class Recommender:
     def _fit_retrievers(self, histories, vectors: dict | None, labels: dict | None) -> None:
         self.interactions = Interactions.from_histories(histories)
         items = self.interactions.items
+        self.labels = self.interactions.label_matrix(labels) if labels else None
         if (self.interactions.popularity >= EASE().min_count).sum() <= self.config.ease_max_items:
-            self.main = EASE(self.ease_lambda).fit(self.interactions)
+            main = EASE(self.ease_lambda, label_weight=self.label_weights["ease"])
+            self.main = main.fit(self.interactions, self.labels)
         else:
             self.main = ALS(self.config.factors, seed=self.config.seed).fit(self.interactions)
-        self.knn = ItemKNN(self.config.neighbours).fit(self.interactions)
+        self.knn = ItemKNN(self.config.neighbours, self.label_weights["itemknn"]).fit(self.interactions, self.labels)
         self.embedding = None
         if vectors and all(i in vectors for i in items):
             self.embedding = Embedding(np.stack([vectors[i] for i in items]))
-        self.labels = None
-        if labels:
-            names = sorted({label for i in items for label in labels.get(i, ())})
-            column = {name: n for n, name in enumerate(names)}
-            rows = [(r, column[label]) for r, i in enumerate(items) for label in labels.get(i, ())]
-            data = np.ones(len(rows), dtype=np.float32)
-            self.labels = sparse.csr_matrix(
-                (data, ([r for r, _ in rows], [c for _, c in rows])), shape=(len(items), len(names))
-            )
         self._baselines = {}
 
     def fit(
@@ -115,6 +109,7 @@ class Recommender:
             raise TasteprintError("nothing to fit: no interactions", hint="ingest a data set first")
         histories = {u: list(h) for u, h in histories.items() if h}
         config = self.config
+        self.ease_lambda, self.label_weights = EASE_LAMBDAS[1], {"ease": 0.0, "itemknn": 0.0}  # validation chooses
         cases, inner = hold_out(histories, config.target, config.validation_users, config.seed)
         progress(f"fitting retrievers on {len(inner)} users minus {len(cases)} validation cases")
         self._fit_retrievers(inner, vectors, labels)
@@ -137,7 +132,8 @@ class Recommender:
             latest = {c.user_id: c for c in check_cases}  # each user's case with the longest history
             blend_cases = list(latest.values())[: self.config.rerank_users]
             progress(f"tuning the LLM blend on {len(blend_cases)} validation users")
-            self.rerank_blend, gain = self._tune_blend(blend_cases, judge)
+            ranked = [[x.item_id for x in self.recommend(c.history, n=LIST_DEPTH)] for c in blend_cases]
+            self.rerank_blend, gain = tune_blend(blend_cases, ranked, judge)
         progress(f"refitting on all {len(histories)} users")
         self._fit_retrievers(histories, vectors, labels)
         self.report = FitReport(
@@ -148,6 +144,7 @@ class Recommender:
             retrievers=list(dict.fromkeys([self.lead[0], self.main_name, "itemknn", "pop"]))
             + (["embed"] if self.embedding else []),
             ease_lambda=self.ease_lambda if isinstance(self.main, EASE) else None,
+            label_weights=self.label_weights if self.labels is not None and self.labels.nnz else {},
             half_life=self.half_life,
             plain_mix=self.plain_mix,
             ranker="lambdamart" if self.model is not None else "fusion" if self.weights != LEAD_ALONE else "lead alone",
@@ -162,33 +159,58 @@ class Recommender:
         return self.report
 
     def _choose_recency(self, cases: list[Case], shortlists: list[np.ndarray]) -> dict[str, float]:
-        """The leading retriever (EASE at each penalty in `EASE_LAMBDAS`, or ALS, or item-kNN), half-life
-        and plain-history mix with the best NDCG@10 of that retriever alone; EASE/ALS on the plain
-        history when there are no validation cases. Keeps the chosen EASE as the main retriever."""
-        totals: dict[tuple, float] = {(False, self.ease_lambda, None, 0.0): 0.0}
-        leaders: list[tuple[bool, float]] = [(False, self.ease_lambda), (True, 0.0)]
-        if isinstance(self.main, EASE):
-            leaders += [(False, lam) for lam in EASE_LAMBDAS if lam != self.ease_lambda]
-        fitted = {False: self.main, True: self.knn}
-        best_main = (self.ease_lambda, 0.0)
-        for is_knn, lam in leaders:
-            retriever = fitted[is_knn] if is_knn or lam == self.ease_lambda else EASE(lam).fit(self.interactions)
-            for key, value in recency_totals(retriever, self.interactions, cases, shortlists).items():
-                totals[(is_knn, lam, *key)] = value
-            mine = max((v for k, v in totals.items() if k[:2] == (is_knn, lam)), default=0.0)
-            if not is_knn and mine > best_main[1]:
-                best_main, self.main = (lam, mine), retriever  # the other EASE fits are dropped as we go
-        self.ease_lambda = best_main[0]
-        best = max(totals, key=lambda key: (totals[key], not key[0], key[2] is None))
-        if not best[0]:  # on a tie between penalties, the one kept above
-            best = max((k for k in totals if not k[0] and k[1] == self.ease_lambda), key=totals.get)
-        self.lead_is_knn, _, self.half_life, self.plain_mix = best
-        count = max(len(cases), 1)
-        return {
-            f"{self.main_name} (plain history)": totals[(False, EASE_LAMBDAS[1], None, 0.0)] / count,
-            "itemknn (plain history)": totals.get((True, 0.0, None, 0.0), 0.0) / count,
-            f"{self.lead[0]} (recency)": totals[best] / count,
+        """The leading retriever and how it reads a history, by that retriever's NDCG@10 on `cases`:
+        EASE at each penalty in `EASE_LAMBDAS` (ALS as it is above the EASE limit), then EASE at the best
+        penalty and item-kNN with item-label rows of each weight in `LABEL_WEIGHTS`, each at every
+        half-life and plain-history mix. A label weight is taken only when its paired gain over the best
+        variant so far exceeds one standard error (on small data a lucky weight wins otherwise). The
+        best EASE and item-kNN are kept, the others dropped as we go; ties go to EASE, the plain history."""
+        # (is_knn, penalty, label weight, half-life, mix) -> NDCG@10 per case; all 0 when there are no cases
+        ndcgs = {
+            (is_knn, lam, 0.0, None, 0.0): np.zeros(len(cases))
+            for is_knn, lam in ((False, self.ease_lambda), (True, 0.0))
         }
+
+        def score(variant: tuple, retriever) -> np.ndarray:
+            for setting, values in recency_ndcgs(retriever, self.interactions, cases, shortlists).items():
+                ndcgs[(*variant, *setting)] = values
+            return max((v for k, v in ndcgs.items() if k[:3] == variant), key=np.sum)
+
+        best = {False: (False, self.ease_lambda, 0.0), True: (True, 0.0, 0.0)}
+        best_ndcgs = {False: score(best[False], self.main), True: score(best[True], self.knn)}
+
+        def consider(variant: tuple) -> None:
+            is_knn, lam, weight = variant
+            if is_knn:
+                retriever = ItemKNN(self.config.neighbours, weight).fit(self.interactions, self.labels)
+            else:
+                retriever = EASE(lam, label_weight=weight).fit(self.interactions, self.labels)
+            values, current = score(variant, retriever), best_ndcgs[is_knn]
+            if earns_its_place(values, current, LABEL_SE) if weight else values.sum() > current.sum():
+                best[is_knn], best_ndcgs[is_knn] = variant, values
+                self.knn, self.main = (retriever, self.main) if is_knn else (self.knn, retriever)
+
+        ease = isinstance(self.main, EASE)
+        for lam in EASE_LAMBDAS if ease else ():
+            if lam != self.ease_lambda:
+                consider((False, lam, 0.0))
+        if self.labels is not None and self.labels.nnz:
+            for weight in LABEL_WEIGHTS["ease"] if ease else ():
+                consider((False, best[False][1], weight))
+            for weight in LABEL_WEIGHTS["itemknn"]:
+                consider((True, 0.0, weight))
+        self.ease_lambda = best[False][1]
+        self.label_weights = {"ease": best[False][2], "itemknn": best[True][2]}
+        kept = [k for k in ndcgs if k[:3] in best.values()]
+        choice = max(kept, key=lambda k: (ndcgs[k].sum(), not k[0], k[3] is None))
+        self.lead_is_knn, _, _, self.half_life, self.plain_mix = choice
+
+        named = {
+            f"{self.main_name} (plain history)": (False, EASE_LAMBDAS[1], 0.0, None, 0.0),
+            "itemknn (plain history)": (True, 0.0, 0.0, None, 0.0),
+            f"{self.lead[0]} (chosen)": choice,
+        }
+        return {name: float(ndcgs[key].mean()) if len(cases) else 0.0 for name, key in named.items()}
 
     def _choose_ranker(self, tune_cases: list[Case], check_cases: list[Case], pool_of: dict[int, Pool]):
         """Fusion weights tuned on `tune_cases`, LambdaMART trained on them, or the leading retriever
@@ -226,20 +248,6 @@ class Recommender:
         self.model = model if chosen == "lambdamart" else None
         self.weights = tuned if chosen == "fusion" else dict(LEAD_ALONE)
         return {stage: mean(values) for stage, values in results.items()} | {"lead alone": mean(lead)}
-
-    def _tune_blend(self, cases: list[Case], judge: Judge):
-        """The LLM blend weight with the best NDCG@10 on `cases` (ties: the smaller), and the gain over 0."""
-        per_case: dict[float, list[float]] = {w: [] for w in BLEND_GRID}
-        for case in cases:
-            ranked = [c.item_id for c in self.recommend(case.history, n=LIST_DEPTH)]
-            pool, rest = ranked[:20], ranked[20:]
-            llm_rank = judge(case.user_id, case.history, pool)
-            for weight in BLEND_GRID:
-                order = [c for _, c in blend_order(pool, llm_rank, weight)] + rest
-                per_case[weight].append(ndcg_at_k(case.targets, order))
-        best = max(BLEND_GRID, key=lambda w: (round(float(np.mean(per_case[w] or [0])), 6), -w))
-        mean, half_width = mean_ci95([a - b for a, b in zip(per_case[best], per_case[0.0])])
-        return best, {"users": len(cases), "ndcg_gain": round(mean, 5), "ci95": round(half_width, 5)}
 
     # -- ranking ------------------------------------------------------------------------------
 
@@ -343,14 +351,18 @@ class Recommender:
         return known + [c for c in candidates if c not in index]
 
     def _baseline(self, method: str):
-        # The baselines are the classical methods at their usual settings: EASE at lambda 250 even
-        # when the fit chose another penalty for the main retriever.
-        if method == self.main_name and (not isinstance(self.main, EASE) or self.main.lam == EASE().lam):
-            return self.main
-        if method == "itemknn":
-            return self.knn
+        # The baselines are the classical methods at their usual settings (EASE at lambda 250, no
+        # label rows), whatever the fit chose for its own retrievers.
+        fitted = {self.main_name: self.main, "itemknn": self.knn}.get(method)
+        usual = not getattr(fitted, "label_weight", 0.0) and getattr(fitted, "lam", EASE().lam) == EASE().lam
+        if fitted is not None and usual:
+            return fitted
         if method not in self._baselines:
-            factories = {"ease": EASE, "als": lambda: ALS(self.config.factors, seed=self.config.seed)}
+            factories = {
+                "ease": EASE,
+                "als": lambda: ALS(self.config.factors, seed=self.config.seed),
+                "itemknn": lambda: ItemKNN(self.config.neighbours),
+            }
             if method not in factories:
                 raise TasteprintError(f"unknown retriever {method!r}", hint="ease, als, itemknn, pop or embed")
             self._baselines[method] = factories[method]().fit(self.interactions)

@@ -20,6 +20,7 @@ def print_fit(report: FitReport) -> None:
         "data": f"{report.users} users, {report.items} items, {report.interactions} interactions",
         "retrievers": ", ".join(report.retrievers),
         "recency": f"half-life {report.half_life} items, plain-history mix {report.plain_mix}",
+        "item labels": ", ".join(f"{name} {weight}" for name, weight in report.label_weights.items()) or "none",
         "ranker": report.ranker + ("" if report.ranker == "lambdamart" else f" {report.fusion_weights}"),
         f"validation NDCG@10 ({report.validation_users} users, {report.target})": ", ".join(
             f"{name} {value:.4f}" for name, value in report.validation.items()

@@ -66,6 +66,15 @@ class Interactions:
         counts = (pick.T @ cited).toarray()
         return {item: {o: int(c) for o, c in zip(columns, row) if c} for item, row in zip(rows, counts)}
 
+    def label_matrix(self, labels: dict[str, Iterable[str]]) -> sparse.csr_matrix:
+        """Items x labels, 1 where the item carries the label (labels sorted by name)."""
+        names = sorted({label for i in self.items for label in labels.get(i, ())})
+        column = {name: n for n, name in enumerate(names)}
+        cells = [(row, column[label]) for row, i in enumerate(self.items) for label in labels.get(i, ())]
+        rows, columns = [r for r, _ in cells], [c for _, c in cells]
+        data = np.ones(len(cells), dtype=np.float32)
+        return sparse.csr_matrix((data, (rows, columns)), shape=(len(self.items), len(names)))
+
     def vector(self, history: Sequence[str], half_life: float | None = None) -> np.ndarray:
         """The history as a vector over items: 1 per consumed item, or with `half_life`, 0.5 ** (steps back
         from the most recent item / half_life), counting each item at its latest position."""
@@ -77,22 +86,34 @@ class Interactions:
         return row
 
 
+def with_labels(interactions: Interactions, labels: sparse.csr_matrix | None, weight: float) -> sparse.csr_matrix:
+    """The user x item matrix with one more row per label (`labels` is items x labels): a pseudo-user
+    who consumed every item carrying it, with value `weight`. Items that share labels then co-occur,
+    so an item few people consumed still finds neighbours (side information as in Ning & Karypis's
+    SSLIM and Jeunen et al.'s EASE with side information). Weight 0 or no labels: the interactions alone."""
+    if not weight or labels is None or labels.shape[1] == 0:
+        return interactions.matrix
+    return sparse.vstack([interactions.matrix, weight * labels.T]).tocsr().astype(np.float32)
+
+
 class EASE:
     """Embarrassingly Shallow Autoencoder (Steck 2019), closed form: B = I - P / diag(P), P = (X'X + λI)^-1.
 
-    Fitted on items with at least `min_count` interactions. Its dense items x items inverse costs
-    memory quadratic in items, so the recommender uses it only below a configured item count.
+    Fitted on items with at least `min_count` interactions; X gets label rows of weight `label_weight`
+    when labels are given (`with_labels`). Its dense items x items inverse costs memory quadratic in
+    items, so the recommender uses it only below a configured item count.
     """
 
-    def __init__(self, lam: float = 250.0, min_count: int = 2):
+    def __init__(self, lam: float = 250.0, min_count: int = 2, label_weight: float = 0.0):
         self.lam = lam
         self.min_count = min_count
+        self.label_weight = label_weight
         self.columns: np.ndarray = np.zeros(0, dtype=int)
         self.weights: np.ndarray = np.zeros((0, 0), dtype=np.float32)
 
-    def fit(self, interactions: Interactions) -> EASE:
+    def fit(self, interactions: Interactions, labels: sparse.csr_matrix | None = None) -> EASE:
         self.columns = np.flatnonzero(interactions.popularity >= self.min_count)
-        x = interactions.matrix[:, self.columns]
+        x = with_labels(interactions, labels, self.label_weight)[:, self.columns]
         gram = (x.T @ x).toarray().astype(np.float32)
         gram[np.diag_indices_from(gram)] += self.lam
         precision = np.linalg.inv(gram)
@@ -110,19 +131,21 @@ class EASE:
 class ItemKNN:
     """Item-based k-nearest neighbours (Sarwar et al. 2001) on implicit's sparse all-pairs kNN: each
     item keeps its `k` most cosine-similar items, and a candidate scores the weighted sum of its
-    similarities to the user's items among them. Memory is items x k, never items x items."""
+    similarities to the user's items among them, computed over the interactions plus label rows of
+    weight `label_weight` when labels are given (`with_labels`). Memory is items x k, never items x items."""
 
-    def __init__(self, k: int = 100):
+    def __init__(self, k: int = 100, label_weight: float = 0.0):
         self.k = k
+        self.label_weight = label_weight
         self.similarity = sparse.csr_matrix((0, 0), dtype=np.float32)
 
-    def fit(self, interactions: Interactions) -> ItemKNN:
+    def fit(self, interactions: Interactions, labels: sparse.csr_matrix | None = None) -> ItemKNN:
         from implicit.nearest_neighbours import CosineRecommender
 
         model = CosineRecommender(K=self.k + 1)  # its neighbour lists include the item itself
         with warnings.catch_warnings():  # it converts its own intermediate COO matrix and says so
             warnings.simplefilter("ignore")
-            model.fit(interactions.matrix, show_progress=False)
+            model.fit(with_labels(interactions, labels, self.label_weight), show_progress=False)
         similarity = model.similarity.tocsr().astype(np.float32)
         similarity.setdiag(0.0)
         similarity.eliminate_zeros()

@@ -1,5 +1,5 @@
 """Validation for the fit: cases held out from the training data, optional shortlists, and the
-summed NDCG@10 of one retriever at each recency setting. Pure functions of their inputs, seeded."""
+NDCG@10 of one retriever per case at each recency setting. Pure functions of their inputs, seeded."""
 
 from __future__ import annotations
 
@@ -74,12 +74,12 @@ def shortlists(cases: list[Case], interactions: Interactions, size: int | None, 
     return shortlists
 
 
-def recency_totals(
+def recency_ndcgs(
     retriever, interactions: Interactions, cases: list[Case], shortlists: list[np.ndarray]
-) -> dict[tuple, float]:
-    """Summed NDCG@10 over `cases` of one retriever at each (half-life, plain mix); histories are
+) -> dict[tuple, np.ndarray]:
+    """NDCG@10 of each of `cases` for one retriever at each (half-life, plain mix); histories are
     scored in chunks, one matrix product per setting."""
-    totals: dict[tuple, float] = {}
+    ndcgs: dict[tuple, list[float]] = {}
     for start in range(0, len(cases), SCORE_CHUNK):
         chunk = cases[start : start + SCORE_CHUNK]
         plain_rows = np.stack([interactions.vector(c.history) for c in chunk])
@@ -98,5 +98,5 @@ def recency_totals(
                         top = listed[np.lexsort((listed, -scores[listed]))][:10]
                     else:
                         top = top_indices(scores, plain_rows[row] > 0, 10)
-                    totals[(half_life, mix)] = totals.get((half_life, mix), 0.0) + ndcg_at_k(case.wanted, top)
-    return totals
+                    ndcgs.setdefault((half_life, mix), []).append(ndcg_at_k(case.wanted, top))
+    return {setting: np.array(values) for setting, values in ndcgs.items()}
