@@ -82,6 +82,9 @@ def test_a_tuned_ranking_stage_is_kept_only_when_it_beats_the_leader_on_held_out
     assert earns_its_place(lead + 0.01 + rng.normal(0, 0.02, 400), lead)  # small but steady
     assert not earns_its_place(lead + rng.normal(0.01, 0.5, 400), lead)  # higher on average, by noise
     assert not earns_its_place(lead[:1] + 1, lead[:1])  # one case proves nothing
+    z = rng.normal(size=100)
+    gain = 0.015 + 0.1 * (z - z.mean()) / z.std(ddof=1)  # 1.5 standard errors (0.1 / sqrt(100)) above 0
+    assert earns_its_place(lead[:100] + gain, lead[:100], 1.0) and not earns_its_place(lead[:100] + gain, lead[:100])
 
 
 def test_large_catalogues_use_als_and_ranking_given_candidates_keeps_them_all():
