@@ -66,6 +66,8 @@ def test_fit_weighs_item_labels_in_when_they_tell_what_comes_next():
     plain = np.mean([ndcg_at_k({h[-1]}, recommender.single(lead, h[:-1], 10)) for h in histories.values()])
     assert served > 1.1 * plain  # the same retriever fitted on the interactions alone
     assert Recommender(FitConfig(validation_users=200)).fit(training).label_weights == {}
+    tiny = Recommender().fit({"u1": ["i0000", "i0001"], "u2": ["i0001"]}, labels=labels)  # no validation cases
+    assert tiny.label_weights == {"ease": 0.0, "itemknn": 0.0} and tiny.validation_users == 0
 
 
 def test_a_tuned_ranking_stage_is_kept_only_when_it_beats_the_leader_on_held_out_users():

@@ -174,7 +174,7 @@ class Recommender:
         def score(variant: tuple, retriever) -> np.ndarray:
             for setting, values in recency_ndcgs(retriever, self.interactions, cases, shortlists).items():
                 ndcgs[(*variant, *setting)] = values
-            return max((v for k, v in ndcgs.items() if k[:3] == variant), key=np.sum)
+            return max((v for k, v in ndcgs.items() if k[:3] == variant), key=np.sum, default=np.zeros(len(cases)))
 
         best = {False: (False, self.ease_lambda, 0.0), True: (True, 0.0, 0.0)}
         best_ndcgs = {False: score(best[False], self.main), True: score(best[True], self.knn)}
