@@ -146,3 +146,29 @@ def test_a_backend_that_cannot_call_tools_is_never_asked_to_route(tmp_path):
     turn = session.turn("hello there")
     assert (turn.intent, turn.routed_by) == ("help", "rules") and not backend.history
     assert ChatSession(Tasteprint(store=tmp_path, llm=backend), router="model").turn("hi").routed_by == "rules"
+
+
+def test_an_exclusion_keeps_finding_picks_for_someone_who_mostly_consumes_what_they_excluded(tmp_path):
+    """Person 1 rates only Horror; after "nothing with Horror" the recommender must still fill the list
+    from the rest of the catalogue, not filter a Horror-only shortlist down to nothing."""
+    import random
+
+    rng = random.Random(0)
+    data = tmp_path / "ml"
+    data.mkdir()
+    horror = [f"{n}" for n in range(1, 121)]
+    comedy = [f"{n}" for n in range(121, 151)]
+    movies = [f"{m},Scare {m} (1990),Horror" for m in horror] + [f"{m},Laugh {m} (1990),Comedy" for m in comedy]
+    (data / "movies.csv").write_text("movieId,title,genres\n" + "\n".join(movies) + "\n")
+    ratings = []
+    for user in range(1, 61):
+        liked = rng.sample(horror, 15) + (rng.sample(comedy, 5) if user > 50 else [])
+        ratings += [f"{user},{m},{rng.choice([3, 4, 5])},{1000 + n}" for n, m in enumerate(liked)]
+    (data / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "\n".join(ratings) + "\n")
+    tp = Tasteprint(store=tmp_path / "store", fit_embeddings=False)
+    tp.ingest(data)
+    session = ChatSession(tp, user_id="1", rerank=False)
+    session.answer("nothing with Horror please")
+    items = tp.db.items()
+    assert len(session.last) == session.k
+    assert not any("Horror" in items[r.item_id].labels() for r in session.last)

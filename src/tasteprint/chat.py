@@ -174,20 +174,19 @@ class ChatSession:
         ]
 
     def _recommend(self, _argument=None, heading: str = "") -> str:
-        depth = self.k * (8 if self._constrained() else 1)
         pool = self.tp.recommend(
-            self.user_id,
-            k=depth,
-            rerank=self.rerank,
-            n_candidates=max(20, depth),
-            exclude=self.shown | set(self.constraints.exclude_items),
-            reasons=False,
+            self.user_id, k=self.k, rerank=self.rerank, n_candidates=20, exclude=self._excluded(), reasons=False
         )
         return self._show(heading or f"Recommended for user {self.user_id}:", self._fitting(pool))
 
-    def _constrained(self) -> bool:
+    def _excluded(self) -> set[str]:
+        """What was shown and every catalogue item the constraints rule out, so the recommender ranks
+        only what may be shown: a list cut to a depth first and filtered after can come back empty for
+        a person who mostly consumes what they just excluded."""
         c = self.constraints
-        return bool(c.exclude_labels or c.exclude_items or c.min_year or c.max_year)
+        if not (c.exclude_labels or c.exclude_items or c.min_year or c.max_year):
+            return set(self.shown)
+        return self.shown | {i for i, item in self.tp.db.items().items() if not c.allows(item)}
 
     def _resolve(self, title: str) -> str | None:
         """An item id from a title, an id or a near spelling: what was just shown first, then the catalogue."""
@@ -255,7 +254,7 @@ class ChatSession:
         return "\n".join(lines)
 
     def _different(self, _argument) -> str:
-        pool = self.tp.recommend(self.user_id, k=4 * self.k, rerank=False, exclude=self.shown)
+        pool = self.tp.recommend(self.user_id, k=4 * self.k, rerank=False, exclude=self._excluded())
         items = self.tp.db.items([r.item_id for r in pool + self.last])
         shown_labels = {label for r in self.last if r.item_id in items for label in items[r.item_id].labels()}
         pool.sort(key=lambda r: len(items[r.item_id].labels() & shown_labels) if r.item_id in items else 0)
