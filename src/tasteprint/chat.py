@@ -77,6 +77,7 @@ class ChatSession:
     last_shown: list[Recommendation] = field(default_factory=list)  # what this turn listed (for --json)
     shown: set[str] = field(default_factory=set)
     constraints: Constraints = field(default_factory=Constraints)
+    _ruled_out: tuple[str, frozenset[str]] = ("", frozenset())  # (constraints as JSON, the items they rule out)
     # rules: the deterministic parser. model: the hosted model's tool call, the rules when the call
     # fails or names nothing that exists. auto: the rules, and the model (if the backend can call
     # tools) for what the rules cannot read; the embedded 135M model routed 2 of 8 plain requests
@@ -186,7 +187,10 @@ class ChatSession:
         c = self.constraints
         if not (c.exclude_labels or c.exclude_items or c.min_year or c.max_year):
             return set(self.shown)
-        return self.shown | {i for i, item in self.tp.db.items().items() if not c.allows(item)}
+        key = c.model_dump_json()  # the catalogue is scanned again only when the constraints change
+        if self._ruled_out[0] != key:
+            self._ruled_out = (key, frozenset(i for i, item in self.tp.db.items().items() if not c.allows(item)))
+        return self.shown | self._ruled_out[1]
 
     def _resolve(self, title: str) -> str | None:
         """An item id from a title, an id or a near spelling: what was just shown first, then the catalogue."""

@@ -34,8 +34,7 @@ from .models import Event, FitConfig, Item, UserFacts, UserProfile
 from .profile import build_profile
 from .reasons import Audit, ReasonChecker, ReasonStats, catalogue_names, resolve_mode, word_recommendations
 from .recommender import Recommender
-from .rerank import Judge
-from .rerank import DEFAULT_BLEND, RerankResult, rerank
+from .rerank import DEFAULT_BLEND, Judge, RerankResult, rerank
 from .retrieve import LIST_DEPTH, Candidate, ordered_history
 from .split import Split, cold_start, leave_last_out, random_split
 

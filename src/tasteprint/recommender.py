@@ -353,10 +353,9 @@ class Recommender:
     def _baseline(self, method: str):
         # The baselines are the classical methods at their usual settings (EASE at lambda 250, no
         # label rows), whatever the fit chose for its own retrievers.
-        fitted = {self.main_name: self.main, "itemknn": self.knn}.get(method)
-        usual = not getattr(fitted, "label_weight", 0.0) and getattr(fitted, "lam", EASE().lam) == EASE().lam
-        if fitted is not None and usual:
-            return fitted
+        usual_main = isinstance(self.main, ALS) or (self.main.lam == EASE().lam and not self.main.label_weight)
+        if (method == "itemknn" and not self.knn.label_weight) or (method == self.main_name and usual_main):
+            return self.knn if method == "itemknn" else self.main
         if method not in self._baselines:
             factories = {
                 "ease": EASE,
