@@ -36,6 +36,28 @@ def _ingested(tmp_path_factory, name: str, source: Path) -> Path:
     return store
 
 
+def movielens_slice(folder: Path, users: set[str], also_movies: set[str] = frozenset()) -> Path:
+    """ml-latest-small cut to `users`: their ratings and tags, and the movies they rated (plus
+    `also_movies`), written as the same CSV files into `folder` (a temporary directory, never the repo).
+    A store of a few hundred real users fits in seconds where the whole set takes minutes."""
+    import csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    movies = set(also_movies)
+    for name in ("ratings.csv", "tags.csv"):
+        with open(_need(MOVIELENS / name), newline="", encoding="utf-8") as source:
+            rows = [row for row in csv.reader(source)]
+        kept = [rows[0]] + [row for row in rows[1:] if row[0] in users]
+        movies |= {row[1] for row in kept[1:]}
+        with open(folder / name, "w", newline="", encoding="utf-8") as target:
+            csv.writer(target, lineterminator="\n").writerows(kept)
+    with open(MOVIELENS / "movies.csv", newline="", encoding="utf-8") as source:
+        rows = list(csv.reader(source))
+    with open(folder / "movies.csv", "w", newline="", encoding="utf-8") as target:
+        csv.writer(target, lineterminator="\n").writerows([rows[0]] + [row for row in rows[1:] if row[0] in movies])
+    return folder
+
+
 @pytest.fixture(scope="session")
 def movielens_store(tmp_path_factory) -> Path:
     return _ingested(tmp_path_factory, "ml-store", MOVIELENS)

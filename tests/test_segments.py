@@ -15,21 +15,21 @@ from tasteprint.cli import app
 from tasteprint.llm import ScriptedBackend
 from tasteprint.segments import MIN_LABEL_SHARE, description_schema, without_repeats
 
+from conftest import movielens_slice
 from schema_replies import schema_reply
 
 USERS = [str(u) for u in range(1, 41)]
 
 
 @pytest.fixture(scope="module")
-def profiled(tmp_path_factory, movielens_store):
-    import shutil
-
-    store = tmp_path_factory.mktemp("segments") / "store"
-    shutil.copytree(movielens_store, store)
-    tp = Tasteprint(store=store, llm=ScriptedBackend([schema_reply] * 200))
+def profiled(tmp_path_factory):
+    """The 40 users' real MovieLens data (their ratings, tags and the movies they rated), profiled."""
+    folder = tmp_path_factory.mktemp("segments")
+    tp = Tasteprint(store=folder / "store", llm=ScriptedBackend([schema_reply] * 200))
+    tp.ingest(movielens_slice(folder / "data", set(USERS)))
     batch = tp.profile_many(USERS, progress=False)
     assert not batch.failures
-    return store
+    return folder / "store"
 
 
 def test_cli_segments_k5_json(profiled):
