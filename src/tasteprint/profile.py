@@ -99,17 +99,18 @@ def profile_messages(facts: UserFacts, prompts_dir=None) -> list[dict[str, str]]
 
 # What the draft prompt shows of the facts; verification still checks claims against all of them. A
 # prompt's cost grows faster than its length (each token attends to all before it: on this project's 2
-# cores SmolLM2-135M evaluates 900 tokens in 3.1 s and 1,800 in 8.7 s), so the draft shows each label's
-# 3 best-rated items (as many as a claim may cite), 8 loved and 5 low-rated items.
-DRAFT_SHOWN = {"loved": 8, "disliked": 5, "evidence_per_label": MAX_EVIDENCE}
+# cores SmolLM2-135M evaluates 900 tokens in 3.1 s and 1,800 in 8.7 s), so the draft shows the 8 most
+# frequent labels (the "mostly" line names every label on 30% or more of the history), each with its 3
+# best-rated items (as many as a claim may cite), 8 loved and 3 low-rated items.
+DRAFT_SHOWN = {"loved": 8, "disliked": 3, "top_attributes": 8, "evidence_per_label": MAX_EVIDENCE}
 
 # Each step keeps the facts' most telling part: snippets go first, then the long tails of each list.
 # Recent-shift and context lines are never dropped, so the most recent behaviour always reaches the model.
 CONDENSE_STEPS = (
     {"snippets": 4},
     {"snippets": 0},
-    {"loved": 5, "disliked": 5},
-    {"top_attributes": 8, "evidence_per_label": 3},
+    {"loved": 5, "disliked": 3},
+    {"top_attributes": 6},
     {"loved": 3, "disliked": 2, "top_attributes": 5, "evidence_per_label": 2},
 )
 MESSAGE_OVERHEAD_TOKENS = 16
