@@ -368,7 +368,7 @@ def test_four_processes_ingest_into_and_then_recommend_from_one_fresh_store(tmp_
 def test_eval_killed_with_sigkill_replays_its_llm_work(tmp_path):
     out = tmp_path / "R"
     command = [sys.executable, "-m", "tasteprint.cli", "eval", str(BUILT_IN), "--protocol", "cand20"]
-    command += ["--methods", "pop,tasteprint", "--users", "2", "--out", str(out)]
+    command += ["--methods", "pop,tasteprint", "--users", "1", "--out", str(out)]
     victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while _rows(out / "store", "llm_cache") < 4 and time.monotonic() < deadline and victim.poll() is None:
