@@ -36,25 +36,27 @@ def _ingested(tmp_path_factory, name: str, source: Path) -> Path:
     return store
 
 
+def _copy_rows(name: str, folder: Path, keep) -> list[list[str]]:
+    """Copy ml-latest-small's `name` into `folder` with the header and the rows `keep` accepts; returns them."""
+    import csv
+
+    with open(_need(MOVIELENS / name), newline="", encoding="utf-8") as source:
+        header, *rows = csv.reader(source)
+    kept = [row for row in rows if keep(row)]
+    with open(folder / name, "w", newline="", encoding="utf-8") as target:
+        csv.writer(target, lineterminator="\n").writerows([header, *kept])
+    return kept
+
+
 def movielens_slice(folder: Path, users: set[str], also_movies: set[str] = frozenset()) -> Path:
     """ml-latest-small cut to `users`: their ratings and tags, and the movies they rated (plus
     `also_movies`), written as the same CSV files into `folder` (a temporary directory, never the repo).
     A store of a few hundred real users fits in seconds where the whole set takes minutes."""
-    import csv
-
     folder.mkdir(parents=True, exist_ok=True)
     movies = set(also_movies)
     for name in ("ratings.csv", "tags.csv"):
-        with open(_need(MOVIELENS / name), newline="", encoding="utf-8") as source:
-            rows = [row for row in csv.reader(source)]
-        kept = [rows[0]] + [row for row in rows[1:] if row[0] in users]
-        movies |= {row[1] for row in kept[1:]}
-        with open(folder / name, "w", newline="", encoding="utf-8") as target:
-            csv.writer(target, lineterminator="\n").writerows(kept)
-    with open(MOVIELENS / "movies.csv", newline="", encoding="utf-8") as source:
-        rows = list(csv.reader(source))
-    with open(folder / "movies.csv", "w", newline="", encoding="utf-8") as target:
-        csv.writer(target, lineterminator="\n").writerows([rows[0]] + [row for row in rows[1:] if row[0] in movies])
+        movies |= {row[1] for row in _copy_rows(name, folder, lambda row: row[0] in users)}
+    _copy_rows("movies.csv", folder, lambda row: row[0] in movies)
     return folder
 
 

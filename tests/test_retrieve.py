@@ -84,6 +84,9 @@ def test_recency_weights_halve_every_half_life_items_back():
     index = world.item_index
     assert weights[index["d"]] == 1.0 and weights[index["b"]] == 0.5 and weights[index["a"]] == 0.125
     assert world.vector(["a", "c"]).tolist() == [1, 0, 1, 0, 0]
+    # A repeated item counts at its latest position; an item the fit never saw still counts as a step back.
+    again = world.vector(["a", "b", "a", "unseen", "b"], half_life=1.0)
+    assert again[index["a"]] == 0.25 and again[index["b"]] == 1.0
 
 
 def test_ordered_history_keeps_each_item_at_its_latest_position():
