@@ -29,9 +29,11 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/tasteprint demo
 
+# Two pytest-xdist workers, each given half the cores (tests/conftest.py); a module that builds a costly
+# store once carries an xdist_group mark, so its tests share one worker and one build.
 test: install
 	$(VENV)/bin/ruff check src tests eval
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 lint: install
 	$(VENV)/bin/ruff check src tests eval

@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from tasteprint.aspects import ASPECT_ATTRIBUTE, item_aspects, mine
+from tasteprint.aspects import ASPECT_ATTRIBUTE, forget_mined, item_aspects, mine
 from tasteprint.db import Database
 from tasteprint.embed import Embedder
 from tasteprint.facts import FactBook
@@ -56,10 +56,12 @@ def main() -> None:
     backend = LlamaCppBackend(args.model)
     users = db.user_ids()[: args.users]
 
+    forget_mined()  # a `profile` command mines its user's texts afresh, not from what ingest mined
     start = time.perf_counter()
     profiles = [build_profile(book.facts(u), backend, vocabulary=set(book.global_shares)) for u in users]
     wall = time.perf_counter() - start
     # What mining adds to each profile: the user's own texts through the same `mine` that facts call.
+    forget_mined()
     started = time.perf_counter()
     for user_id in users:
         for event in db.user_events(user_id):

@@ -43,7 +43,9 @@ def llama_server(model_path, n_ctx: int = 4096, alias: str = "smollm2") -> Itera
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1"]
     command += ["--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", alias]
-    command += ["--n_threads", str(os.cpu_count() or 1)]  # the server's default is half the cores
+    # The server's default is half the cores; TASTEPRINT_N_THREADS, as for the embedded model, else all.
+    threads = os.environ.get("TASTEPRINT_N_THREADS") or str(os.cpu_count() or 1)
+    command += ["--n_threads", threads, "--n_threads_batch", threads]
     # By default a new request interrupts the one being generated (which then fails with HTTP 500);
     # concurrent clients must queue instead.
     command += ["--interrupt_requests", "False"]

@@ -11,6 +11,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:
+    # Under pytest-xdist each worker gets its share of the cores, for itself and the processes it
+    # starts (CLI runs, llama.cpp servers): llama.cpp's and OpenMP's threads spin while they wait, so two
+    # workers that each ran one thread per core would slow each other down several times over.
+    SHARE = str(max(1, (os.cpu_count() or 1) // WORKERS))
+    for name in ("TASTEPRINT_N_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, SHARE)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "eval"))  # the benchmarks' HTTP servers serve the tests too
 SHARED = ROOT.parent / "shared" / "data"
@@ -84,6 +93,7 @@ def fresh_copy(tmp_path):
 
 @pytest.fixture(scope="session")
 def local_backend():
+    from tasteprint.config import Settings
     from tasteprint.llm.llamacpp import LlamaCppBackend
 
-    return LlamaCppBackend(n_ctx=4096)
+    return LlamaCppBackend(n_ctx=4096, n_threads=Settings.load().n_threads)

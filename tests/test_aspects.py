@@ -18,6 +18,8 @@ from tasteprint.verify import ProfileDraft, verify_claims
 
 from conftest import AMAZON
 
+pytestmark = pytest.mark.xdist_group("reviews-only")  # one worker builds the reviews-only store
+
 REVIEWS = AMAZON / "Magazine_Subscriptions_5.json.gz"
 
 

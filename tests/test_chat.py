@@ -10,6 +10,8 @@ from tasteprint.llm import ScriptedBackend
 from schema_replies import schema_reply
 from servers import reply_server
 
+pytestmark = pytest.mark.xdist_group("chat")  # one worker builds the sample store
+
 
 @pytest.mark.parametrize(
     "question, intent, argument",

@@ -4,6 +4,7 @@ eval/make_cross_platform.py documents) into one person with one merged profile."
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -19,6 +20,8 @@ from test_local_model import assert_verified
 
 AMAZON_ACCOUNT = "A3JPFWKS83R49V"
 
+pytestmark = pytest.mark.xdist_group("identity")  # one worker builds the merged store
+
 
 def identity_map(tmp_path, extra: str = "") -> str:
     path = tmp_path / "identity_map.csv"
@@ -26,12 +29,22 @@ def identity_map(tmp_path, extra: str = "") -> str:
     return str(path)
 
 
-@pytest.fixture
-def merged(tmp_path, fresh_copy, movielens_store):
-    tp = Tasteprint(store=fresh_copy(movielens_store), llm=ScriptedBackend([schema_reply] * 20))
+@pytest.fixture(scope="module")
+def merged_store(tmp_path_factory, movielens_store):
+    """MovieLens and Amazon ingested with an identity map (two of its rows bad), once per module."""
+    folder = tmp_path_factory.mktemp("merged")
+    shutil.copytree(movielens_store, folder / "store")
+    tp = Tasteprint(store=folder / "store", llm="scripted")
     bad_rows = "amazon,,bob\nmovielens,1,someone-else\n"
-    report = tp.ingest(AMAZON, identity_map=identity_map(tmp_path, bad_rows))
-    return tp, report
+    report = tp.ingest(AMAZON, identity_map=identity_map(folder, bad_rows))
+    tp.close()
+    return folder / "store", report
+
+
+@pytest.fixture
+def merged(merged_store, fresh_copy):
+    store, report = merged_store
+    return Tasteprint(store=fresh_copy(store), llm=ScriptedBackend([schema_reply] * 20)), report
 
 
 def test_identity_map_merges_accounts_into_one_person(merged):

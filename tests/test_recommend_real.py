@@ -17,7 +17,7 @@ from tasteprint.store import VectorStore
 from conftest import movielens_slice
 from servers import free_port, wait_for
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.xdist_group("movielens-slice")]  # one worker builds the slice
 
 
 def assert_grounded(recommendations, facts, k):
@@ -50,9 +50,9 @@ def test_sample_profile_recommend_explain_on_the_local_model(tmp_path, local_bac
         assert any(facts.item_titles[i] in explanation.sentence for i in explanation.evidence)
 
 
-# Users 1-200 and 571 (who watches 93% Horror) of ml-latest-small with the movies they rated, Toy
+# Users 1-100 and 571 (who watches 93% Horror) of ml-latest-small with the movies they rated, Toy
 # Story and Heat among them: real data, fitted in seconds where all 610 users take minutes.
-SLICE_USERS = {str(u) for u in range(1, 201)} | {"571"}
+SLICE_USERS = {str(u) for u in range(1, 101)} | {"571"}
 
 
 @pytest.fixture(scope="module")

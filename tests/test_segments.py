@@ -18,6 +18,8 @@ from tasteprint.segments import MIN_LABEL_SHARE, description_schema, without_rep
 from conftest import movielens_slice
 from schema_replies import schema_reply
 
+pytestmark = pytest.mark.xdist_group("segments")  # one worker builds the profiled slice
+
 USERS = [str(u) for u in range(1, 41)]
 
 

@@ -82,6 +82,8 @@ def run_stage(
     rows: list[dict], settings: dict, vocabulary: list[str], engine: Engine, concurrency: int, ray_address: str | None
 ) -> Iterator[dict]:
     """Yield the stage's output rows as they finish, from Ray Data actors or from this process."""
+    if not rows:
+        return  # everything resumed: no cluster to start
     if engine == "local":
         stage = ProfileStage(settings, vocabulary)
         for row in rows:

@@ -22,6 +22,7 @@ from .errors import TasteprintError
 from .evaluate import (
     ASPECT_ABLATION,
     CLASSICAL,
+    READ_NO_VECTORS,
     LLM_METHODS,
     PROTOCOLS,
     EvalContext,
@@ -71,7 +72,7 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console) -> dict:
     items = tp.db.items()
     catalogue = sorted(items)
     vectors = None
-    if settings.fit_embeddings:
+    if settings.fit_embeddings and not set(config.methods) <= set(READ_NO_VECTORS):
         tp.index()
         vectors = tp.vectors.item_vectors(catalogue)
     loo = leave_last_out(events)

@@ -107,8 +107,15 @@ def _load(path: Path, n_ctx: int, n_threads: int, seed: int):
         if key not in _MODELS:
             llama_class = fast_greedy_llama()
             try:
+                # Prompt batches get the same threads as decoding: llama-cpp-python would give them
+                # every core, which oversubscribes a machine whose cores are shared out.
                 _MODELS[key] = llama_class(
-                    model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_threads=n_threads,
+                    n_threads_batch=n_threads,
+                    seed=seed,
+                    verbose=False,
                 )
             except (ValueError, RuntimeError) as exc:
                 raise LLMError(f"cannot load GGUF model {path}: {exc}", hint="check the file is a GGUF model") from exc
