@@ -134,6 +134,9 @@ def test_eval_command_runs_on_movielens_100k_files(tmp_path):
     assert {r["protocol"] for r in ease} == {"loo", "loo-cold", "cand20", "cand20-cold", "msr"}
     assert all(0 <= r["value"] <= 1 for r in ease)
     assert len(list(out.glob("*.png"))) >= 2
+    from tasteprint.store import VectorStore
+
+    assert not VectorStore(out / "store").item_ids()  # no method here reads a vector: nothing embedded
 
 
 def test_explanations_pass_when_cited_picks_are_grounded_and_uncited_ones_name_no_title():
