@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tasteprint.config import Settings
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -43,8 +45,8 @@ def llama_server(model_path, n_ctx: int = 4096, alias: str = "smollm2") -> Itera
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1"]
     command += ["--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", alias]
-    # The server's default is half the cores; TASTEPRINT_N_THREADS, as for the embedded model, else all.
-    threads = os.environ.get("TASTEPRINT_N_THREADS") or str(os.cpu_count() or 1)
+    # The server's default is half the cores; the embedded model's setting (TASTEPRINT_N_THREADS), else all.
+    threads = str(Settings.load().n_threads or os.cpu_count() or 1)
     command += ["--n_threads", threads, "--n_threads_batch", threads]
     # By default a new request interrupts the one being generated (which then fails with HTTP 500);
     # concurrent clients must queue instead.

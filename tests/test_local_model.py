@@ -120,7 +120,10 @@ def test_fast_greedy_sampling_writes_what_the_full_grammar_pass_writes(movielens
     from tasteprint.profile import draft_schema, profile_messages
 
     assert type(local_backend.llama).__name__ == "FastGreedyLlama"
-    plain = Llama(model_path=str(local_backend.path), n_ctx=4096, n_threads=local_backend.n_threads, verbose=False)
+    threads = local_backend.n_threads  # for prompt batches too: llama-cpp-python's default is every core
+    plain = Llama(
+        model_path=str(local_backend.path), n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False
+    )
     sampled = []
     original = GreedyGrammarSampler.sample
     monkeypatch.setattr(GreedyGrammarSampler, "sample", lambda self, *a: sampled.append(1) or original(self, *a))
