@@ -23,12 +23,23 @@ def test_reasks_with_the_validation_error_then_succeeds():
 
 
 def test_one_clear_exception_after_bounded_attempts():
-    backend = ScriptedBackend(["{", "{", "{", "never used"])
+    backend = ScriptedBackend(["{", "[", "{", "never used"])
     with pytest.raises(StructuredOutputError) as info:
         generate(backend, [{"role": "user", "content": "go"}], Pick, max_attempts=3)
     assert info.value.attempts == 3
     assert info.value.last_reply == "{"
     assert len(backend.replies) == 1
+
+
+def test_a_reask_answered_with_the_rejected_reply_is_not_sent_again():
+    # A seeded server or the LLM cache answers a repeated request with the same reply: a third call
+    # would have been the second one again.
+    backend = ScriptedBackend(["{", "{", "never used"])
+    with pytest.raises(StructuredOutputError) as info:
+        generate(backend, [{"role": "user", "content": "go"}], Pick, max_attempts=3)
+    assert info.value.attempts == 2 and "after 2 attempts" in info.value.message
+    assert len(backend.history) == 2
+    assert list(backend.replies) == ["never used"]
 
 
 def test_raw_control_characters_inside_strings_are_tolerated():

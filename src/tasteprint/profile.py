@@ -15,7 +15,7 @@ from .facts import DISLIKED_MAX
 from .llm import LLMBackend, generate
 from .models import Dislike, Interest, ProfileDiff, UserFacts, UserProfile
 from .prompting import chat
-from .summary import SummaryDraft, check_summary, summary_messages, summary_schema
+from .summary import SUMMARY_MAX_TOKENS, SummaryDraft, check_summary, summary_messages, summary_schema
 from .verify import (
     MAX_EVIDENCE,
     MAX_INTERESTS,
@@ -256,7 +256,9 @@ def build_profile(
     messages = summary_messages(facts, profile, prompts_dir, confined=backend.enforces_schema)
     try:
         schema = summary_schema(facts, profile, confined=backend.enforces_schema)
-        summary = generate(backend, messages, SummaryDraft, schema=schema, max_tokens=160, temperature=temperature)
+        summary = generate(
+            backend, messages, SummaryDraft, schema=schema, max_tokens=SUMMARY_MAX_TOKENS, temperature=temperature
+        )
         calls.append(summary)
         if verify:
             profile = check_summary(

@@ -37,7 +37,9 @@ def generate(
     """Ask for JSON matching `schema` (default: the pydantic model's schema) and validate it as `output`.
 
     A reply that is not JSON or fails validation is shown back to the model with the error, up to
-    `max_attempts` calls in all.
+    `max_attempts` calls in all. A re-ask answered with the very reply it rejected ends the attempts
+    early: the next request would be the one just sent, which a seeded backend or the LLM cache
+    answers the same way again.
 
     Raises:
         StructuredOutputError: no attempt validated; carries the attempt count and the last reply.
@@ -48,7 +50,9 @@ def generate(
     seconds = 0.0
     reply = ""
     error = ""
-    for attempt in range(1, max_attempts + 1):
+    attempt = 0
+    while attempt < max_attempts:
+        attempt += 1
         completion = backend.complete(conversation, json_schema=schema, max_tokens=max_tokens, temperature=temperature)
         prompt_tokens += completion.prompt_tokens
         completion_tokens += completion.completion_tokens
@@ -61,7 +65,7 @@ def generate(
             error = f"the reply is not valid JSON ({exc.msg} at character {exc.pos})"
         except ValidationError as exc:
             error = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'root'}: {e['msg']}" for e in exc.errors()[:5])
-        conversation = [
+        asked, conversation = conversation, [
             *messages,
             {"role": "assistant", "content": reply[:2000]},
             {
@@ -69,6 +73,8 @@ def generate(
                 "content": f"That reply was invalid: {error}. Reply again with only JSON that matches the schema.",
             },
         ]
+        if conversation == asked:
+            break
     raise StructuredOutputError(
-        f"no valid {output.__name__} after {max_attempts} attempts: {error}", attempts=max_attempts, last_reply=reply
+        f"no valid {output.__name__} after {attempt} attempts: {error}", attempts=attempt, last_reply=reply
     )
