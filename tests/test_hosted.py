@@ -81,8 +81,8 @@ def test_rerank_explain_segments_and_chat_through_llama_server(tmp_path):
         recommendations = tp.recommend("ana", k=5)
         stats, reasons = tp.last_rerank.stats, tp.last_reasons
         explanation = tp.explain("ana", recommendations[0].item_id)
-        profiled = tp.users()[:3]  # enough for two segments; each profile is a grammar-decoded server call
-        batch = tp.profile_many(profiled, progress=False, concurrency=2)
+        profiled = tp.users()[:2]  # ana (profiled by recommend) and one more: enough for two segments
+        batch = tp.profile_many(profiled, progress=False)
         segmentation = tp.segments(k=2)
         session = ChatSession(tp)
         session.turn("switch to user ana")
