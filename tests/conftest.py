@@ -69,6 +69,14 @@ def movielens_slice(folder: Path, users: set[str], also_movies: set[str] = froze
     return folder
 
 
+def pytest_collection_modifyitems(items):
+    """Modules with long tests (real model, processes, servers) first, each kept whole (its module
+    fixtures are built once): on two workers the short modules then fill the end of the run, instead
+    of one worker idling through another's long tail."""
+    long_modules = {item.module for item in items if any(item.iter_markers("model")) or any(item.iter_markers("slow"))}
+    items.sort(key=lambda item: item.module not in long_modules)
+
+
 @pytest.fixture(scope="session")
 def movielens_store(tmp_path_factory) -> Path:
     return _ingested(tmp_path_factory, "ml-store", MOVIELENS)

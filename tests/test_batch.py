@@ -47,6 +47,7 @@ def written_profiles(out: Path) -> dict[str, dict]:
     return {row["user_id"]: json.loads(row["profile"]) for row in rows}
 
 
+@pytest.mark.slow
 def test_ray_batch_profile_writes_what_profile_builds_and_resumes(tmp_path):
     """Against a deterministic endpoint (a real HTTP server whose reply is a function of the request),
     so equality is exact: same facts, same prompts, same replies, same verification."""

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from rich.console import Console
 
 from tasteprint.config import Settings
@@ -116,6 +117,7 @@ def write_ml100k(source, root, max_user: int = 60) -> int:
     return len(rows)
 
 
+@pytest.mark.slow
 def test_eval_command_runs_on_movielens_100k_files(tmp_path):
     from typer.testing import CliRunner
 

@@ -43,6 +43,7 @@ def test_concurrent_batch_through_llama_server_profiles_every_user_verified(movi
         assert tp.db.latest_profile(user).version == 1
 
 
+@pytest.mark.slow
 def test_concurrent_batch_keeps_requests_in_flight_builds_what_one_at_a_time_builds_and_resumes(tmp_path):
     def answer(body: dict) -> str:
         return schema_reply(body["messages"], request_schema(body))

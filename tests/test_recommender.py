@@ -5,6 +5,7 @@ import csv
 import random
 
 import numpy as np
+import pytest
 from rich.console import Console
 
 from tasteprint import Tasteprint
@@ -145,6 +146,7 @@ def write_movielens_slice(root, users: int, keep=lambda row: True) -> None:
         writer.writerows(m for m in reader if m["movieId"] in rated)
 
 
+@pytest.mark.slow
 def test_served_recommendations_score_what_eval_reports(tmp_path):
     """Ingest the leave-last-out training part, call recommend(rerank=False) for every test user, score
     the lists here, and match eval's hybrid figure on the same split to three decimals."""

@@ -297,6 +297,7 @@ print("read ok")
 """
 
 
+@pytest.mark.slow
 def test_readers_work_while_one_process_writes_and_chroma_writers_are_serialised(tmp_path):
     store = tmp_path / "store"
     Tasteprint(store=store).ingest(BUILT_IN)
@@ -328,6 +329,7 @@ def test_readers_work_while_one_process_writes_and_chroma_writers_are_serialised
     assert len(Database(store).user_ids()) == 12 + 5000
 
 
+@pytest.mark.slow
 def test_four_processes_ingest_into_and_then_recommend_from_one_fresh_store(tmp_path):
     store = tmp_path / "fresh"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
