@@ -49,7 +49,7 @@ def test_concurrent_batch_keeps_requests_in_flight_builds_what_one_at_a_time_bui
         return schema_reply(body["messages"], request_schema(body))
 
     built = {}
-    with reply_server(answer, latency_s=1.0) as (base_url, log):
+    with reply_server(answer, latency_s=0.25) as (base_url, log):
         for concurrency in (1, 4):
             tp = Tasteprint(store=tmp_path / str(concurrency), llm="openai", model="m", base_url=base_url)
             tp.ingest(BUILT_IN)

@@ -251,7 +251,7 @@ def test_profile_drafts_decoded_from_their_finite_schema_are_valid_against_it(mo
     from tasteprint.profile import draft_schema, profile_messages
 
     book = FactBook(Database(movielens_store))
-    for user_id in ("1", "5", "9"):
+    for user_id in ("1", "9"):
         facts = book.facts(user_id)
         schema = draft_schema(facts)
         assert compile_schema(schema) is not None
