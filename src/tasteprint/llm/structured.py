@@ -65,7 +65,8 @@ def generate(
             error = f"the reply is not valid JSON ({exc.msg} at character {exc.pos})"
         except ValidationError as exc:
             error = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'root'}: {e['msg']}" for e in exc.errors()[:5])
-        asked, conversation = conversation, [
+        asked = conversation
+        conversation = [
             *messages,
             {"role": "assistant", "content": reply[:2000]},
             {
