@@ -70,11 +70,16 @@ def movielens_slice(folder: Path, users: set[str], also_movies: set[str] = froze
 
 
 def pytest_collection_modifyitems(items):
-    """Modules with long tests (real model, processes, servers) first, each kept whole (its module
-    fixtures are built once): on two workers the short modules then fill the end of the run, instead
-    of one worker idling through another's long tail."""
-    long_modules = {item.module for item in items if any(item.iter_markers("model")) or any(item.iter_markers("slow"))}
-    items.sort(key=lambda item: item.module not in long_modules)
+    """Run order for two workers: modules that share a costly store (`xdist_group`) first and whole, then
+    the other long tests (real model, processes, servers), then the short ones, which fill the end of the
+    run on both workers instead of one worker idling through another's long tail."""
+
+    def order(item) -> int:
+        if any(item.iter_markers("xdist_group")):
+            return 0
+        return 1 if any(item.iter_markers("model")) or any(item.iter_markers("slow")) else 2
+
+    items.sort(key=order)
 
 
 @pytest.fixture(scope="session")
