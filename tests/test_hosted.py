@@ -86,7 +86,7 @@ def test_rerank_explain_segments_and_chat_through_llama_server(tmp_path):
         recommendations = tp.recommend("ana", k=5)
         stats, reasons = tp.last_rerank.stats, tp.last_reasons
         explanation = tp.explain("ana", recommendations[0].item_id)
-        # A second profile for two segments; profiles through this server are the tests above' job.
+        # A second profile for two segments, written by a script: the batch tests profile through the server.
         Tasteprint(store=tmp_path, llm=ScriptedBackend([schema_reply] * 4)).profile("ben")
         segmentation = tp.segments(k=2)
         session = ChatSession(tp)
