@@ -9,6 +9,7 @@ from tasteprint.config import Settings
 from tasteprint.demo import BUILT_IN
 from tasteprint.llm import ScriptedBackend
 from tasteprint.report import EvalConfig, run_eval
+from tasteprint.store import VectorStore
 
 from schema_replies import schema_reply
 
@@ -136,8 +137,6 @@ def test_eval_command_runs_on_movielens_100k_files(tmp_path):
     assert {r["protocol"] for r in ease} == {"loo", "loo-cold", "cand20", "cand20-cold", "msr"}
     assert all(0 <= r["value"] <= 1 for r in ease)
     assert len(list(out.glob("*.png"))) >= 2
-    from tasteprint.store import VectorStore
-
     assert not VectorStore(out / "store").item_ids()  # no method here reads a vector: nothing embedded
 
 

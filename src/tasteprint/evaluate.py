@@ -39,7 +39,8 @@ from .retrieve import LIST_DEPTH, Candidate, ordered_history
 from .split import Split, cold_start, leave_last_out, random_split
 
 SINGLE_RETRIEVERS = ("pop", "itemknn", "ease", "als", "embed")
-READ_NO_VECTORS = ("random", "pop", "itemknn", "ease", "als")  # eval embeds no catalogue for these alone
+# Eval embeds no catalogue when only these run: every method but the embedding retriever reads no vector.
+READ_NO_VECTORS = ("random", *(m for m in SINGLE_RETRIEVERS if m != "embed"))
 ASPECT_ABLATION = "hybrid-noaspects"  # the same recommender fitted on the catalogue before aspect mining
 CLASSICAL = ("random", *SINGLE_RETRIEVERS, "hybrid", ASPECT_ABLATION, "bert-kmeans")
 LLM_METHODS = ("llm", "tasteprint", "tasteprint-nofacts", "tasteprint-noverify", "tasteprint-noaspects")

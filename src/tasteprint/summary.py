@@ -16,11 +16,14 @@ from .prompting import chat, one_of, pairs, string_schema
 
 # A free summary may not contain JSON or markup characters and must start like a description: this
 # stops a model from echoing the schema or an injected instruction back as the "summary".
-FREE_SUMMARY_PATTERN = '^(Enjoys|Loves|Likes|Prefers|Watches|Reads|Buys) [^{}<>\\[\\]"]{20,260}$'
-# Room for the longest reply that pattern allows, so a model that rambles is stopped by the grammar at
-# the end of valid JSON, not cut off mid-string and re-asked to the same end (SmolLM2 wrote 253
-# characters of titles and years in 160 tokens).
-SUMMARY_MAX_TOKENS = 320
+FREE_SUMMARY_MAX_CHARS = 260
+FREE_SUMMARY_PATTERN = (
+    f'^(Enjoys|Loves|Likes|Prefers|Watches|Reads|Buys) [^{{}}<>\\[\\]"]{{20,{FREE_SUMMARY_MAX_CHARS}}}$'
+)
+# Room for the longest reply that pattern allows (a token is at least one character, plus the JSON
+# around it), so a model that rambles is stopped by the grammar at the end of valid JSON, not cut off
+# mid-string and re-asked to the same end (SmolLM2 wrote 253 characters of titles and years in 160 tokens).
+SUMMARY_MAX_TOKENS = FREE_SUMMARY_MAX_CHARS + 60
 # The context lines a confined summary can state (as "A generous rater.", "Favours older classics.").
 SAYABLE_CONTEXT = ("rating_style", "era")
 

@@ -50,9 +50,7 @@ def generate(
     seconds = 0.0
     reply = ""
     error = ""
-    attempt = 0
-    while attempt < max_attempts:
-        attempt += 1
+    for attempt in range(1, max_attempts + 1):
         completion = backend.complete(conversation, json_schema=schema, max_tokens=max_tokens, temperature=temperature)
         prompt_tokens += completion.prompt_tokens
         completion_tokens += completion.completion_tokens
