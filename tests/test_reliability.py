@@ -4,6 +4,7 @@ hosted-server faults, bad model paths, SIGKILL mid-batch and concurrent processe
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import sqlite3
@@ -327,6 +328,26 @@ def test_readers_work_while_one_process_writes_and_chroma_writers_are_serialised
     assert len(vectors.item_ids()) == 400
     assert vectors.nearest_items(np.ones(8, dtype="float32"), 5)
     assert len(Database(store).user_ids()) == 12 + 5000
+
+
+def _open_store_at(store: Path, start: float) -> None:
+    while time.time() < start:  # every process reaches the first open at the same instant
+        pass
+    Database(store).conn.execute("SELECT COUNT(*) FROM events").fetchone()
+
+
+def test_six_processes_opening_one_new_store_at_once_all_succeed(tmp_path):
+    # Forked, so each open costs no import; ten rounds, as one round of six hit "database is locked"
+    # about one time in three before the first open was serialised.
+    fork = multiprocessing.get_context("fork")
+    for round_ in range(10):
+        start = time.time() + 0.2
+        processes = [fork.Process(target=_open_store_at, args=(tmp_path / str(round_), start)) for _ in range(6)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(60)
+        assert [p.exitcode for p in processes] == [0] * 6, f"round {round_}"
 
 
 @pytest.mark.slow

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from filelock import FileLock
+
 from .db_profiles import ProfileTables
 from .models import Event, Item, UserAttributes
 
@@ -84,7 +86,10 @@ class Database(ProfileTables):
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._opened_lock = threading.Lock()
-        self.conn.executescript(SCHEMA)
+        # Switching a new file to WAL fails at once with "database is locked", without waiting out the
+        # busy timeout, when another process is switching it too; so the first open is serialised.
+        with FileLock(str(store / "sqlite.lock")):
+            self.conn.executescript(SCHEMA)
 
     @property
     def conn(self) -> sqlite3.Connection:
