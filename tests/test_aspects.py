@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tasteprint import Tasteprint
-from tasteprint.aspects import ASPECT_ATTRIBUTE, aspect_phrase, item_aspects, lemma_form, mine
+from tasteprint.aspects import ASPECT_ATTRIBUTE, MAX_ITEM_ASPECTS, aspect_phrase, item_aspects, lemma_form, mine
 from tasteprint.db import Database
 from tasteprint.facts import DOMINANT_SHARE, FactBook
 from tasteprint.profile import build_profile
@@ -65,6 +65,17 @@ def test_item_aspects_skip_what_every_magazine_shares(text_only_store):
     assert not any(set(a) & generic for a in aspects.values())
     scientific = aspects["B00005N7PT"]  # Scientific American: its reviewers write about science
     assert any("scien" in phrase for phrase in scientific)
+
+
+def test_item_aspects_rank_equal_counts_in_the_order_they_were_written(reviews):
+    # Phrases each review mentions once tie on count: they keep the first review's order (YAKE's best
+    # first), then the second's. Ties drawn from a set came out in hash order, which changed every
+    # run, and with them the items' labels and eval's figures.
+    texts = [r["reviewText"] for r in reviews if len(mine(r.get("reviewText") or "")) >= 5][:2]
+    first, second = ([m.phrase for m in mine(text)] for text in texts)
+    aspects, generic = item_aspects({"item": texts})
+    assert not generic and not set(first) & set(second)
+    assert aspects["item"] == (first + second)[:MAX_ITEM_ASPECTS]
 
 
 def test_an_aspect_claim_stands_only_on_what_the_user_wrote_with_that_stance(text_only_store):
