@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from tasteprint import Tasteprint
+from tasteprint.aspects import MAX_TEXT_CHARS
 from tasteprint.db import Database
 from tasteprint.demo import BUILT_IN
 from tasteprint.errors import ConfigError, LLMError
@@ -148,18 +149,17 @@ def huge_store(tmp_path_factory):
     raw = "\n".join(lines).encode() + b'\n{"user_id": "big", "item_id": "i3", "kind": "view", "text": "\xff\xfe"}\n'
     (root / "data" / "events.jsonl").write_bytes(raw)
     db = Database(root / "store")
-    start = time.perf_counter()
-    report = ingest(db, root / "data")
-    return db, report, time.perf_counter() - start
+    return db, ingest(db, root / "data")
 
 
 def test_huge_inputs_are_kept_and_bounded(huge_store):
-    db, report, seconds = huge_store
+    # Bounded by what reaches the prompt, not by a wall-clock limit, which a loaded machine can break.
+    db, report = huge_store
     assert report.accepted == 50_002 and report.rejected == 1
     assert report.errors[0].line == 50_003 and "utf-8" in report.errors[0].reason.lower()
-    assert seconds < 120
     facts = FactBook(db).facts("big")
     assert facts.n_events == 50_002
+    assert max(len(text) for texts in facts.item_texts.values() for text in texts) == MAX_TEXT_CHARS
     assert max(len(s) for s in facts.snippets) <= 200
     assert max(len(t) for t in facts.item_titles.values()) <= 150
     assert all(len(label) <= 60 for labels in facts.item_labels.values() for label in labels)
