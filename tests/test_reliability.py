@@ -153,7 +153,7 @@ def huge_store(tmp_path_factory):
 
 
 def test_huge_inputs_are_kept_and_bounded(huge_store):
-    # Bounded by what reaches the prompt, not by a wall-clock limit, which a loaded machine can break.
+    # Bounded by what facts keep, not by a wall-clock limit, which a loaded machine can break.
     db, report = huge_store
     assert report.accepted == 50_002 and report.rejected == 1
     assert report.errors[0].line == 50_003 and "utf-8" in report.errors[0].reason.lower()
@@ -337,8 +337,8 @@ def _open_store_at(store: Path, start: float) -> None:
 
 
 def test_six_processes_opening_one_new_store_at_once_all_succeed(tmp_path):
-    # Forked, so each open costs no import; ten rounds, as one round of six hit "database is locked"
-    # about one time in three before the first open was serialised.
+    # Forked, so an open costs no import. Without the lock on the first open, "database is locked"
+    # came within ten rounds in each of 3 runs.
     fork = multiprocessing.get_context("fork")
     for round_ in range(10):
         start = time.time() + 0.2

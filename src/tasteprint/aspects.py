@@ -194,7 +194,7 @@ def item_aspects(
     for done, (item_id, texts) in enumerate(sorted(texts_by_item.items()), start=1):
         counts: Counter[str] = Counter()
         for text in texts:
-            counts.update(m.phrase for m in mine(text))  # unique per text, in text order: ties rank alike every run
+            counts.update(m.phrase for m in mine(text))  # once per text, best first: equal counts rank alike every run
         mentions[item_id] = counts
         progress(done)
     items_with = Counter(p for counts in mentions.values() for p in counts)
