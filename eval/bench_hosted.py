@@ -1,10 +1,10 @@
 """Benchmark: hosted profiling one user at a time against N users in flight (`profile_many(...,
-concurrency=N)`), through a local OpenAI-compatible server that replays recorded real replies after a
+threads=N)`), through a local OpenAI-compatible server that replays recorded real replies after a
 fixed latency, as a remote GPU server would answer. The replies are the embedded model's, recorded once
 through llama.cpp's OpenAI-compatible server (so the requests are exactly what the hosted path sends)
 and kept in `--recordings` for later runs. The last line is the machine-readable figures as JSON.
 
-    .venv/bin/python eval/bench_hosted.py --users 16 --concurrency 8 --latency 2
+    .venv/bin/python eval/bench_hosted.py --first 16 --threads 8 --latency 2
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from http_servers import llama_server, reply_server, request_schema
 from rich.console import Console
 from rich.table import Table
 
 from tasteprint import Tasteprint
-from tasteprint.db import Database
 from tasteprint.llm.cache import request_key
 from tasteprint.llm.llamacpp import default_model_path
-
-from http_servers import llama_server, reply_server, request_schema
+from tasteprint.storage.sqlite import Database
 
 MODEL_ALIAS = "smollm2"
 
@@ -63,8 +62,8 @@ def signature(profile) -> tuple:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/ml-latest-small")
-    parser.add_argument("--users", type=int, default=16)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--first", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--latency", type=float, default=2.0, help="seconds the replay server waits per request")
     parser.add_argument("--recordings", type=Path, default=None, help="store holding recorded replies (reused)")
     args = parser.parse_args()
@@ -73,7 +72,7 @@ def main() -> None:
     base = work / "base"
     ingesting = Tasteprint(store=base)
     ingesting.ingest(args.data)
-    users = ingesting.users()[: args.users]
+    users = ingesting.users()[: args.first]
     ingesting.close()
     recordings = args.recordings or Path(tempfile.gettempdir()) / f"tasteprint-replay-{Path(args.data).name}"
     record(base, recordings, users)
@@ -81,16 +80,16 @@ def main() -> None:
     seconds: dict[int, float] = {}
     results = {}
     with reply_server(replay(recordings), latency_s=args.latency) as (url, log):
-        for concurrency in (1, args.concurrency):
+        for concurrency in (1, args.threads):
             store = work / f"run-{concurrency}"
             shutil.copytree(base, store)
             tp = hosted(store, url, llm_cache=False)
             start = time.perf_counter()
-            results[concurrency] = tp.profile_many(users, progress=False, concurrency=concurrency)
+            results[concurrency] = tp.profile_many(users, progress=False, threads=concurrency)
             seconds[concurrency] = time.perf_counter() - start
             tp.close()
 
-    sequential, parallel = results[1], results[args.concurrency]
+    sequential, parallel = results[1], results[args.threads]
     lost = len(users) - len(parallel.profiles)
     identical = all(
         u in sequential.profiles and signature(p) == signature(sequential.profiles[u])
@@ -99,13 +98,13 @@ def main() -> None:
     figures = {
         "users": len(users),
         "latency_s": args.latency,
-        "concurrency": args.concurrency,
+        "concurrency": args.threads,
         "requests": log.requests,
         "unanswered": log.unanswered,
         "max_in_flight": log.max_in_flight,
         "sequential_s": round(seconds[1], 2),
-        "concurrent_s": round(seconds[args.concurrency], 2),
-        "speedup": round(seconds[1] / seconds[args.concurrency], 2),
+        "concurrent_s": round(seconds[args.threads], 2),
+        "speedup": round(seconds[1] / seconds[args.threads], 2),
         "lost": lost,
         "lost_sequential": len(users) - len(sequential.profiles),
         "identical_profiles": identical,

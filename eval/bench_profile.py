@@ -4,7 +4,7 @@ llama.cpp's raw unconstrained decode of the same model, and what
 aspect mining costs (item aspects once per ingest; each user's own phrases on every profile). The last
 line is the machine-readable figures as JSON.
 
-    .venv/bin/python eval/bench_profile.py --data ../shared/data/ml-latest-small --users 10
+    .venv/bin/python eval/bench_profile.py --data ../shared/data/ml-latest-small --first 10
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from tasteprint.aspects import ASPECT_ATTRIBUTE, forget_mined, item_aspects, mine
-from tasteprint.db import Database
-from tasteprint.embed import Embedder
-from tasteprint.facts import FactBook
-from tasteprint.ingest import ingest
+from tasteprint.ingest.aspects import ASPECT_ATTRIBUTE, forget_mined, item_aspects, mine
+from tasteprint.ingest.loader import ingest
+from tasteprint.llm import LLMContext
 from tasteprint.llm.llamacpp import LlamaCppBackend
-from tasteprint.profile import build_profile, draft_schema, profile_messages
+from tasteprint.profile.draft import build_profile, draft_schema, profile_messages
+from tasteprint.profile.facts import FactBook
+from tasteprint.storage.embeddings import Embedder
+from tasteprint.storage.sqlite import Database
 
 
 def decode_speed(backend: LlamaCppBackend, messages, schema, max_tokens: int) -> tuple[float, int]:
@@ -40,7 +41,7 @@ def decode_speed(backend: LlamaCppBackend, messages, schema, max_tokens: int) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/ml-latest-small")
-    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--first", type=int, default=10)
     parser.add_argument("--model", default=None, help="GGUF path (default: the embedded SmolLM2-135M)")
     args = parser.parse_args()
 
@@ -54,11 +55,11 @@ def main() -> None:
     item_mining_s = time.perf_counter() - started
     book = FactBook(db)
     backend = LlamaCppBackend(args.model)
-    users = db.user_ids()[: args.users]
+    users = db.user_ids()[: args.first]
 
     forget_mined()  # a `profile` command mines its user's texts afresh, not from what ingest mined
     start = time.perf_counter()
-    profiles = [build_profile(book.facts(u), backend, vocabulary=set(book.global_shares)) for u in users]
+    profiles = [build_profile(book.facts(u), LLMContext(backend), vocabulary=set(book.global_shares)) for u in users]
     wall = time.perf_counter() - start
     # What mining adds to each profile: the user's own texts through the same `mine` that facts call.
     forget_mined()

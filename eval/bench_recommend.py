@@ -1,7 +1,7 @@
 """Benchmark: recommend latency with and without the LLM rerank (p50/p95), Chroma query p50, and
 embedding throughput next to raw sentence-transformers on the same texts.
 
-    .venv/bin/python eval/bench_recommend.py --data ../shared/data/ml-latest-small --users 5
+    .venv/bin/python eval/bench_recommend.py --data ../shared/data/ml-latest-small --first 5
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tasteprint import Tasteprint
-from tasteprint.embed import item_text
+from tasteprint.storage.embeddings import item_text
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -27,7 +27,7 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/ml-latest-small")
-    parser.add_argument("--users", type=int, default=5)
+    parser.add_argument("--first", type=int, default=5)
     parser.add_argument("--texts", type=int, default=2000, help="items to embed for the throughput figure")
     args = parser.parse_args()
 
@@ -48,7 +48,7 @@ def main() -> None:
     tp.index(progress=False)
     index_s = time.perf_counter() - start
 
-    users = tp.users()[: args.users]
+    users = tp.users()[: args.first]
     plain, reranked, chroma = [], [], []
     for user_id in users:
         tp.profile(user_id)  # profiles are built once; latency below is for recommend itself

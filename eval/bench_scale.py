@@ -75,7 +75,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=200_000)
     parser.add_argument("--events", type=int, default=2_000_000)
-    parser.add_argument("--users", type=int, default=60_000)
+    parser.add_argument("--synthetic-users", type=int, default=60_000)
     parser.add_argument("--serve", type=int, default=200, help="users to time recommend for")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
@@ -84,7 +84,7 @@ def main() -> int:
     data = work / "data"
     data.mkdir()
     start = time.perf_counter()
-    users = write_events(data / "events.jsonl", args.items, args.events, args.users, args.seed)
+    users = write_events(data / "events.jsonl", args.items, args.events, args.synthetic_users, args.seed)
     generate_s = time.perf_counter() - start
     console.print(f"generated {args.events} events for {users} users in {generate_s:.0f} s")
 

@@ -19,8 +19,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from tasteprint.db import Database
-from tasteprint.ingest import ingest
+from tasteprint.ingest.loader import ingest
+from tasteprint.storage.sqlite import Database
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

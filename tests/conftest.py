@@ -35,8 +35,8 @@ def _need(path: Path) -> Path:
 
 def _ingested(tmp_path_factory, name: str, source: Path) -> Path:
     """A store with `source` ingested, once per session. Tests copy it (fresh_copy) before writing."""
-    from tasteprint.db import Database
-    from tasteprint.ingest import ingest
+    from tasteprint.ingest.loader import ingest
+    from tasteprint.storage.sqlite import Database
 
     store = tmp_path_factory.mktemp(name)
     db = Database(store)

@@ -9,15 +9,15 @@ from itertools import islice
 from pathlib import Path
 
 import pytest
+from conftest import AMAZON
 
 from tasteprint import Tasteprint
-from tasteprint.aspects import ASPECT_ATTRIBUTE, MAX_ITEM_ASPECTS, aspect_phrase, item_aspects, lemma_form, mine
-from tasteprint.db import Database
-from tasteprint.facts import DOMINANT_SHARE, FactBook
-from tasteprint.profile import build_profile
-from tasteprint.verify import ProfileDraft, verify_claims
-
-from conftest import AMAZON
+from tasteprint.ingest.aspects import ASPECT_ATTRIBUTE, MAX_ITEM_ASPECTS, aspect_phrase, item_aspects, lemma_form, mine
+from tasteprint.llm import LLMContext
+from tasteprint.profile.draft import build_profile
+from tasteprint.profile.facts import DOMINANT_SHARE, FactBook
+from tasteprint.profile.verify import ProfileDraft, verify_claims
+from tasteprint.storage.sqlite import Database
 
 pytestmark = pytest.mark.xdist_group("reviews-only")  # one worker builds the reviews-only store
 
@@ -115,7 +115,7 @@ def test_reviews_without_a_catalogue_give_profiles_in_the_users_words(text_only_
         for interest in profile.interests:
             assert any(word in written.split() for word in lemma_form(interest.label).split()), interest
         assert asin.sub("", profile.summary).strip(" .,;()"), profile.summary  # words, not only ids
-    picks = tp.recommend(users[0], k=3)
+    picks = tp.recommend(users[0], k=3).recommendations
     assert picks and all(asin.sub("", p.explanation).strip(" .,;()") for p in picks)
     assert all(p.title != p.item_id for p in picks)
 
@@ -126,7 +126,7 @@ def test_a_profile_names_what_the_person_mostly_consumes(movielens_store, local_
     facts = book.facts("571")  # 112 films, 93% Horror, a critical rater (mean 2.57)
     horror = next(a for a in facts.dominant if a.label == "Horror")
     assert horror.share >= 0.9 and "Horror" in facts.context["mostly"]
-    profile = build_profile(facts, local_backend, vocabulary=set(book.global_shares))
+    profile = build_profile(facts, LLMContext(local_backend), vocabulary=set(book.global_shares))
     named = {c.label for c in profile.interests + profile.dislikes}
     for attribute in facts.dominant:
         assert attribute.share >= DOMINANT_SHARE

@@ -11,16 +11,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from tasteprint import Tasteprint
-from tasteprint.db import Database
-from tasteprint.demo import BUILT_IN
-from tasteprint.llm.llamacpp import default_model_path
-from tasteprint.models import UserProfile
-
 from schema_replies import schema_reply
 from servers import llama_server, reply_server, request_schema
 from test_local_model import assert_verified
+
+from tasteprint import Tasteprint
+from tasteprint.cli.demo import BUILT_IN
+from tasteprint.llm.llamacpp import default_model_path
+from tasteprint.models import UserProfile
+from tasteprint.storage.sqlite import Database
 
 CLI = Path(sys.executable).with_name("tasteprint")
 
@@ -35,8 +34,8 @@ def parquet_events(folder: Path) -> Path:
 
 
 def batch_profile(events: Path, out: Path, base_url: str, model: str, users: int) -> dict:
-    command = [str(CLI), "batch-profile", str(events), "--out", str(out), "--engine", "ray", "--concurrency", "2"]
-    command += ["--llm", "openai", "--base-url", base_url, "--model", model, "--users", str(users), "--json"]
+    command = [str(CLI), "batch-profile", str(events), "--out", str(out), "--engine", "ray", "--actors", "2"]
+    command += ["--llm", "openai", "--base-url", base_url, "--model", model, "--first", str(users), "--json"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -44,7 +43,7 @@ def batch_profile(events: Path, out: Path, base_url: str, model: str, users: int
 
 def written_profiles(out: Path) -> dict[str, dict]:
     rows = map(json.loads, (out / "profiles.jsonl").read_text().splitlines())
-    return {row["user_id"]: json.loads(row["profile"]) for row in rows}
+    return {row["user_id"]: row for row in rows}
 
 
 @pytest.mark.slow
@@ -80,7 +79,7 @@ def test_ray_batch_profile_writes_what_profile_builds_and_resumes(tmp_path):
     first_row = table.slice(0, 1).to_pylist()[0]
     assert first_row["interests"] == [i["label"] for i in written[first_row["user_id"]]["interests"]]
     stored = Database(out / "store")
-    assert all(stored.latest_profile(u).version == 1 for u in users)  # saved into the store as well
+    assert all(stored.profiles.latest(u).version == 1 for u in users)  # saved into the store as well
 
 
 @pytest.mark.model

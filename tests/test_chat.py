@@ -1,14 +1,13 @@
 """Chat routing (pure) and a scripted conversation over the built-in sample with real embeddings."""
 
 import pytest
-
-from tasteprint import Tasteprint
-from tasteprint.chat import ChatSession, route
-from tasteprint.demo import BUILT_IN
-from tasteprint.llm import ScriptedBackend
-
 from schema_replies import schema_reply
 from servers import reply_server
+
+from tasteprint import Tasteprint
+from tasteprint.chat.session import ChatSession, route
+from tasteprint.cli.demo import BUILT_IN
+from tasteprint.llm import ScriptedBackend
 
 pytestmark = pytest.mark.xdist_group("chat")  # one worker builds the sample store
 
@@ -105,7 +104,7 @@ def test_forget_makes_the_user_unknown_everywhere(tmp_path):
     after = runner.invoke(app, ["profile", "ana", "--store", str(tmp_path)])
     assert after.exit_code == 1 and "unknown user 'ana'" in after.output
     fresh = Tasteprint(store=tmp_path)
-    assert fresh.db.profile_versions("ana") == [] and fresh.vectors.profile_vector("ana") is None
+    assert fresh.db.profiles.versions("ana") == [] and fresh.vectors.profile_vector("ana") is None
     assert fresh.db.conn.execute(cached).fetchone()[0] == 0
     assert "ana" not in fresh.users() and "ben" in fresh.users()
 

@@ -1,11 +1,10 @@
 """The demo on the built-in sample (as on a machine without ../shared/data), through a hosted endpoint."""
 
 from rich.console import Console
-
-from tasteprint import demo
-
 from schema_replies import schema_reply
 from servers import reply_server, request_schema
+
+from tasteprint.cli import demo
 
 
 def test_demo_on_the_built_in_sample_shows_the_users_asked_for(tmp_path, monkeypatch):
@@ -23,7 +22,7 @@ def test_cli_recommend_says_when_the_llm_explains_but_does_not_rank(tmp_path, mo
     from typer.testing import CliRunner
 
     from tasteprint.cli import app
-    from tasteprint.demo import BUILT_IN
+    from tasteprint.cli.demo import BUILT_IN
 
     runner = CliRunner()
     store = str(tmp_path / "store")

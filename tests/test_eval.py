@@ -4,14 +4,13 @@ import json
 
 import pytest
 from rich.console import Console
-
-from tasteprint.config import Settings
-from tasteprint.demo import BUILT_IN
-from tasteprint.llm import ScriptedBackend
-from tasteprint.report import EvalConfig, run_eval
-from tasteprint.store import VectorStore
-
 from schema_replies import schema_reply
+
+from tasteprint.cli.demo import BUILT_IN
+from tasteprint.config import Settings
+from tasteprint.evaluation.runner import EvalConfig, run_eval
+from tasteprint.llm import ScriptedBackend
+from tasteprint.storage.vectors import VectorStore
 
 
 def unparseable_reranks_for(users: set[str]):
@@ -27,15 +26,14 @@ def unparseable_reranks_for(users: set[str]):
     return reply
 
 
-def test_eval_writes_agreeing_report_results_and_plots(tmp_path, monkeypatch):
+def test_eval_writes_agreeing_report_results_and_plots(tmp_path):
     # Half the sample's users get no parseable rerank; the 3 evaluated users (seed 42) include both kinds.
     backend = ScriptedBackend([unparseable_reranks_for({"ana", "ben", "chloe", "dev", "eli", "fatima"})] * 2000)
-    monkeypatch.setattr("tasteprint.api.make_backend", lambda settings: backend)
     out = tmp_path / "R"
     config = EvalConfig(
         path=BUILT_IN,
         out=out,
-        users=3,
+        sample=3,
         methods=[
             "random",
             "pop",
@@ -51,7 +49,7 @@ def test_eval_writes_agreeing_report_results_and_plots(tmp_path, monkeypatch):
     )
     # An explicit blend: the LLM ranks (at the default 0 it would only explain) and no tuning is spent.
     settings = Settings.load(store=tmp_path / "store", rerank_blend=0.3)
-    document = run_eval(config, settings, Console(quiet=True))
+    document = run_eval(config, settings, Console(quiet=True), backend)
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["seed"] == 42 and results["model"] == "scripted"
     row = next(
@@ -120,16 +118,15 @@ def write_ml100k(source, root, max_user: int = 60) -> int:
 
 @pytest.mark.slow
 def test_eval_command_runs_on_movielens_100k_files(tmp_path):
+    from conftest import MOVIELENS
     from typer.testing import CliRunner
 
     from tasteprint.cli import app
 
-    from conftest import MOVIELENS
-
     n_ratings = write_ml100k(MOVIELENS, tmp_path / "ml-100k")
     out = tmp_path / "R"
     command = ["eval", str(tmp_path / "ml-100k"), "--protocol", "all", "--methods", "random,pop,itemknn,ease"]
-    result = CliRunner().invoke(app, [*command, "--users", "5", "--out", str(out)])
+    result = CliRunner().invoke(app, [*command, "--sample", "5", "--out", str(out)])
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["format"] == "ml100k" and results["data"]["events"] == n_ratings
@@ -141,9 +138,9 @@ def test_eval_command_runs_on_movielens_100k_files(tmp_path):
 
 
 def test_explanations_pass_when_cited_picks_are_grounded_and_uncited_ones_name_no_title():
-    from tasteprint.evaluate import UserOutcome
-    from tasteprint.reasons import Audit
-    from tasteprint.report import stage_metrics
+    from tasteprint.evaluation.methods import UserOutcome
+    from tasteprint.evaluation.runner import stage_metrics
+    from tasteprint.explain.reasons import Audit
 
     outcome = UserOutcome("u", ["a", "b", "c", "d"], {"a"}, {"h"})
     outcome.explanation_audit = [
@@ -187,8 +184,8 @@ def test_the_aspect_ablation_refits_on_the_catalogue_before_mining(tmp_path):
 def test_vectors_without_aspects_re_embed_only_the_items_mining_changed():
     import numpy as np
 
+    from tasteprint.evaluation.runner import vectors_without_aspects
     from tasteprint.models import Item
-    from tasteprint.report import vectors_without_aspects
 
     plain = Item(item_id="B01", title="B01")
     mined = plain.model_copy(update={"title": "garden, home (B01)", "attributes": {"aspect": ["garden", "home"]}})

@@ -4,11 +4,11 @@ import subprocess
 import sys
 from collections import Counter
 
-from tasteprint.db import Database
-from tasteprint.facts import FactBook, build_facts
-from tasteprint.models import Event, Item
-
 from conftest import MOVIELENS
+
+from tasteprint.models import Event, Item
+from tasteprint.profile.facts import FactBook, build_facts
+from tasteprint.storage.sqlite import Database
 
 
 def _user_one_ratings():
@@ -74,9 +74,9 @@ def test_unrated_events_count_as_positive():
 PROMPTS_OF = """
 import json, sys
 from pathlib import Path
-from tasteprint.db import Database
-from tasteprint.facts import FactBook
-from tasteprint.profile import profile_messages
+from tasteprint.storage.sqlite import Database
+from tasteprint.profile.facts import FactBook
+from tasteprint.profile.draft import profile_messages
 book = FactBook(Database(Path(sys.argv[1])))
 print(json.dumps([profile_messages(book.facts(u)) for u in sys.argv[2:]]))
 """

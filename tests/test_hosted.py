@@ -8,19 +8,18 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-
-from tasteprint import Tasteprint
-from tasteprint.chat import ChatSession
-from tasteprint.demo import BUILT_IN
-from tasteprint.errors import ConfigError, LLMError
-from tasteprint.intents import INTENTS, ROUTE_TOOL, ToolChoice
-from tasteprint.llm import ScriptedBackend
-from tasteprint.llm.llamacpp import default_model_path
-from tasteprint.llm.openai_compat import OpenAICompatBackend
-
 from schema_replies import schema_reply
 from servers import chat_body, llama_server, reply_server, request_schema, scripted_http_server, send_json, serve
 from test_local_model import assert_verified
+
+from tasteprint import Tasteprint
+from tasteprint.chat.intents import INTENTS, ROUTE_TOOL, ToolChoice
+from tasteprint.chat.session import ChatSession
+from tasteprint.cli.demo import BUILT_IN
+from tasteprint.errors import ConfigError, LLMError
+from tasteprint.llm import ScriptedBackend
+from tasteprint.llm.llamacpp import default_model_path
+from tasteprint.llm.openai_compat import OpenAICompatBackend
 
 
 @pytest.mark.model
@@ -32,7 +31,7 @@ def test_concurrent_batch_through_llama_server_profiles_every_user_verified(movi
     store = fresh_copy(movielens_store)
     with llama_server(default_model_path()) as base_url:
         tp = Tasteprint(store=store, llm="openai", model="smollm2", base_url=base_url, llm_cache=False)
-        batch = tp.profile_many(users, progress=False, concurrency=2)
+        batch = tp.profile_many(users, progress=False, threads=2)
     # llama.cpp's server rejects OpenAI's json_schema format; auto mode must have fallen back.
     assert tp.backend.json_mode == "json_object"
     assert not batch.failures, batch.failures  # in full: pytest would cut the server's error short
@@ -41,7 +40,7 @@ def test_concurrent_batch_through_llama_server_profiles_every_user_verified(movi
         profile = batch.profiles[user]
         assert profile.model == "smollm2" and profile.interests
         assert_verified(profile, tp.facts(user))
-        assert tp.db.latest_profile(user).version == 1
+        assert tp.db.profiles.latest(user).version == 1
         # The summary's token budget fits its pattern, so the server's grammar ends it as valid JSON
         # (the written text may still be replaced by the checks).
         assert not [r for r in profile.verification.reasons if "no valid summary" in r], profile.verification.reasons
@@ -59,9 +58,9 @@ def test_concurrent_batch_keeps_requests_in_flight_builds_what_one_at_a_time_bui
             tp.ingest(BUILT_IN)
             users = tp.users()
             overlap_before = log.max_in_flight
-            built[concurrency] = tp.profile_many(users, progress=False, concurrency=concurrency)
+            built[concurrency] = tp.profile_many(users, progress=False, threads=concurrency)
         requests = log.requests
-        again = tp.profile_many(users, progress=False, concurrency=4)
+        again = tp.profile_many(users, progress=False, threads=4)
     assert overlap_before == 1  # one at a time really was one at a time
     assert log.max_in_flight >= 2  # with 4 workers, requests overlapped
     batch = built[4]
@@ -69,7 +68,7 @@ def test_concurrent_batch_keeps_requests_in_flight_builds_what_one_at_a_time_bui
     for user in users:  # the same requests got the same replies: the same profiles
         assert batch.profiles[user].interests == built[1].profiles[user].interests
         assert batch.profiles[user].summary == built[1].profiles[user].summary
-        assert tp.db.latest_profile(user).version == 1
+        assert tp.db.profiles.latest(user).version == 1
     assert sorted(again.reused) == sorted(users) and log.requests == requests  # nothing recomputed
 
 
@@ -83,8 +82,8 @@ def test_rerank_explain_segments_and_chat_through_llama_server(tmp_path):
             store=tmp_path, llm="openai", model="smollm2", base_url=base_url, llm_cache=False, rerank_blend=0.3
         )
         tp.ingest(BUILT_IN)
-        recommendations = tp.recommend("ana", k=5)
-        stats, reasons = tp.last_rerank.stats, tp.last_reasons
+        result = tp.recommend("ana", k=5)
+        recommendations, stats, reasons = result.recommendations, result.rerank, result.reasons
         explanation = tp.explain("ana", recommendations[0].item_id)
         # A second profile for two segments, written by a script: the batch tests profile through the server.
         Tasteprint(store=tmp_path, llm=ScriptedBackend([schema_reply] * 4)).profile("ben")

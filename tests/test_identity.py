@@ -7,16 +7,15 @@ import json
 import shutil
 
 import pytest
+from conftest import AMAZON
+from schema_replies import schema_reply
+from test_local_model import assert_verified
 from typer.testing import CliRunner
 
 from tasteprint import Tasteprint
 from tasteprint.cli import app
 from tasteprint.errors import UnknownUserError
 from tasteprint.llm import ScriptedBackend
-
-from conftest import AMAZON
-from schema_replies import schema_reply
-from test_local_model import assert_verified
 
 AMAZON_ACCOUNT = "A3JPFWKS83R49V"
 
@@ -77,7 +76,7 @@ def test_linking_after_ingest_moves_events_and_drops_account_profiles(tmp_path, 
     assert report["links"] == 2 and report["events_moved"] == n_events
     again = Tasteprint(store=store, llm=ScriptedBackend([schema_reply] * 20))
     assert len(again.db.user_events("alex")) == n_events
-    assert again.db.latest_profile("1") is None and not again.db.has_user("1")
+    assert again.db.profiles.latest("1") is None and not again.db.has_user("1")
     reingest = again.ingest(AMAZON)  # later ingests keep using the stored links: nothing new, nothing split
     assert reingest.accepted == 0 and not again.db.has_user(AMAZON_ACCOUNT)
 

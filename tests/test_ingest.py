@@ -1,17 +1,16 @@
-import json
 import gzip
+import json
 
 import pytest
+from conftest import MOVIELENS
 from typer.testing import CliRunner
 
 from tasteprint.cli import app
-from tasteprint.db import Database
 from tasteprint.errors import IngestError
-from tasteprint.formats import detect_format
-from tasteprint.ingest import ingest
-from tasteprint.records import clean_text
-
-from conftest import MOVIELENS
+from tasteprint.ingest.formats import detect_format
+from tasteprint.ingest.loader import ingest
+from tasteprint.ingest.records import clean_text
+from tasteprint.storage.sqlite import Database
 
 
 def test_movielens_counts_match_source(movielens_store):

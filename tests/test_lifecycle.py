@@ -7,16 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
+from schema_replies import schema_reply
+from test_local_model import assert_verified
 from typer.testing import CliRunner
 
 from tasteprint import Tasteprint
 from tasteprint.cli import app
-from tasteprint.db import Database
 from tasteprint.llm import ScriptedBackend
-from tasteprint.profile import UPDATE_PROMPT_NAME
-
-from schema_replies import schema_reply
-from test_local_model import assert_verified
+from tasteprint.profile.draft import UPDATE_PROMPT_NAME
+from tasteprint.storage.sqlite import Database
 
 
 def split_history(store: Path, user_id: str, out: Path, first_share: float = 0.6) -> tuple[Path, Path]:
@@ -42,16 +41,16 @@ def test_new_events_mark_stale_and_profile_updates_through_the_update_prompt(tmp
     tp = Tasteprint(store=tmp_path / "s", llm=backend)
     tp.ingest(early)
     first = tp.profile("1")
-    assert first.version == 1 and first.prompt == "profile_user.j2" and not tp.db.is_stale("1")
+    assert first.version == 1 and first.prompt == "profile_user.j2" and not tp.db.profiles.is_stale("1")
     assert tp.profile("1") == first  # nothing new: the stored version, no model call
     calls = len(backend.history)
     tp.ingest(early)  # duplicates only: still fresh
-    assert not tp.db.is_stale("1")
+    assert not tp.db.profiles.is_stale("1")
     tp.ingest(late)
-    assert tp.db.is_stale("1")
+    assert tp.db.profiles.is_stale("1")
     second = tp.profile("1")
     assert second.version == 2 and second.prompt == UPDATE_PROMPT_NAME and second.based_on == 1
-    assert not tp.db.is_stale("1") and second.n_events > first.n_events
+    assert not tp.db.profiles.is_stale("1") and second.n_events > first.n_events
     update_prompt = backend.history[calls][0][1]["content"]
     assert "so far (version 1)" in update_prompt and "new events" in update_prompt
     # The update's claims may only cite items that arrived after version 1.

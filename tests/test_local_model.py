@@ -2,11 +2,12 @@
 
 import pytest
 
-from tasteprint.aspects import lemma_form
-from tasteprint.db import Database
-from tasteprint.facts import FactBook
+from tasteprint.ingest.aspects import lemma_form
+from tasteprint.llm import LLMContext
 from tasteprint.models import UserProfile
-from tasteprint.profile import build_profile
+from tasteprint.profile.draft import build_profile
+from tasteprint.profile.facts import FactBook
+from tasteprint.storage.sqlite import Database
 
 pytestmark = pytest.mark.model
 
@@ -58,7 +59,7 @@ def assert_quoted(claim, facts) -> None:
 def test_real_profiles(request, local_backend, store_name, user_id):
     book = FactBook(Database(request.getfixturevalue(store_name)))
     facts = book.facts(user_id)
-    profile = build_profile(facts, local_backend, vocabulary=set(book.global_shares))
+    profile = build_profile(facts, LLMContext(local_backend), vocabulary=set(book.global_shares))
     assert_verified(profile, facts)
     assert profile.model == "SmolLM2-135M-Instruct.Q8_0-from-Q4_1.gguf"  # the shipped file, requantized
     assert profile.sources == facts.platforms
@@ -76,7 +77,7 @@ HOSTILE = [
 def test_hostile_reviews_cannot_take_over_the_profile(tmp_path, local_backend):
     import json
 
-    from tasteprint.ingest import ingest
+    from tasteprint.ingest.loader import ingest
 
     items = [
         {"item_id": f"m{n}", "title": f"Magazine {n}", "attributes": {"category": [c]}}
@@ -101,11 +102,11 @@ def test_hostile_reviews_cannot_take_over_the_profile(tmp_path, local_backend):
     book = FactBook(db)
     facts = book.facts("eve")
     assert any("{{ 7*7 }}" in s for s in facts.snippets)  # kept as literal text, never rendered
-    from tasteprint.profile import profile_messages
+    from tasteprint.profile.draft import profile_messages
 
     prompt = profile_messages(facts)[1]["content"]
     assert "{{ 7*7 }}" in prompt and "loop loop" not in prompt and "49" not in prompt
-    profile = build_profile(facts, local_backend, vocabulary=set(book.global_shares))
+    profile = build_profile(facts, LLMContext(local_backend), vocabulary=set(book.global_shares))
     assert_verified(profile, facts)
     assert "HACKED" not in profile.summary.upper()
     assert all(i.label in {"Science", "Travel", "Cooking"} for i in profile.interests)
@@ -117,7 +118,7 @@ def test_fast_greedy_sampling_writes_what_the_full_grammar_pass_writes(movielens
     from llama_cpp import Llama
 
     from tasteprint.llm.sampling import GreedyGrammarSampler
-    from tasteprint.profile import draft_schema, profile_messages
+    from tasteprint.profile.draft import draft_schema, profile_messages
 
     assert type(local_backend.llama).__name__ == "FastGreedyLlama"
     threads = local_backend.n_threads  # for prompt batches too: llama-cpp-python's default is every core
@@ -214,7 +215,7 @@ def test_confined_summaries_are_decoded_in_steps_and_match_their_pattern(moviele
     import json
     import re
 
-    from tasteprint.summary import summary_messages, summary_schema
+    from tasteprint.profile.summary import summary_messages, summary_schema
 
     book = FactBook(Database(movielens_store))
     evaluated = []
@@ -224,7 +225,7 @@ def test_confined_summaries_are_decoded_in_steps_and_match_their_pattern(moviele
     )
     for user_id in ("1", "5"):
         facts = book.facts(user_id)
-        profile = build_profile(facts, local_backend, vocabulary=set(book.global_shares))
+        profile = build_profile(facts, LLMContext(local_backend), vocabulary=set(book.global_shares))
         assert not profile.verification.summary_replaced, profile.verification.reasons
         schema = summary_schema(facts, profile, confined=True)
         pattern = schema["properties"]["summary"]["pattern"]
@@ -248,7 +249,7 @@ def test_profile_drafts_decoded_from_their_finite_schema_are_valid_against_it(mo
     import jsonschema
 
     from tasteprint.llm.choices import compile_schema
-    from tasteprint.profile import draft_schema, profile_messages
+    from tasteprint.profile.draft import draft_schema, profile_messages
 
     book = FactBook(Database(movielens_store))
     for user_id in ("1", "9"):

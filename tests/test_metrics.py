@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from tasteprint.metrics import (
+from tasteprint.recommend.metrics import (
     catalogue_coverage,
     dcg_at_k,
     hit_rate_at_k,

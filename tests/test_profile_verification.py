@@ -2,11 +2,11 @@
 
 import json
 
-from tasteprint.db import Database
-from tasteprint.facts import FactBook
-from tasteprint.llm import ScriptedBackend
-from tasteprint.profile import build_profile, draft_schema
-from tasteprint.verify import ProfileDraft, verify_claims
+from tasteprint.llm import LLMContext, ScriptedBackend
+from tasteprint.profile.draft import build_profile, draft_schema
+from tasteprint.profile.facts import FactBook
+from tasteprint.profile.verify import ProfileDraft, verify_claims
+from tasteprint.storage.sqlite import Database
 
 
 def _facts(store, user="1"):
@@ -58,7 +58,7 @@ def test_an_omitted_dominant_label_displaces_the_lightest_lesser_interest(moviel
     """User 1 mostly watches 1990s, Action, Adventure and Comedy films (30%+ each). A draft that fills
     all five places with lesser labels keeps the heaviest of them; the dominant ones take the others'
     places, and that is logged as displacement, not counted as claims found unsupported."""
-    from tasteprint.verify import repair_omissions
+    from tasteprint.profile.verify import repair_omissions
 
     _, facts = _facts(movielens_store)
     dominant = {a.label for a in facts.dominant}
@@ -86,7 +86,7 @@ def _scripted_profile(store, summary):
             {"summary": summary},
         ]
     )
-    return build_profile(facts, backend, vocabulary=set(book.global_shares)), backend
+    return build_profile(facts, LLMContext(backend), vocabulary=set(book.global_shares)), backend
 
 
 def test_good_summary_is_kept(movielens_store):
@@ -125,7 +125,7 @@ def test_summary_failure_falls_back_instead_of_losing_the_claims(movielens_store
             "{",
         ]
     )
-    profile = build_profile(facts, backend)
+    profile = build_profile(facts, LLMContext(backend))
     assert "Action" in [i.label for i in profile.interests]
     assert profile.verification.summary_replaced
     assert any("no valid summary" in r for r in profile.verification.reasons)

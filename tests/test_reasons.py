@@ -4,18 +4,17 @@ prose path through a real HTTP endpoint and the public API."""
 import json
 import re
 
+from schema_replies import schema_reply
+from servers import reply_server
 from typer.testing import CliRunner
 
 from tasteprint import Tasteprint
 from tasteprint.cli import app
-from tasteprint.demo import BUILT_IN
-from tasteprint.evidence import PickFacts
-from tasteprint.llm import ScriptedBackend
+from tasteprint.cli.demo import BUILT_IN
+from tasteprint.explain.evidence import PickFacts
+from tasteprint.explain.reasons import ReasonChecker, catalogue_names, slot_sentences, title_names, write_reasons
+from tasteprint.llm import LLMContext, ScriptedBackend
 from tasteprint.models import Item
-from tasteprint.reasons import ReasonChecker, catalogue_names, slot_sentences, title_names, write_reasons
-
-from schema_replies import schema_reply
-from servers import reply_server
 
 HISTORY = {"h1": "Thing, The (1982)", "h2": "Alien (1979)", "h3": "Toy Story (1995)"}
 CATALOGUE = list(HISTORY.values()) + ["Heat (1995)", "Blade Runner (1982)", "Big (1988)"]
@@ -147,11 +146,11 @@ def test_slot_sentences_admit_only_the_picks_facts():
 def test_write_reasons_keeps_what_passes_and_counts_what_it_replaces():
     second = PICK.model_copy(update={"item_id": "c2", "title": "Cars (2006)", "shared_labels": ["Animation"]})
     backend = ScriptedBackend([{"c1": "You rated The Thing 5 of 5; Predator is Sci-Fi too.", "c2": "You loved Alien."}])
-    written, stats = write_reasons("u", [PICK, second], backend, "prose", checker())
+    written, stats = write_reasons("u", [PICK, second], LLMContext(backend), "prose", checker())
     assert written == {"c1": "You rated The Thing 5 of 5; Predator is Sci-Fi too."}
     assert (stats.requested, stats.kept, stats.replaced) == (2, 1, 1)
     assert "Alien" in stats.problems["c2"] and stats.fallback is None
-    _, outage = write_reasons("u", [PICK], ScriptedBackend([]), "prose", checker())
+    _, outage = write_reasons("u", [PICK], LLMContext(ScriptedBackend([])), "prose", checker())
     assert outage.fallback and outage.replaced == 1 and outage.kept == 0
 
 
@@ -180,7 +179,8 @@ def test_recommend_through_a_hosted_endpoint_shows_only_reasons_that_pass(tmp_pa
     with reply_server(_reasons_answer) as (base_url, _):
         tp = Tasteprint(store=tmp_path, llm="openai", model="m", base_url=base_url)
         tp.ingest(BUILT_IN)
-        recommendations = tp.recommend("ana", k=4)
+        result = tp.recommend("ana", k=4)
+        recommendations = result.recommendations
         command = ["recommend", "ana", "-k", "4", "--store", str(tmp_path), "--llm", "openai", "--model", "m"]
         command += ["--base-url", base_url, "--explanations", "prose"]
         printed = CliRunner().invoke(app, [*command, "--json"])
@@ -192,7 +192,7 @@ def test_recommend_through_a_hosted_endpoint_shows_only_reasons_that_pass(tmp_pa
     ]
     assert "reasons (prose): 1 by the model" in table.stderr and "not the item it cites" in table.stderr
     assert rejected.exit_code != 0 and "explanations" in rejected.output
-    stats = tp.last_reasons
+    stats = result.reasons
     assert stats.mode == "prose" and stats.fallback is None and stats.requested >= 3
     assert stats.kept == 1 and stats.replaced == stats.requested - 1
     assert any("not the item it cites" in p for p in stats.problems.values())
@@ -208,7 +208,7 @@ def test_recommend_through_a_hosted_endpoint_shows_only_reasons_that_pass(tmp_pa
 
 
 def test_explain_grammar_never_names_the_same_title_twice():
-    from tasteprint.explain import sentence_schema
+    from tasteprint.explain.item import sentence_schema
 
     schema = sentence_schema(["The Last Relay", "Copper Moon"], ["hardcover", "Fantasy"], confined=True)
     pattern = schema["properties"]["sentence"]["pattern"]

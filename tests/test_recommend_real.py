@@ -6,16 +6,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import movielens_slice
+from servers import free_port, wait_for
 from typer.testing import CliRunner
 
 from tasteprint import Tasteprint
-from tasteprint.chat import approximate_year
+from tasteprint.chat.session import approximate_year
 from tasteprint.cli import app
-from tasteprint.demo import BUILT_IN
-from tasteprint.store import VectorStore
-
-from conftest import movielens_slice
-from servers import free_port, wait_for
+from tasteprint.cli.demo import BUILT_IN
+from tasteprint.storage.vectors import VectorStore
 
 pytestmark = [pytest.mark.model, pytest.mark.xdist_group("movielens-slice")]  # one worker builds the slice
 
@@ -38,10 +37,11 @@ def assert_grounded(recommendations, facts, k):
 def test_sample_profile_recommend_explain_on_the_local_model(tmp_path, local_backend):
     tp = Tasteprint(store=tmp_path, llm=local_backend, rerank_passes=2, rerank_blend=0.3)  # the LLM ranks too
     tp.ingest(BUILT_IN)
-    recommendations = tp.recommend("ana", k=5)
+    result = tp.recommend("ana", k=5)
+    recommendations = result.recommendations
     facts = tp.facts("ana")
     assert_grounded([r.model_dump() for r in recommendations], facts, 5)
-    stats = tp.last_rerank.stats
+    stats = result.rerank
     assert stats.fallback is None and stats.valid_passes == 2
     assert stats.out_of_candidates == 0 and stats.missing == 0
     explanation = tp.explain("ana", recommendations[0].item_id)
@@ -95,7 +95,9 @@ def test_cli_recommend_json_and_chat_on_movielens(indexed_movielens):
         app, ["recommend", "1", "--store", str(indexed_movielens), "-k", "10", "--json", "--no-rerank"]
     )
     retrieval = json.loads(plain.stdout)
-    assert [r["item_id"] for r in retrieval] == [r.item_id for r in tp.recommend("1", k=10, rerank=False)]
+    assert [r["item_id"] for r in retrieval] == [
+        r.item_id for r in tp.recommend("1", k=10, rerank=False).recommendations
+    ]
     assert all("llm" not in r["sources"] for r in retrieval)
     scores = [r["score"] for r in retrieval]
     assert scores == sorted(scores, reverse=True) and len(set(scores)) == 10
@@ -118,7 +120,7 @@ def test_chroma_server_round_trip(tmp_path):
         assert not (tmp_path / "store" / "chroma").exists()
         neighbours = tp.similar_items("b001", k=3)
         assert len(neighbours) == 3 and "b001" not in dict(neighbours)
-        recommendations = tp.recommend("ben", k=3, rerank=False)
+        recommendations = tp.recommend("ben", k=3, rerank=False).recommendations
         assert len(recommendations) == 3
         url = f"http://127.0.0.1:{port}"
         cli = CliRunner().invoke(

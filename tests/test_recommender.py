@@ -6,20 +6,19 @@ import random
 
 import numpy as np
 import pytest
+from conftest import MOVIELENS
 from rich.console import Console
 
 from tasteprint import Tasteprint
+from tasteprint.cli.demo import BUILT_IN
 from tasteprint.config import Settings
-from tasteprint.demo import BUILT_IN
-from tasteprint.metrics import ndcg_at_k
-from tasteprint.models import Event
-from tasteprint.ranker import LEAD_ALONE, earns_its_place
-from tasteprint.models import FitConfig
-from tasteprint.recommender import EASE_LAMBDAS, Recommender
-from tasteprint.report import EvalConfig, run_eval
-from tasteprint.split import leave_last_out
-
-from conftest import MOVIELENS
+from tasteprint.evaluation.runner import EvalConfig, run_eval
+from tasteprint.evaluation.split import leave_last_out
+from tasteprint.explain.rerank import blend_tuner
+from tasteprint.models import Event, FitConfig
+from tasteprint.recommend.metrics import ndcg_at_k
+from tasteprint.recommend.ranking import LEAD_ALONE, earns_its_place
+from tasteprint.recommend.recommender import EASE_LAMBDAS, Recommender
 
 
 def sequential_histories(users: int = 300, items: int = 60, seed: int = 0) -> dict[str, list[str]]:
@@ -106,7 +105,7 @@ def test_saved_recommender_is_reused_until_the_data_changes(tmp_path, monkeypatc
     tp = Tasteprint(store=store, fit_embeddings=False)
     tp.ingest(BUILT_IN)
     user = tp.users()[0]
-    first = [r.item_id for r in tp.recommend(user, k=5, rerank=False)]
+    first = [r.item_id for r in tp.recommend(user, k=5, rerank=False).recommendations]
     assert (store / "recommender" / "fit.json").exists()
 
     def refuse(*args, **kwargs):
@@ -114,12 +113,12 @@ def test_saved_recommender_is_reused_until_the_data_changes(tmp_path, monkeypatc
 
     monkeypatch.setattr(Recommender, "fit", refuse)
     again = Tasteprint(store=store, fit_embeddings=False)
-    assert [r.item_id for r in again.recommend(user, k=5, rerank=False)] == first
+    assert [r.item_id for r in again.recommend(user, k=5, rerank=False).recommendations] == first
     monkeypatch.undo()
     version = again.db.data_version()
     again.db.add_events([Event(user_id=user, item_id=first[0], kind="rating", rating=5, timestamp=2_000_000_000)])
     assert again.recommender(progress=False).report.data_version == version + 1
-    assert first[0] not in [r.item_id for r in again.recommend(user, k=5, rerank=False)]
+    assert first[0] not in [r.item_id for r in again.recommend(user, k=5, rerank=False).recommendations]
     # A saved state this version cannot read (another tasteprint's classes, a damaged file) is refitted.
     (store / "recommender" / "recommender.pkl").write_bytes(b"\x80\x05not a pickle")
     assert Recommender.load(store / "recommender") is None
@@ -171,7 +170,7 @@ def test_served_recommendations_score_what_eval_reports(tmp_path):
     served = Tasteprint(store=tmp_path / "served", fit_embeddings=False)
     served.ingest(train)
     scores = [
-        ndcg_at_k(split.test[u], [r.item_id for r in served.recommend(u, k=10, rerank=False)])
+        ndcg_at_k(split.test[u], [r.item_id for r in served.recommend(u, k=10, rerank=False).recommendations])
         for u in split.evaluated_users()
     ]
     assert len(scores) == 80
@@ -198,10 +197,10 @@ def test_blend_tuning_follows_a_judge_that_knows_and_ignores_one_that_does_not()
     def contrary(user_id, history, pool):  # ranks it last
         return {item: 99 if item == next_item(user_id, history) else n for n, item in enumerate(pool)}
 
-    config = FitConfig(validation_users=200, rerank_users=30)
-    helped = Recommender(config).fit(histories, judge=knowing)
+    config = FitConfig(validation_users=200)
+    helped = Recommender(config).fit(histories, tune_rerank=blend_tuner(knowing, 30))
     assert helped.rerank_blend > 0 and helped.rerank_gain["ndcg_gain"] > 0 and helped.rerank_gain["users"] == 30
-    hurt = Recommender(config).fit(histories, judge=contrary)
+    hurt = Recommender(config).fit(histories, tune_rerank=blend_tuner(contrary, 30))
     assert hurt.rerank_blend == 0.0 and hurt.rerank_gain["ndcg_gain"] == 0.0
 
 

@@ -15,22 +15,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from schema_replies import schema_reply
+from servers import chat_body, scripted_http_server
 
 from tasteprint import Tasteprint
-from tasteprint.aspects import MAX_TEXT_CHARS
-from tasteprint.db import Database
-from tasteprint.demo import BUILT_IN
+from tasteprint.cli.demo import BUILT_IN
 from tasteprint.errors import ConfigError, LLMError
-from tasteprint.facts import FactBook
-from tasteprint.ingest import ingest
+from tasteprint.ingest.aspects import MAX_TEXT_CHARS
+from tasteprint.ingest.loader import ingest
 from tasteprint.llm import ScriptedBackend
 from tasteprint.llm.llamacpp import LlamaCppBackend
 from tasteprint.llm.openai_compat import OpenAICompatBackend
-from tasteprint.privacy import RedactingBackend, redact
-from tasteprint.profile import CLAIMS_MAX_TOKENS, fit_to_context, prompt_tokens
-
-from schema_replies import schema_reply
-from servers import chat_body, scripted_http_server
+from tasteprint.llm.privacy import RedactingBackend, redact
+from tasteprint.profile.draft import CLAIMS_MAX_TOKENS, fit_to_context, prompt_tokens
+from tasteprint.profile.facts import FactBook
+from tasteprint.storage.sqlite import Database
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -223,7 +222,7 @@ def test_batch_reports_the_user_it_could_not_recover_and_keeps_the_others(tmp_pa
     assert set(batch.profiles) == {"ana", "chloe"}
     assert list(batch.failures) == ["ben"] and "hosted model call failed" in batch.failures["ben"]
     assert time.monotonic() - start < 30
-    assert hosted.db.latest_profile("ana").version == 1 and hosted.db.latest_profile("ben") is None
+    assert hosted.db.profiles.latest("ana").version == 1 and hosted.db.profiles.latest("ben") is None
 
 
 def test_bad_local_model_paths_are_clear_errors(tmp_path):
@@ -276,7 +275,7 @@ def test_batch_killed_with_sigkill_resumes_without_recomputing(tmp_path):
 WRITER = """
 import sys, numpy as np
 from pathlib import Path
-from tasteprint.store import VectorStore
+from tasteprint.storage.vectors import VectorStore
 store, prefix = Path(sys.argv[1]), sys.argv[2]
 vectors = VectorStore(store)
 rng = np.random.default_rng(abs(hash(prefix)) % 1000)
@@ -288,8 +287,8 @@ for n in range(10):
 READER = """
 import sys, time
 from pathlib import Path
-from tasteprint.db import Database
-from tasteprint.facts import FactBook
+from tasteprint.storage.sqlite import Database
+from tasteprint.profile.facts import FactBook
 db = Database(Path(sys.argv[1]))
 for _ in range(30):
     FactBook(db).facts("ana")
@@ -322,7 +321,7 @@ def test_readers_work_while_one_process_writes_and_chroma_writers_are_serialised
     assert [p.returncode for p in processes] == [0] * 6
     assert json.loads(outputs[0])["accepted"] == 5000
     assert all("read ok" in out for out in outputs[1:4])
-    from tasteprint.store import VectorStore
+    from tasteprint.storage.vectors import VectorStore
 
     vectors = VectorStore(store)
     assert len(vectors.item_ids()) == 400
@@ -392,7 +391,7 @@ def test_eval_killed_with_sigkill_replays_its_llm_work(tmp_path):
     out = tmp_path / "R"
     # One split (msr has no cold-start twin): one user's profile, rerank and reasons, 4 LLM calls.
     command = [sys.executable, "-m", "tasteprint.cli", "eval", str(BUILT_IN), "--protocol", "msr"]
-    command += ["--methods", "pop,tasteprint", "--users", "1", "--out", str(out)]
+    command += ["--methods", "pop,tasteprint", "--sample", "1", "--out", str(out)]
     # A set blend: no blend tuning on validation users, whose profiles would be most of the LLM work.
     env = {**os.environ, "TASTEPRINT_RERANK_BLEND": "0.5"}
     victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)

@@ -1,10 +1,10 @@
 """Rerank, explanations and fallback with a scripted backend."""
 
-from tasteprint.llm import ScriptedBackend
+from tasteprint.explain.evidence import explanation_text
+from tasteprint.explain.rerank import rerank
+from tasteprint.llm import LLMContext, ScriptedBackend
 from tasteprint.models import Item, UserFacts
-from tasteprint.evidence import explanation_text
-from tasteprint.rerank import rerank
-from tasteprint.retrieve import Candidate
+from tasteprint.recommend.retrievers import Candidate
 
 
 def facts() -> UserFacts:
@@ -33,7 +33,7 @@ EVIDENCE = {"c1": ["h1"], "c2": ["h2", "h1"], "c3": ["h1"], "c4": ["h2"]}
 
 
 def test_without_llm_keeps_retrieval_order_with_grounded_explanations():
-    result = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, None, k=3)
+    result = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, LLMContext(None), k=3)
     assert [r.item_id for r in result.recommendations] == ["c1", "c2", "c3"]
     first = result.recommendations[0]
     assert first.evidence == ["h1"]
@@ -53,7 +53,7 @@ def test_llm_judgements_are_blended_and_citations_checked():
             {"c4": 5, "c3": 3, "c2": 2, "c1": 1},
         ]
     )
-    result = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, backend, k=4, blend=1.0, passes=2)
+    result = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, LLMContext(backend), k=4, blend=1.0, passes=2)
     assert [r.item_id for r in result.recommendations] == ["c4", "c3", "c2", "c1"]
     stats = result.stats
     assert stats.out_of_candidates == 1  # "zz" was never a candidate
@@ -73,8 +73,8 @@ def test_blend_keeps_retrieval_in_charge_at_low_weight():
     # The model ranks c4 (retrieval's last) first; a low blend keeps retrieval's first on top, a full one
     # follows the model. Both parse (no fallback), so the order is the blend's doing.
     judgement = {"c1": "1:h1", "c2": "1:h2", "c3": "1:h1", "c4": "5:h2"}
-    low = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, ScriptedBackend([judgement]), k=4, blend=0.2)
-    full = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, ScriptedBackend([judgement]), k=4, blend=1.0)
+    low = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, LLMContext(ScriptedBackend([judgement])), k=4, blend=0.2)
+    full = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, LLMContext(ScriptedBackend([judgement])), k=4, blend=1.0)
     assert low.stats.fallback is None and full.stats.fallback is None
     assert low.recommendations[0].item_id == "c1"
     assert full.recommendations[0].item_id == "c4"
@@ -82,7 +82,7 @@ def test_blend_keeps_retrieval_in_charge_at_low_weight():
 
 def test_llm_failure_falls_back_to_retrieval_order():
     backend = ScriptedBackend(["nonsense", "{", "[]"])
-    result = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, backend, k=2, blend=0.3)
+    result = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, LLMContext(backend), k=2, blend=0.3)
     assert result.stats.fallback.startswith("StructuredOutputError")
     assert [r.item_id for r in result.recommendations] == ["c1", "c2"]
     assert all(r.explanation and r.evidence for r in result.recommendations)
@@ -117,7 +117,7 @@ def test_liked_means_rated_above_the_users_own_mean():
 def test_a_citation_shares_a_label_or_close_text_never_just_a_title_word():
     import numpy as np
 
-    from tasteprint.evidence import nearest_history
+    from tasteprint.explain.evidence import nearest_history
 
     history = facts().model_copy(update={"item_titles": {"h1": "Old Drama", "h2": "Candidate Comedy", "h3": "x"}})
     far = {"h1": np.array([0.0, 1.0]), "h2": np.array([0.3, 0.95])}
@@ -130,7 +130,7 @@ def test_a_citation_shares_a_label_or_close_text_never_just_a_title_word():
 def test_a_pick_sharing_nothing_else_cites_what_most_people_consumed_with_it():
     import numpy as np
 
-    from tasteprint.evidence import nearest_history
+    from tasteprint.explain.evidence import nearest_history
 
     western = Item(item_id="w", title="Far West", attributes={"genres": ["Western"]})
     vectors = {"h1": np.array([0.0, 1.0]), "h2": np.array([0.0, 1.0])}
@@ -155,7 +155,7 @@ def test_rerank_sentences_state_the_co_consumption_count_of_a_pick_cited_for_it(
         [Candidate("w", 1.0, {"ease": 1})],
         {"w": western},
         {"w": ["h1"]},
-        None,
+        LLMContext(None),
         k=1,
         together={"w": {"h1": 12}},
     )
@@ -164,7 +164,7 @@ def test_rerank_sentences_state_the_co_consumption_count_of_a_pick_cited_for_it(
 
 def test_at_blend_zero_the_llm_is_not_asked_and_retrieval_order_stands():
     backend = ScriptedBackend([{"c1": "1:h1", "c2": "1:h2", "c3": "1:h1", "c4": "5:h2"}])
-    result = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, backend, k=4, blend=0.0)
+    result = rerank(facts(), None, CANDIDATES, ITEMS, EVIDENCE, LLMContext(backend), k=4, blend=0.0)
     assert backend.history == [] and result.stats.passes == 0 and result.llm_rank == {}
     assert [r.item_id for r in result.recommendations] == ["c1", "c2", "c3", "c4"]
     assert [r.evidence for r in result.recommendations][:2] == [["h1"], ["h2", "h1"]]  # the evidence order

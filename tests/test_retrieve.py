@@ -1,6 +1,6 @@
 import numpy as np
 
-from tasteprint.retrieve import EASE, Interactions, ItemKNN, fuse, ordered_history, top_indices
+from tasteprint.recommend.retrievers import EASE, Interactions, ItemKNN, fuse, ordered_history, top_indices
 
 
 def small_world() -> Interactions:

@@ -8,15 +8,14 @@ import re
 from collections import Counter
 
 import pytest
+from conftest import movielens_slice
+from schema_replies import schema_reply
 from typer.testing import CliRunner
 
 from tasteprint import Tasteprint
 from tasteprint.cli import app
 from tasteprint.llm import ScriptedBackend
-from tasteprint.segments import MIN_LABEL_SHARE, description_schema, without_repeats
-
-from conftest import movielens_slice
-from schema_replies import schema_reply
+from tasteprint.profile.segments import MIN_LABEL_SHARE, description_schema, without_repeats
 
 pytestmark = pytest.mark.xdist_group("segments")  # one worker builds the profiled slice
 
@@ -44,14 +43,17 @@ def test_cli_segments_k5_json(profiled):
         assert segment.description and segment.verified and not segment.by_llm
         # Recomputed from the members' stored profiles: the labels held by at least MIN_LABEL_SHARE of
         # the members (most shared first, at most 5); only when none is, the three most shared.
-        held = Counter(label for m in segment.members for label in {i.label for i in tp.db.latest_profile(m).interests})
+        latest = [tp.db.profiles.latest(m) for m in segment.members]
+        held = Counter(label for profile in latest for label in {i.label for i in profile.interests})
         ranked = sorted(held.items(), key=lambda kv: (-kv[1], kv[0]))
         common = [label for label, n in ranked if n / segment.size >= MIN_LABEL_SHARE][:5]
         assert [i.label for i in segment.top_interests] == (common or [label for label, _ in ranked[:3]])
         assert [i.share for i in segment.top_interests] == [
             round(held[i.label] / segment.size, 3) for i in segment.top_interests
         ]
-    printed = CliRunner().invoke(app, ["segments", "--k", "5", "--json", "--store", str(profiled), "--llm", "scripted"])
+    printed = CliRunner().invoke(
+        app, ["segments", "--segments", "5", "--json", "--store", str(profiled), "--llm", "scripted"]
+    )
     assert printed.exit_code == 0, printed.output
     document = json.loads(printed.stdout)
     assert len(document["segments"]) == 5 and sum(s["size"] for s in document["segments"]) == len(USERS)
@@ -63,7 +65,7 @@ def test_auto_k_picks_the_best_silhouette(profiled):
     result = Tasteprint(store=profiled, llm=ScriptedBackend(["x"] * 40)).segments(k="auto")
     assert set(result.silhouettes) == set(range(2, 9))
     assert result.k == max(result.silhouettes, key=lambda k: (result.silhouettes[k], -k))
-    bad = CliRunner().invoke(app, ["segments", "--k", "99", "--store", str(profiled), "--llm", "scripted"])
+    bad = CliRunner().invoke(app, ["segments", "--segments", "99", "--store", str(profiled), "--llm", "scripted"])
     assert bad.exit_code == 1 and "cannot make 99 segments from 40 profiled users" in bad.output
 
 
@@ -97,7 +99,7 @@ def test_cold_user_gets_the_nearest_segment_as_a_prior(profiled, tmp_path):
         )
     )
     tp.ingest(events)
-    recommendations = tp.recommend("newbie", k=10, rerank=False)
+    recommendations = tp.recommend("newbie", k=10, rerank=False).recommendations
     assert any("segment" in r.sources for r in recommendations)
 
 
@@ -124,7 +126,7 @@ def test_a_model_outage_falls_back_to_the_data_description_and_says_why(profiled
 
 
 def test_a_word_inside_an_allowed_label_is_not_an_unverified_label():
-    from tasteprint.segments import SegmentInterest, unverified_labels
+    from tasteprint.profile.segments import SegmentInterest, unverified_labels
 
     shared = [
         SegmentInterest(label="Science Fiction & Fantasy", share=0.8),

@@ -1,5 +1,5 @@
+from tasteprint.evaluation.split import cold_start, leave_last_out, random_split
 from tasteprint.models import Event
-from tasteprint.split import cold_start, leave_last_out, random_split
 
 
 def events_for(user, n, start=0):
@@ -20,8 +20,8 @@ def test_leave_last_out_holds_out_last_two_and_keeps_short_users_in_training():
 
 
 def test_no_test_item_is_seen_during_profiling(movielens_store):
-    from tasteprint.db import Database
-    from tasteprint.facts import build_facts
+    from tasteprint.profile.facts import build_facts
+    from tasteprint.storage.sqlite import Database
 
     db = Database(movielens_store)
     events = list(db.iter_events())
@@ -54,9 +54,9 @@ def test_the_evaluations_own_path_never_sees_a_test_item(tmp_path):
     """What `eval` runs, not a copy: the tasks' fitted recommenders and the histories it builds facts
     (and so profiles and prompts) from, on every protocol."""
     from tasteprint import Tasteprint
-    from tasteprint.demo import BUILT_IN
-    from tasteprint.evaluate import build_tasks
-    from tasteprint.facts import build_facts
+    from tasteprint.cli.demo import BUILT_IN
+    from tasteprint.evaluation.methods import build_tasks
+    from tasteprint.profile.facts import build_facts
 
     tp = Tasteprint(store=tmp_path, fit_embeddings=False)
     tp.ingest(BUILT_IN)

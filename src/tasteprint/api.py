@@ -1,45 +1,62 @@
-"""The Python API: `Tasteprint` ties the pipeline stages together over one store."""
+"""The Python API: `Tasteprint`, one facade over the services of one store."""
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .config import Settings
-from .db import Database
-from .errors import TasteprintError, UnknownItemError, UnknownUserError
-from .facts import LOVED_MIN, FactBook
-from .embed import Embedder, profile_text
-from .explain import explain_item
-from .ingest import ingest as ingest_path
-from .ingest import read_identity_map
-from .llm import CachedBackend, LLMBackend, make_backend, on_behalf_of
-from .models import Event, Explanation, IngestReport, LinkReport, Recommendation, UserFacts, UserProfile
-from .recommender import Recommender
-from .evidence import nearest_history, positive_history
-from .reasons import ReasonChecker, ReasonStats, catalogue_names, resolve_mode, word_recommendations
-from .rerank import DEFAULT_BLEND, RerankResult
-from .rerank import rerank as rerank_candidates
-from .retrieve import fuse
-from .segments import Segmentation, build_segments, nearest_segment
-from .split import COLD_START_MAX
-from .aspects import ASPECT_ATTRIBUTE, item_aspects, review_texts
-from .store import VectorStore, index_items
-from .fitting import RecommenderFitting
-from .profiling import ProfileLifecycle
+from .explain.chain import RecommendResult
+from .explain.reasons import ReasonStats
+from .llm import LLMBackend
+from .models import (
+    Event,
+    Explanation,
+    FitReport,
+    IngestReport,
+    LinkReport,
+    ProfileDiff,
+    Recommendation,
+    UserFacts,
+    UserProfile,
+)
+from .profile.segments import Segmentation
+from .recommend.recommender import Recommender
+from .services.batch import BatchReport, Engine, batch_profile
+from .services.data import DataService
+from .services.fitting import FittingService
+from .services.profiles import BatchResult, ProfileService
+from .services.recommending import RecommendService
+from .services.segments import SegmentService
+from .services.workspace import Workspace
+from .storage.embeddings import Embedder
+from .storage.sqlite import Database
+from .storage.vectors import VectorStore
 
-SEGMENT_PRIOR_WEIGHT = 0.5
-SEGMENT_PRIOR_DEPTH = 2000
+
+@dataclass(frozen=True)
+class Services:
+    """The services `Tasteprint` composes, each owning its state; for tools that work below the facade
+    (the evaluation runner)."""
+
+    workspace: Workspace
+    data: DataService
+    profiles: ProfileService
+    fitting: FittingService
+    segments: SegmentService
+    recommending: RecommendService
+
+    @classmethod
+    def over(cls, workspace: Workspace) -> Services:
+        profiles, fitting = ProfileService(workspace), FittingService(workspace)
+        segments = SegmentService(workspace, fitting)
+        recommending = RecommendService(workspace, profiles, fitting, segments)
+        return cls(workspace, DataService(workspace), profiles, fitting, segments, recommending)
 
 
-class Tasteprint(RecommenderFitting, ProfileLifecycle):
-    """Profiles and recommendations over one store directory. Fitting the recommender is in
-    `RecommenderFitting`; the profile lifecycle (build, update, versions, diff, batches) in
-    `ProfileLifecycle`.
+class Tasteprint:
+    """Profiles and recommendations over one store directory.
 
     Example:
         >>> tp = Tasteprint(store="S")                       # embedded local model by default
@@ -54,33 +71,44 @@ class Tasteprint(RecommenderFitting, ProfileLifecycle):
         settings: Settings | None = None,
         **overrides: object,
     ):
+        """Open (or create) a store.
+
+        Args:
+            store: the store directory (default: `Settings.store`, `TASTEPRINT_STORE`).
+            llm: a backend name (`local`, `openai`, `scripted`) or a backend object to use as it is.
+            settings: complete settings; otherwise they are loaded from the environment.
+            overrides: single settings on top of the environment's (see `Settings`).
+        """
         if isinstance(llm, str):
             overrides["llm"] = llm
         self.settings = settings or Settings.load(store=store, **overrides)
-        self.db = Database(Path(self.settings.store))
-        self.factbook = FactBook(self.db)
-        self._backend = llm if llm is not None and not isinstance(llm, str) else None
-        self.embed = Embedder()
-        self._vectors: VectorStore | None = None
-        self._recommender: Recommender | None = None
-        self.last_rerank: RerankResult | None = None
-        self.last_reasons: ReasonStats | None = None
-        self._catalogue: list[tuple[str, str]] = []
-        self._catalogue_version: int | None = None
-        self._indexed_version: int | None = None
+        backend = llm if llm is not None and not isinstance(llm, str) else None
+        self.services = Services.over(Workspace(self.settings, backend))
+
+    @property
+    def db(self) -> Database:
+        """The store's SQLite database."""
+        return self.services.workspace.db
 
     @property
     def backend(self) -> LLMBackend:
-        """The language model, created on first use so that ingest never loads one; its responses are
-        cached in the store unless `llm_cache` is off."""
-        if self._backend is None:
-            self._backend = make_backend(self.settings)
-        if self.settings.llm_cache and not isinstance(self._backend, CachedBackend):
-            self._backend = CachedBackend(self._backend, self.db)
-        return self._backend
+        """The language model, created on first use (responses cached in the store unless `llm_cache` is off)."""
+        return self.services.workspace.backend
+
+    @property
+    def vectors(self) -> VectorStore:
+        """The store's item and profile embeddings."""
+        return self.services.workspace.vectors
+
+    @property
+    def embed(self) -> Embedder:
+        """The sentence embedder (all-MiniLM-L6-v2, offline)."""
+        return self.services.workspace.embed
 
     def close(self) -> None:
-        self.db.close()
+        self.services.workspace.close()
+
+    # -- data ---------------------------------------------------------------------------------
 
     def ingest(
         self,
@@ -91,57 +119,117 @@ class Tasteprint(RecommenderFitting, ProfileLifecycle):
     ) -> IngestReport:
         """Load a data set. `platform` names where its events happened; `identity_map` (CSV with header
         platform,platform_user_id,person_id) stores linked accounts under their person id."""
-        report = ingest_path(self.db, Path(path), fmt, platform, Path(identity_map) if identity_map else None)
-        self.mine_aspects()
-        return report
+        return self.services.data.ingest(Path(path), fmt, platform, Path(identity_map) if identity_map else None)
 
     def mine_aspects(self, events: Iterable[Event] | None = None, progress: bool = True) -> int:
-        """Mine item aspects from review text (all stored reviews, or only `events`: the evaluation passes
-        its training part, so no held-out review describes an item) and store them as the items'
-        `aspect` labels. Returns how many items carry aspects."""
-        texts = self.db.review_texts() if events is None else review_texts(events)
-        if not texts and not self.db.generic_aspects():
-            return 0
-        if progress and texts:
-            print(f"mining aspects from the reviews of {len(texts)} items", file=sys.stderr, flush=True)
-        aspects, generic = item_aspects(texts, self.embed)
-        count = self.db.set_item_aspects(aspects, generic, ASPECT_ATTRIBUTE)
-        self.factbook = FactBook(self.db)
-        return count
+        """Mine item aspects from the stored reviews (or only `events`'); returns how many items carry some."""
+        return self.services.data.mine_aspects(events, progress)
 
     def link_identities(self, path: str | Path) -> LinkReport:
         """Link accounts to people from an identity map CSV; events already stored move to the person,
         and the accounts' own profiles (and profile embeddings) are removed."""
-        report = IngestReport()
-        links = read_identity_map(Path(path), report)
-        moved = self.db.link_identities(links)
-        for (_, account), person in links.items():
-            if account != person and not self.db.has_user(account):
-                self.vectors.delete_profile(account)
-        self.factbook = FactBook(self.db)
-        return LinkReport(links=len(links), events_moved=moved, errors=report.errors)
-
-    @property
-    def vectors(self) -> VectorStore:
-        if self._vectors is None:
-            self._vectors = VectorStore(Path(self.settings.store), self.settings.chroma_url)
-        return self._vectors
+        return self.services.data.link_identities(Path(path))
 
     def index(self, progress: bool = True) -> int:
-        """Embed catalogue items missing from the vector store; returns how many were added.
+        """Embed catalogue items missing from the vector store; returns how many were added."""
+        return self.services.workspace.index(progress)
 
-        Checked once per data version in this process, so recommend and explain stay cheap.
-        """
-        version = self.db.data_version()
-        if self._indexed_version == version:
-            return 0
-        added = index_items(self.vectors, self.db.items(), self.embed, progress=progress)
-        self._indexed_version = version
-        return added
+    def forget(self, user_id: str) -> int:
+        """Remove everything stored about a user: events, profiles, cached LLM responses and the profile
+        embedding. Afterwards the user is unknown to every command. Returns the number of events removed."""
+        return self.services.data.forget(str(user_id))
 
-    def profile_vector(self, profile: UserProfile | None) -> np.ndarray | None:
-        """The profile's text embedding (part of the embedding retriever's query), or None without one."""
-        return self.embed([profile_text(profile)])[0] if profile is not None and self.settings.fit_embeddings else None
+    def feedback(self, user_id: str, item_id: str, liked: bool) -> Event:
+        """Record that the user liked (rated 5) or did not like (rated 1) an item, now; the next profile
+        update takes it in. Returns the stored event."""
+        return self.services.data.feedback(str(user_id), str(item_id), liked)
+
+    def forget_item(self, user_id: str, item_id: str) -> int:
+        """Remove one item from the user's history (every event on it). Returns how many were removed."""
+        return self.db.forget_item(str(user_id), str(item_id))
+
+    def users(self) -> list[str]:
+        """Every user id in the store."""
+        return self.db.user_ids()
+
+    def facts(self, user_id: str) -> UserFacts:
+        """The facts computed from the user's history: the profile's input and ground truth."""
+        return self.services.workspace.factbook.facts(str(user_id))
+
+    def label_shares(self) -> dict[str, float]:
+        """Every catalogue label (genre, category, decade, tag, mined aspect) with its share of the events."""
+        return self.services.workspace.factbook.global_shares
+
+    def find_items(self, text: str) -> list[str]:
+        """Item ids whose title contains `text` (case-insensitive), shortest title first."""
+        return self.db.find_items_by_title(text)
+
+    # -- profiles -----------------------------------------------------------------------------
+
+    def profile(self, user_id: str, *, refresh: bool = False) -> UserProfile:
+        """The user's current profile. Built when missing (or with `refresh`, from all facts), updated
+        when new events arrived since the stored version, else the stored version."""
+        return self.services.profiles.get(str(user_id), refresh=refresh)
+
+    def update(self, user_id: str) -> UserProfile:
+        """The next profile version from the previous one plus the facts of events that arrived since."""
+        return self.services.profiles.update(str(user_id))
+
+    def profile_history(self, user_id: str) -> list[UserProfile]:
+        """Every stored version of the user's profile, oldest first."""
+        return self.services.profiles.history(str(user_id))
+
+    def diff(self, user_id: str, old: int | None = None, new: int | None = None) -> ProfileDiff:
+        """What changed between two profile versions (default: the last two)."""
+        return self.services.profiles.diff(str(user_id), old, new)
+
+    def profile_many(
+        self, user_ids: Iterable[str], *, refresh: bool = False, progress: bool = True, threads: int = 1
+    ) -> BatchResult:
+        """Profile several users in this process (`threads` in flight); failures are reported, not raised."""
+        return self.services.profiles.many(user_ids, refresh=refresh, progress=progress, threads=threads)
+
+    def batch_profile(
+        self,
+        out: str | Path,
+        users: Iterable[str] | None = None,
+        *,
+        engine: Engine = "ray",
+        actors: int = 2,
+        ray_address: str | None = None,
+        progress: bool = True,
+    ) -> BatchReport:
+        """Profile `users` (default: all) on Ray Data or in this process, writing `OUT/profiles.jsonl`
+        (one profile object per line) and `OUT/profiles.parquet`; a rerun resumes."""
+        return batch_profile(
+            self.services.profiles,
+            Path(out),
+            users,
+            engine=engine,
+            actors=actors,
+            ray_address=ray_address,
+            progress=progress,
+        )
+
+    def segments(self, k: int | str = "auto", seed: int | None = None) -> Segmentation:
+        """k-means segments of every profiled user (k by silhouette with "auto"), described by the LLM;
+        saved in the store as the prior for cold users."""
+        return self.services.segments.build(k, seed)
+
+    # -- recommending -------------------------------------------------------------------------
+
+    def fit(self, progress: bool = True, rerank_users: int = 0, **config: object) -> FitReport:
+        """Fit the recommender on every stored interaction and save it in the store (see `Recommender`).
+        `rerank_users` > 0 also tunes the LLM rerank blend on that many validation users."""
+        return self.services.fitting.fit(progress, rerank_users, **config)
+
+    def recommender(self, progress: bool = True) -> Recommender:
+        """The fitted recommender for the current data; fitted (once, under a lock) when missing or stale."""
+        return self.services.fitting.get(progress)
+
+    def current_recommender(self) -> Recommender | None:
+        """The recommender fitted on the current data, or None; never fits."""
+        return self.services.fitting.current()
 
     def recommend(
         self,
@@ -149,215 +237,34 @@ class Tasteprint(RecommenderFitting, ProfileLifecycle):
         k: int = 10,
         *,
         rerank: bool = True,
-        n_candidates: int = 20,
+        n_candidates: int | None = None,
         exclude: Iterable[str] = (),
         reasons: bool = True,
-    ) -> list[Recommendation]:
+    ) -> RecommendResult:
         """Top-k unconsumed items for the user, each with an explanation citing the user's history.
 
-        The fitted recommender proposes and ranks `n_candidates`; with `rerank` the LLM reorders them,
-        blended with the fitted order by the weight the fit chose on validation (or `rerank_blend`),
-        and picks each citation, and (with `reasons`) words each pick's reason (`word`). `exclude`
-        drops further items (e.g. what was shown already).
+        The fitted recommender proposes and ranks `n_candidates` (default `Settings.candidates`); with
+        `rerank` the LLM reorders them, blended with the fitted order by the weight the fit chose on
+        validation (or `rerank_blend`), and picks each citation, and (with `reasons`) words each pick's
+        reason. `exclude` drops further items (e.g. what was shown already).
+
+        Returns:
+            The picks with what the rerank and the reason wording did.
         """
-        user_id = str(user_id)
-        facts = self.facts(user_id)
-        profile = self.profile(user_id) if rerank else self.db.latest_profile(user_id)
-        recommender = self.recommender()
-        history = [e.item_id for e in self.db.user_events(user_id) if e.kind != "search"]
-        profile_vector = self.profile_vector(profile)
-        candidates = recommender.recommend(
-            history, n=max(n_candidates, k), exclude=exclude, profile_vector=profile_vector
+        n = self.settings.candidates if n_candidates is None else n_candidates
+        return self.services.recommending.recommend(
+            str(user_id), k, rerank=rerank, n_candidates=n, exclude=exclude, reasons=reasons
         )
-        if len(facts.history_item_ids) <= COLD_START_MAX and self._segments_file.exists():
-            query = profile_vector
-            if query is None and (loved := self.vectors.item_vectors(history)):
-                query = np.mean(list(loved.values()), axis=0)
-            prior = self.segment_prior(query, set(history) | set(exclude))
-            lists = {"fitted": [c.item_id for c in candidates], "segment": prior}
-            candidates = fuse(lists, {"fitted": 1.0, "segment": SEGMENT_PRIOR_WEIGHT})[: max(n_candidates, k)]
-        ids = [c.item_id for c in candidates]
-        items = self.db.items(ids)
-        together = recommender.interactions.together(ids, facts.history_item_ids)
-        evidence = self.evidence_for(facts, ids, items, together)
-        blend = self.settings.rerank_blend
-        if blend is None:
-            blend = DEFAULT_BLEND if recommender.rerank_blend is None else recommender.rerank_blend
-        with on_behalf_of(user_id):
-            self.last_rerank = rerank_candidates(
-                facts,
-                profile,
-                candidates,
-                items,
-                evidence,
-                self.backend if rerank else None,
-                k=k,
-                blend=blend,
-                passes=self.settings.rerank_passes,
-                prompts_dir=self.settings.prompts_dir,
-                temperature=self.settings.temperature,
-                together=together,
-            )
-        self.last_reasons = None
-        if rerank and reasons and not self.last_rerank.stats.fallback:
-            return self._word(facts, self.last_rerank.recommendations)
-        return self.last_rerank.recommendations
 
-    def word(self, user_id: str, recommendations: list[Recommendation]) -> list[Recommendation]:
+    def word(self, user_id: str, recommendations: list[Recommendation]) -> tuple[list[Recommendation], ReasonStats]:
         """`recommendations` with the model's reasons where they pass the check (`explanation_source`
-        "llm"), the rest unchanged. One LLM call for all; what happened is in `last_reasons`."""
-        return self._word(self.facts(user_id), recommendations)
-
-    def _catalogue_names(self) -> list[tuple[str, str]]:
-        """The catalogue's titles as the reason check looks for them, built once per data version."""
-        version = self.db.data_version()
-        if self._catalogue_version != version:
-            self._catalogue, self._catalogue_version = catalogue_names(self.db.titles()), version
-        return self._catalogue
-
-    def _word(self, facts: UserFacts, recommendations: list[Recommendation]) -> list[Recommendation]:
-        user_id = facts.user_id
-        items = self.db.items([r.item_id for r in recommendations])
-        checker = ReasonChecker(facts.item_titles, self._catalogue_names(), set(self.factbook.global_shares))
-        with on_behalf_of(user_id):
-            worded, self.last_reasons = word_recommendations(
-                facts,
-                recommendations,
-                items,
-                self.backend,
-                resolve_mode(self.settings.explanations, self.backend),
-                checker,
-                co_liked=lambda cited, item: self.db.co_liked(cited, item, LOVED_MIN),
-                label_shares=self.factbook.global_shares,
-                prompts_dir=self.settings.prompts_dir,
-                temperature=self.settings.temperature,
-            )
-        return worded
-
-    @property
-    def _segments_file(self) -> Path:
-        return Path(self.settings.store) / "segments.json"
-
-    def segments(self, k: int | str = "auto", seed: int | None = None) -> Segmentation:
-        """k-means segments of every profiled user (k by silhouette with "auto"), each described by the
-        LLM from its members' verified interests; saved in the store as the prior for cold users."""
-        user_ids = self.db.profiled_users()
-        profiles = [self.db.latest_profile(u) for u in user_ids]
-        facts = [self.facts(u) for u in user_ids]
-        if not profiles:
-            raise TasteprintError("no profiled users to segment", hint="run `tasteprint profile --all` first")
-        embeddings = self.embed([profile_text(p) for p in profiles])
-        segmentation = build_segments(
-            profiles,
-            facts,
-            embeddings,
-            self.backend,
-            k=k,
-            seed=self.settings.seed if seed is None else seed,
-            vocabulary=set(self.factbook.global_shares),
-            prompts_dir=self.settings.prompts_dir,
-            temperature=self.settings.temperature,
-        )
-        segmentation.data_version = self.db.data_version()
-        partial = self._segments_file.with_suffix(".tmp")
-        partial.write_text(segmentation.model_dump_json())
-        partial.replace(self._segments_file)  # a reader never sees half a file
-        return segmentation
-
-    def segment_prior(self, query: np.ndarray | None, exclude: set[str]) -> list[str]:
-        """Popular items (not in `exclude`) carrying the top interests of the segment nearest to `query`;
-        empty when no segments were built or the user has nothing to place them by."""
-        if query is None or not self._segments_file.exists():
-            return []
-        segment = nearest_segment(Segmentation.model_validate_json(self._segments_file.read_text()), query)
-        wanted = {i.label for i in segment.top_interests}
-        popular = [i for i in self.recommender().single("pop", [], n=SEGMENT_PRIOR_DEPTH) if i not in exclude]
-        items = self.db.items(popular)
-        return [i for i in popular if i in items and wanted & set(items[i].labels())]
-
-    def evidence_for(
-        self, facts: UserFacts, item_ids: list[str], items: dict, together: dict[str, dict[str, int]] | None = None
-    ) -> dict[str, list[str]]:
-        """For each item, the user's nearest (not disliked) history items: the citations it may use.
-        `together` (item -> history item -> people who consumed both, counted in the fitted data) lets
-        an item that shares nothing else cite what it was consumed with."""
-        vectors = self.vectors.item_vectors(list(item_ids) + positive_history(facts))
-        together = together or {}
-        return {
-            i: nearest_history(vectors.get(i), vectors, facts, items.get(i), together=together.get(i)) for i in item_ids
-        }
+        "llm"), the rest unchanged, and what happened. One LLM call for all."""
+        return self.services.recommending.word(self.facts(user_id), recommendations)
 
     def explain(self, user_id: str, item_id: str) -> Explanation:
         """Why `item_id` (recommended or not) fits the user, citing the user's own history."""
-        user_id, item_id = str(user_id), str(item_id)
-        facts = self.facts(user_id)
-        items = self.db.items([item_id])
-        if item_id not in items:
-            raise UnknownItemError(item_id)
-        self.index()
-        # Co-consumption counts come from a current fit; explaining never waits for one.
-        fitted = self.current_recommender()
-        together = fitted.interactions.together([item_id], facts.history_item_ids) if fitted else {}
-        evidence = self.evidence_for(facts, [item_id], items, together)[item_id]
-        with on_behalf_of(user_id):
-            return explain_item(
-                facts,
-                items[item_id],
-                evidence,
-                self.backend,
-                self.settings.prompts_dir,
-                self.settings.temperature,
-                together.get(item_id),
-            )
+        return self.services.recommending.explain(str(user_id), str(item_id))
 
     def similar_items(self, item_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
         """Items nearest to `item_id` by embedding, excluding `exclude` and the item itself."""
-        self.index()
-        vector = self.vectors.item_vectors([str(item_id)]).get(str(item_id))
-        if vector is None:
-            raise UnknownItemError(str(item_id))
-        skip = set(exclude) | {str(item_id)}
-        return [(i, s) for i, s in self.vectors.nearest_items(vector, k + len(skip)) if i not in skip][:k]
-
-    def find_items(self, text: str) -> list[str]:
-        """Item ids whose title contains `text` (case-insensitive), shortest title first."""
-        return self.db.find_items_by_title(text)
-
-    def forget(self, user_id: str) -> int:
-        """Remove everything stored about a user: events, profiles, cached LLM responses and the profile embedding.
-        Afterwards the user is unknown to every command. Returns the number of events removed."""
-        user_id = str(user_id)
-        if not self.db.has_user(user_id):
-            raise UnknownUserError(user_id)
-        self.vectors.delete_profile(user_id)
-        return self.db.forget_user(user_id)
-
-    def feedback(self, user_id: str, item_id: str, liked: bool) -> Event:
-        """Record that the user liked (rated 5) or did not like (rated 1) an item, now; the next profile
-        update takes it in. Returns the stored event."""
-        user_id, item_id = str(user_id), str(item_id)
-        events = self.db.user_events(user_id)
-        if not events:
-            raise UnknownUserError(user_id)
-        if not self.db.items([item_id]):
-            raise UnknownItemError(item_id)
-        event = Event(
-            user_id=user_id,
-            item_id=item_id,
-            kind="rating",
-            rating=5.0 if liked else 1.0,
-            timestamp=max(int(time.time()), events[-1].timestamp + 1),
-            platform=events[-1].platform,
-        )
-        self.db.add_feedback(event)
-        return event
-
-    def forget_item(self, user_id: str, item_id: str) -> int:
-        """Remove one item from the user's history (every event on it). Returns how many were removed."""
-        return self.db.forget_item(str(user_id), str(item_id))
-
-    def users(self) -> list[str]:
-        return self.db.user_ids()
-
-    def facts(self, user_id: str) -> UserFacts:
-        return self.factbook.facts(str(user_id))
+        return self.services.recommending.similar_items(str(item_id), k, exclude)

@@ -1,16 +1,25 @@
-"""One Settings object. Precedence: explicit argument (CLI flag) > TASTEPRINT_* environment > default."""
+"""One Settings object, the home of every serving default. Precedence: explicit argument (CLI flag) >
+TASTEPRINT_* environment > default. `FitConfig` (in `models`) holds the fit's, `EvalConfig` the
+evaluation's."""
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ConfigError
+from .models import FitTarget
 
 ENV_PREFIX = "TASTEPRINT_"
+ExplanationMode = Literal["auto", "prose", "slots"]
+LLMName = Literal["local", "openai", "scripted"]
+# A user with at most this many items is cold: serving fuses their segment's prior into the list, and
+# the evaluation's cold-start slices cut histories to this length.
+COLD_START_MAX = 5
 
 
 class Settings(BaseModel):
@@ -22,7 +31,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     store: Path = Field(default=Path(".tasteprint"), description="store directory (SQLite + Chroma)")
-    llm: Literal["local", "openai", "scripted"] = "local"
+    llm: LLMName = "local"
     model: str | None = Field(default=None, description="GGUF path (local) or model name (openai)")
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
@@ -47,7 +56,7 @@ class Settings(BaseModel):
         description="weight of the LLM rank in the final order; unset: what the fit chose on validation, "
         "else 0 (the LLM only explains)",
     )
-    fit_target: Literal["next", "random"] = Field(
+    fit_target: FitTarget = Field(
         default="next", description="what the fit validates on: each user's next item, or a random fifth"
     )
     fit_embeddings: bool = Field(default=True, description="embed the catalogue and use embedding neighbours")
@@ -57,7 +66,8 @@ class Settings(BaseModel):
     rerank_passes: int = Field(
         default=1, ge=1, le=2, description="2 adds a pass in reversed order against position bias, at twice the cost"
     )
-    explanations: Literal["auto", "prose", "slots"] = Field(
+    candidates: int = Field(default=20, ge=2, description="candidates the fitted recommender hands the LLM rerank")
+    explanations: ExplanationMode = Field(
         default="auto",
         description="who words each pick's reason: prose (free, checked), slots (a choice among the sentences "
         "the pick's facts allow); "
@@ -74,7 +84,12 @@ class Settings(BaseModel):
     def load(cls, **overrides: object) -> Settings:
         """Build settings from TASTEPRINT_* variables, then apply non-None overrides on top."""
         values: dict[str, object] = {}
-        if home := os.environ.get("TASTEPRINT_HOME"):
+        if (home := os.environ.get("TASTEPRINT_HOME")) and not os.environ.get("TASTEPRINT_STORE"):
+            warnings.warn(
+                "TASTEPRINT_HOME is deprecated and will be removed in the next release; set TASTEPRINT_STORE",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             values["store"] = home
         for name in cls.model_fields:
             raw = os.environ.get(ENV_PREFIX + name.upper())

@@ -41,6 +41,16 @@ class UnknownItemError(TasteprintError):
         self.item_id = item_id
 
 
+class BatchFailed(TasteprintError):
+    """Some users of a batch could not be profiled; the others were, and are stored."""
+
+    def __init__(self, failed: int, total: int):
+        super().__init__(
+            f"{failed} of {total} users could not be profiled; the others are stored",
+            hint="the reasons are listed above; run the command again to retry only those users",
+        )
+
+
 class IngestError(TasteprintError):
     """The input cannot be read at all (missing path, unknown format, rejected lines under --strict)."""
 

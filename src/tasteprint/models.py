@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
+if TYPE_CHECKING:
+    from .config import Settings
+
+FitTarget = Literal["next", "random"]
 EventKind = Literal["rating", "review", "tag", "view", "purchase", "search", "like"]
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 
@@ -284,8 +288,10 @@ class Explanation(BaseModel):
 class FitConfig(BaseModel):
     """How a recommender is fitted; every choice the data makes is recorded in the `FitReport`."""
 
-    target: Literal["next", "random"] = Field(
-        default="next", description="validation target: each user's last item, or a random fifth of their items"
+    target: FitTarget = Field(
+        default="next",
+        description="validation target: each sampled user's last 3 items, each predicted from what came before "
+        "it (next), or a random fifth of their items (random)",
     )
     ease_max_items: int = Field(
         default=12_000, description="above this many items with 2+ interactions, ALS replaces EASE"
@@ -299,6 +305,12 @@ class FitConfig(BaseModel):
     )
     rerank_users: int = Field(default=0, description="validation users the LLM blend is tuned on (0: not tuned)")
     seed: int = 42
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: object) -> FitConfig:
+        """The fit `settings` ask for (target, EASE's item limit, seed), with `overrides` on top."""
+        chosen = {"target": settings.fit_target, "ease_max_items": settings.ease_max_items, "seed": settings.seed}
+        return cls(**(chosen | overrides))
 
 
 class FitReport(BaseModel):

@@ -13,22 +13,32 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ..api import Tasteprint
-from ..errors import TasteprintError
+from tasteprint.api import Tasteprint
+from tasteprint.config import LLMName
+from tasteprint.errors import TasteprintError
+from tasteprint.ingest.formats import Format
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="LLM user profiles and explained recommendations.")
 err_console = Console(stderr=True)
 
 StoreOpt = Annotated[
-    Path | None, typer.Option("--store", help="store directory [env TASTEPRINT_HOME; default ./.tasteprint]")
+    Path | None, typer.Option("--store", help="store directory [env TASTEPRINT_STORE; default ./.tasteprint]")
 ]
 LlmOpt = Annotated[
-    str | None,
+    LLMName | None,
     typer.Option(
         "--llm",
-        help="local | openai | scripted (no model, for tests: LLM stages fall back or fail) [env TASTEPRINT_LLM]",
+        help="the embedded model, a hosted OpenAI-compatible one, or scripted (no model, for tests: LLM stages "
+        "fall back or fail) [env TASTEPRINT_LLM]",
     ),
 ]
+KOpt = Annotated[int, typer.Option("-k", "--k", min=1, help="how many items each list shows")]
+CandidatesOpt = Annotated[
+    int | None,
+    typer.Option("--candidates", min=2, help="candidates the LLM reranks [env TASTEPRINT_CANDIDATES; default 20]"),
+]
+FormatOpt = Annotated[Format | None, typer.Option("--format", help="the data's format [default: detected]")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="random seed [env TASTEPRINT_SEED; default 42]")]
 ModelOpt = Annotated[
     str | None, typer.Option("--model", help="GGUF path (local) or model name (openai) [env TASTEPRINT_MODEL]")
 ]

@@ -7,19 +7,21 @@ from typing import Annotated
 
 import typer
 
-from ..errors import IngestError
-from ..render import (
+from tasteprint.errors import IngestError
+from tasteprint.models import FitTarget
+
+from .common import FormatOpt, JsonOpt, Where, command, err_console
+from .render import (
     console,
     print_fit,
     print_ingest,
 )
-from .common import JsonOpt, Where, command, err_console
 
 
 @command(llm=False)
 def ingest(
     path: Annotated[Path, typer.Argument(help="data file or folder")],
-    format: Annotated[str | None, typer.Option("--format", help="movielens | ml100k | amazon | events")] = None,
+    format: FormatOpt = None,
     platform: Annotated[str | None, typer.Option("--platform", help="platform name for these events")] = None,
     identity_map: Annotated[
         Path | None,
@@ -50,7 +52,7 @@ def ingest(
 @command()
 def fit(
     target: Annotated[
-        str | None, typer.Option("--target", help="validate on each user's next item (next) or a random fifth")
+        FitTarget | None, typer.Option("--target", help="validate on each user's next item or a random fifth")
     ] = None,
     rerank_users: Annotated[
         int, typer.Option("--rerank-users", min=0, help="validation users to tune the LLM rerank blend on")

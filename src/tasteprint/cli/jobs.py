@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ..config import Settings
-from ..errors import TasteprintError
-from ..render import (
+from tasteprint.config import Settings
+
+from .common import CandidatesOpt, FormatOpt, KOpt, SeedOpt, Where, command
+from .render import (
     console,
     print_eval,
 )
-from .common import Where, command
+
+
+class Protocol(str, Enum):
+    """`--protocol` choices: the evaluation's protocols, or all of them."""
+
+    loo = "loo"
+    cand20 = "cand20"
+    msr = "msr"
+    all = "all"
 
 
 @command()
@@ -21,18 +31,18 @@ def demo(
     data: Annotated[
         Path | None, typer.Option("--data", help="MovieLens folder (default: ../shared data if present)")
     ] = None,
-    users: Annotated[str, typer.Option("--users", help="comma-separated user ids to show")] = "1,2,3",
-    k: Annotated[int, typer.Option("-k", min=1)] = 5,
+    users: Annotated[list[str] | None, typer.Option("--users", help="a user id to show (repeat for more)")] = None,
+    k: KOpt = 5,
     *,
     where: Where,
 ):
     """Ingest a slice of MovieLens (or the built-in sample), profile a few users, recommend with reasons."""
-    from ..demo import run_demo
+    from .demo import run_demo
 
     run_demo(
         console,
         data=data,
-        user_ids=[u.strip() for u in users.split(",") if u.strip()],
+        user_ids=users or ["1", "2", "3"],
         k=k,
         **where.options(),
     )
@@ -41,34 +51,33 @@ def demo(
 @command("eval")
 def eval_command(
     path: Annotated[Path, typer.Argument(help="data file or folder, any format ingest reads")],
-    protocol: Annotated[str, typer.Option("--protocol", help="loo | cand20 | msr | all")] = "all",
+    protocol: Annotated[
+        list[Protocol] | None, typer.Option("--protocol", help="a protocol to run (repeat for more) [default: all]")
+    ] = None,
     methods: Annotated[
         str, typer.Option("--methods", help="comma-separated methods")
     ] = "random,pop,itemknn,ease,hybrid,tasteprint",
-    users: Annotated[int, typer.Option("--users", min=1, help="users sampled for LLM methods")] = 50,
-    seed: Annotated[int, typer.Option("--seed")] = 42,
+    sample: Annotated[int, typer.Option("--sample", min=1, help="users drawn at random for LLM methods")] = 50,
+    seed: SeedOpt = None,
     out: Annotated[Path, typer.Option("--out", help="report folder")] = Path("eval-report"),
-    format: Annotated[str | None, typer.Option("--format")] = None,
-    candidates: Annotated[int, typer.Option("--candidates", min=2, help="candidates the LLM reranks")] = 20,
+    format: FormatOpt = None,
+    candidates: CandidatesOpt = None,
     *,
     where: Where,
 ):
     """Evaluate methods on real data: report.md, results.json and PNG plots in --out."""
-    from ..evaluate import PROTOCOLS
-    from ..report import EvalConfig, run_eval
+    from tasteprint.evaluation.methods import PROTOCOLS
+    from tasteprint.evaluation.runner import EvalConfig, run_eval
 
-    protocols = list(PROTOCOLS) if protocol == "all" else [p.strip() for p in protocol.split(",")]
-    if set(protocols) - set(PROTOCOLS):
-        raise TasteprintError(f"unknown protocol in {protocol!r}", hint="use loo, cand20, msr or all")
-    settings = Settings.load(**where.options(store=where.store or out / "store"))
+    chosen = [p.value for p in protocol or [Protocol.all]]
+    protocols = list(PROTOCOLS) if "all" in chosen else list(dict.fromkeys(chosen))
+    settings = Settings.load(**where.options(store=where.store or out / "store", seed=seed, candidates=candidates))
     config = EvalConfig(
         path=path,
         out=out,
         protocols=protocols,
         methods=[m.strip() for m in methods.split(",")],
-        users=users,
-        seed=seed,
-        n_candidates=candidates,
+        sample=sample,
         fmt=format,
     )
     document = run_eval(config, settings, console)

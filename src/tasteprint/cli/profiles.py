@@ -8,9 +8,11 @@ from typing import Annotated
 
 import typer
 
-from ..batch import batch_profile
-from ..errors import TasteprintError, UnknownUserError
-from ..render import (
+from tasteprint.errors import BatchFailed, TasteprintError, UnknownUserError
+from tasteprint.services.batch import Engine
+
+from .common import FormatOpt, JsonOpt, Where, command, err_console
+from .render import (
     console,
     print_batch,
     print_diff,
@@ -18,7 +20,6 @@ from ..render import (
     print_profile,
     print_segments,
 )
-from .common import JsonOpt, Where, command, err_console
 
 
 @command()
@@ -28,8 +29,8 @@ def profile(
     refresh: Annotated[bool, typer.Option("--refresh", help="rebuild from all facts as a new version")] = False,
     diff: Annotated[bool, typer.Option("--diff", help="what changed between the last two versions")] = False,
     history: Annotated[bool, typer.Option("--history", help="list the stored versions")] = False,
-    concurrency: Annotated[
-        int, typer.Option(min=1, help="users in flight at once in a batch; speeds up hosted backends")
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, help="users in flight at once in a batch; speeds up hosted backends")
     ] = 1,
     as_json: JsonOpt = False,
     *,
@@ -61,9 +62,9 @@ def profile(
         else:
             print_profile(result, tp.facts(result.user_id).item_titles)
         return
-    if concurrency > 1 and tp.settings.llm == "local":
-        err_console.print("note: the embedded model decodes one request at a time; --concurrency helps hosted backends")
-    batch = tp.profile_many(ids, refresh=refresh, concurrency=concurrency)
+    if threads > 1 and tp.settings.llm == "local":
+        err_console.print("note: the embedded model decodes one request at a time; --threads helps hosted backends")
+    batch = tp.profile_many(ids, refresh=refresh, threads=threads)
     summary = {
         "built": len(batch.profiles) - len(batch.reused),
         "reused": len(batch.reused),
@@ -75,20 +76,20 @@ def profile(
     else:
         print_batch(ids, batch)
     if batch.failures:
-        raise typer.Exit(1)
+        raise BatchFailed(len(batch.failures), len(ids))
 
 
 @command("batch-profile", store=False)
 def batch_profile_command(
     events: Annotated[Path, typer.Argument(help="events to profile: a JSON lines or Parquet file, or any data set")],
     out: Annotated[Path, typer.Option("--out", help="folder for profiles.jsonl and profiles.parquet")],
-    engine: Annotated[str, typer.Option("--engine", help="ray (Ray Data, any cluster) | local (this process)")] = "ray",
-    concurrency: Annotated[int, typer.Option(min=1, help="Ray actors, each with one model client")] = 2,
+    engine: Annotated[Engine, typer.Option("--engine", help="Ray Data (any cluster) or this process")] = "ray",
+    actors: Annotated[int, typer.Option("--actors", min=1, help="Ray actors, each with one model client")] = 2,
     ray_address: Annotated[
         str | None, typer.Option("--ray-address", help="a running Ray cluster; default: start one here")
     ] = None,
-    limit: Annotated[int | None, typer.Option("--users", min=1, help="only the first N users")] = None,
-    format: Annotated[str | None, typer.Option("--format", help="movielens | ml100k | amazon | events")] = None,
+    first: Annotated[int | None, typer.Option("--first", min=1, help="only the first N users, by id")] = None,
+    format: FormatOpt = None,
     store: Annotated[
         Path | None, typer.Option("--store", help="store to load the events into [default: OUT/store]")
     ] = None,
@@ -98,12 +99,10 @@ def batch_profile_command(
 ):
     """Profile every user in EVENTS with the same facts, prompts and verification as `profile`, the
     model calls spread over Ray Data workers. A rerun skips users already in OUT/profiles.jsonl."""
-    if engine not in ("ray", "local"):
-        raise TasteprintError(f"unknown engine {engine!r}", hint="--engine ray or --engine local")
     tp = where.open(store=store or out / "store")
     tp.ingest(events, format)
-    users = tp.users()[:limit] if limit else None
-    report = batch_profile(tp, out, users, engine=engine, concurrency=concurrency, ray_address=ray_address)
+    users = tp.users()[:first] if first else None
+    report = tp.batch_profile(out, users, engine=engine, actors=actors, ray_address=ray_address)
     if as_json:
         print(report.model_dump_json())
     else:
@@ -114,21 +113,23 @@ def batch_profile_command(
         for user_id, reason in report.failures.items():
             err_console.print(f"user {user_id}: {reason}")
     if report.failures:
-        raise typer.Exit(1)
+        raise BatchFailed(len(report.failures), report.built + len(report.failures))
 
 
 @command()
 def segments(
-    k: Annotated[str, typer.Option("--k", help="number of segments, or auto (best silhouette for k in 2..8)")] = "auto",
+    count: Annotated[
+        str, typer.Option("--segments", help="number of segments, or auto (best silhouette for 2..8)")
+    ] = "auto",
     as_json: JsonOpt = False,
     *,
     where: Where,
 ):
     """Cluster profiled users into segments (k-means), each described by the LLM and verified."""
-    if k != "auto" and not k.isdigit():
-        raise TasteprintError(f"--k must be a number or auto, not {k!r}")
+    if count != "auto" and not count.isdigit():
+        raise TasteprintError(f"--segments must be a number or auto, not {count!r}")
     tp = where.open()
-    result = tp.segments(k=k if k == "auto" else int(k))
+    result = tp.segments(k=count if count == "auto" else int(count))
     if as_json:
         print(result.model_dump_json(exclude={"segments": {"__all__": {"centroid"}}}))
         return

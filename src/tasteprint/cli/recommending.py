@@ -8,27 +8,29 @@ from typing import Annotated
 
 import typer
 
-from ..errors import ConfigError
-from ..render import (
+from tasteprint.chat.intents import Router
+from tasteprint.config import ExplanationMode
+
+from .common import CandidatesOpt, JsonOpt, KOpt, Where, command, err_console
+from .render import (
     console,
     print_explanation,
     print_recommendations,
 )
-from .common import JsonOpt, Where, command, err_console
 
 
 @command()
 def recommend(
     user_id: Annotated[str, typer.Argument(help="user id")],
-    k: Annotated[int, typer.Option("-k", "--k", min=1, help="how many items")] = 10,
+    k: KOpt = 10,
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="retrieval order, no LLM")] = False,
-    candidates: Annotated[int, typer.Option("--candidates", min=1, help="candidates the LLM reranks")] = 20,
+    candidates: CandidatesOpt = None,
     explanations: Annotated[
-        str | None,
+        ExplanationMode | None,
         typer.Option(
             "--explanations",
-            help="auto | prose | slots: free reasons checked against the data, or reasons confined to the "
-            "pick's facts by a grammar (auto: slots for the embedded model, prose for hosted ones)",
+            help="prose: free reasons checked against the data; slots: reasons confined to the pick's facts by "
+            "a grammar; auto: slots for the embedded model, prose for hosted ones [env TASTEPRINT_EXPLANATIONS]",
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -36,20 +38,20 @@ def recommend(
     where: Where,
 ):
     """Recommend unconsumed items, each with an explanation citing the user's own history."""
-    tp = where.open(explanations=explanations)
-    recommendations = tp.recommend(user_id, k=k, rerank=not no_rerank, n_candidates=candidates)
+    tp = where.open(explanations=explanations, candidates=candidates)
+    result = tp.recommend(user_id, k=k, rerank=not no_rerank)
     if as_json:
-        print(json.dumps([r.model_dump() for r in recommendations]))
+        print(json.dumps([r.model_dump() for r in result.recommendations]))
         return
-    print_recommendations(user_id, recommendations, tp.facts(user_id).item_titles)
-    if tp.last_rerank and tp.last_rerank.stats.fallback:
-        err_console.print(f"[yellow]rerank fell back to retrieval order:[/] {tp.last_rerank.stats.fallback}")
-    elif not no_rerank and tp.last_rerank and tp.last_rerank.stats.passes == 0:
+    print_recommendations(user_id, result.recommendations, tp.facts(user_id).item_titles)
+    if result.rerank.fallback:
+        err_console.print(f"[yellow]rerank fell back to retrieval order:[/] {result.rerank.fallback}")
+    elif not no_rerank and result.rerank.passes == 0:
         err_console.print(
             "[dim]the LLM explains but does not rank: the rerank blend is 0 (untuned, or tuned to 0 on "
             "validation); `tasteprint fit --rerank-users N` tunes it, `TASTEPRINT_RERANK_BLEND` sets it[/]"
         )
-    if reasons := tp.last_reasons:
+    if reasons := result.reasons:
         err_console.print(
             f"reasons ({reasons.mode}): {reasons.kept} by the model, {reasons.replaced} replaced by the template"
             + "".join(f"\n  {i}: {problem}" for i, problem in reasons.problems.items())
@@ -80,11 +82,11 @@ def chat(
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="recommend without the LLM rerank")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per input line")] = False,
     router: Annotated[
-        str,
+        Router,
         typer.Option(
             "--router",
-            help="auto | rules | model: who reads each line; auto asks a tool-calling (hosted) model only "
-            "for what the rules cannot read, model asks it first",
+            help="who reads each line: auto asks a tool-calling (hosted) model only for what the rules "
+            "cannot read, model asks it first",
         ),
     ] = "auto",
     *,
@@ -92,12 +94,10 @@ def chat(
 ):
     """Talk about recommendations in plain language: why, more like, exclusions, newer/older, feedback,
     your profile, forget. Reads one line per message when stdin is not a terminal."""
-    from ..chat import HELP, ChatSession
+    from tasteprint.chat.session import HELP, ChatSession
 
-    if router not in ("auto", "rules", "model"):
-        raise ConfigError(f"--router must be auto, rules or model, not {router!r}")
     tp = where.open()
-    session = ChatSession(tp, rerank=not no_rerank, router=router)  # type: ignore[arg-type]
+    session = ChatSession(tp, rerank=not no_rerank, router=router)
     interactive = sys.stdin.isatty() and not as_json
     if user is not None:
         greeting = session.switch(user)

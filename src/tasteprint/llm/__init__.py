@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from ..config import Settings
-from ..errors import ConfigError
+from tasteprint.config import Settings
+from tasteprint.errors import ConfigError
+
 from .base import Completion, LLMBackend, Message
 from .cache import CachedBackend, on_behalf_of
+from .context import LLMContext
 from .scripted import ScriptedBackend
 from .structured import Structured, generate
+
+
+def make_context(settings: Settings, backend: LLMBackend | None) -> LLMContext:
+    """The context every LLM stage receives: `backend` with the settings' prompts and temperature."""
+    return LLMContext(backend, settings.prompts_dir, settings.temperature)
 
 
 def make_backend(settings: Settings) -> LLMBackend:
@@ -38,7 +45,7 @@ def make_backend(settings: Settings) -> LLMBackend:
         )
         if not settings.redact_hosted:
             return hosted
-        from ..privacy import RedactingBackend
+        from .privacy import RedactingBackend
 
         return RedactingBackend(hosted)
     return ScriptedBackend()
@@ -49,9 +56,11 @@ __all__ = [
     "on_behalf_of",
     "Completion",
     "LLMBackend",
+    "LLMContext",
     "Message",
     "ScriptedBackend",
     "Structured",
     "generate",
     "make_backend",
+    "make_context",
 ]

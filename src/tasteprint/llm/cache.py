@@ -38,7 +38,7 @@ class CachedBackend:
     """Wraps any backend; a request seen before returns the stored completion (marked `cached`).
 
     `store` is anything with `cached_completion(key)` and `cache_completion(key, model, owner, json)`:
-    the store's `Database`.
+    the store's `Database.responses`.
     """
 
     def __init__(self, backend: LLMBackend, store):

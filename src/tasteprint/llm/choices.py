@@ -20,7 +20,8 @@ import os
 from collections import deque
 from dataclasses import dataclass
 
-from ..errors import LLMError
+from tasteprint.errors import LLMError
+
 from .patterns import string_steps
 from .sampling import penalised_logits
 

@@ -10,7 +10,8 @@ from functools import cache, cached_property
 from importlib import metadata
 from pathlib import Path
 
-from ..errors import ConfigError, LLMError
+from tasteprint.errors import ConfigError, LLMError
+
 from .base import Completion, Message
 from .choices import Vocabulary, compile_schema, decode_choices
 

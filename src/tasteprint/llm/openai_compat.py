@@ -9,7 +9,8 @@ import time
 import openai
 from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from ..errors import ConfigError, LLMError
+from tasteprint.errors import ConfigError, LLMError
+
 from .base import Completion, Message
 
 

@@ -6,7 +6,8 @@ import json
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from ..errors import LLMError
+from tasteprint.errors import LLMError
+
 from .base import Completion, Message
 
 Reply = str | dict | Callable[[list[Message], dict | None], str]

@@ -8,7 +8,8 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import StructuredOutputError
+from tasteprint.errors import StructuredOutputError
+
 from .base import LLMBackend, Message
 
 T = TypeVar("T", bound=BaseModel)

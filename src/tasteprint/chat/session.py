@@ -1,0 +1,353 @@
+"""A conversational front end: a small agent over the library's own tools.
+
+Each line is read into an intent and its argument by the router (`intents`: regular-expression rules
+for the paraphrases they were written for, titles fuzzy-matched to the catalogue, and for a hosted
+model that calls tools, the model's choice where the rules read nothing), then one tool answers:
+recommend, why/explain, more like an item, exclude a label or title, newer/older, feedback ("I didn't
+like X": stored, taken into the next profile update), the profile with its evidence, forget an item.
+The session keeps what was shown (never repeated) and the constraints (kept until cleared).
+"""
+
+from __future__ import annotations
+
+import difflib
+import statistics
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from tasteprint.api import Tasteprint
+from tasteprint.errors import LLMError, TasteprintError
+from tasteprint.explain.evidence import release_year
+from tasteprint.models import Item, Recommendation
+
+from .intents import Router, route, route_by_model
+
+HELP = (
+    "Ask me: 'recommend something', 'why would I like <title>?', 'more like <title>', 'nothing with <label>', "
+    "'something newer' / 'older', 'I loved <title>' / 'I didn't like <title>', 'what do you know about me?', "
+    "'forget <title>', 'clear filters', 'switch to user <id>', or 'quit'."
+)
+
+
+def approximate_year(item: Item) -> int | None:
+    """The item's year, else the middle of its decade label ("1990s" -> 1995): enough to tell newer from
+    older, never stated to the person as a fact."""
+    if year := release_year(item):
+        return year
+    decade = next((d for d in item.attributes.get("decade", []) if d[:4].isdigit()), None)
+    return int(decade[:4]) + 5 if decade else None
+
+
+class Constraints(BaseModel):
+    """What the person asked for, kept until cleared."""
+
+    exclude_labels: list[str] = Field(default_factory=list)
+    exclude_items: list[str] = Field(default_factory=list)
+    min_year: int | None = None
+    max_year: int | None = None
+
+    def allows(self, item: Item) -> bool:
+        labels = {label.lower() for label in item.labels()}
+        if labels & {label.lower() for label in self.exclude_labels} or item.item_id in self.exclude_items:
+            return False
+        year = approximate_year(item)
+        if (self.min_year or self.max_year) and year is None:
+            return False
+        return not (self.min_year and year < self.min_year) and not (self.max_year and year > self.max_year)
+
+
+class Turn(BaseModel):
+    """One exchange, as `chat --json` prints it."""
+
+    input: str
+    intent: str
+    reply: str
+    recommendations: list[dict] = Field(default_factory=list)
+    constraints: Constraints
+    routed_by: Literal["rules", "model"] = "rules"
+
+
+@dataclass
+class ChatSession:
+    tp: Tasteprint
+    user_id: str | None = None
+    rerank: bool = True
+    k: int = 5
+    last: list[Recommendation] = field(default_factory=list)
+    last_shown: list[Recommendation] = field(default_factory=list)  # what this turn listed (for --json)
+    shown: set[str] = field(default_factory=set)
+    constraints: Constraints = field(default_factory=Constraints)
+    _ruled_out: tuple[str, frozenset[str]] = ("", frozenset())  # (constraints as JSON, the items they rule out)
+    # rules: the deterministic parser. model: the hosted model's tool call, the rules when the call
+    # fails or names nothing that exists. auto: the rules, and the model (if the backend can call
+    # tools) for what the rules cannot read; the embedded 135M model routed 2 of 8 plain requests
+    # right through llama.cpp's server, so it must not overrule them.
+    router: Router = "auto"
+    route_failures: list[str] = field(default_factory=list)
+
+    def answer(self, question: str) -> str | None:
+        """Answer one line; None means the conversation is over."""
+        turn = self.turn(question)
+        return None if turn.intent == "quit" else turn.reply
+
+    def turn(self, question: str) -> Turn:
+        """Answer one line and say what was understood, shown and constrained."""
+        intent, argument, routed_by = self._route(question)
+        self.last_shown = []
+        if intent == "quit":
+            reply = "Bye."
+        elif intent == "help":
+            reply = HELP
+        elif intent == "switch":
+            reply = self.switch(argument or "")
+        elif self.user_id is None:
+            reply = "Tell me who you are first: 'switch to user <id>'."
+        else:
+            try:
+                reply = getattr(self, f"_{intent}")(argument)
+            except TasteprintError as exc:
+                reply = f"Sorry: {exc.message}"
+        picks = [
+            r.model_dump(include={"item_id", "title", "explanation", "explanation_source", "evidence"})
+            for r in self.last_shown
+        ]
+        return Turn(
+            input=question,
+            intent=intent,
+            reply=reply,
+            recommendations=picks,
+            constraints=self.constraints.model_copy(deep=True),
+            routed_by=routed_by,
+        )
+
+    def _route(self, question: str) -> tuple[str, str | None, Literal["rules", "model"]]:
+        """(intent, argument, who chose): the rules, or the model's tool call where the router says so,
+        kept only when it is valid and its argument names a known item, label or user (each failure's
+        cause is kept in `route_failures`)."""
+        intent, argument = route(question)
+        ask_model = self.router == "model" or (
+            self.router == "auto" and intent == "help" and callable(getattr(self.tp.backend, "call_tool", None))
+        )
+        if not ask_model:
+            return intent, argument, "rules"
+        try:
+            chosen, named = route_by_model(self.tp.backend, question, self.tp.settings.prompts_dir)
+        except (LLMError, ValueError, AttributeError) as exc:
+            self.route_failures.append(f"{question!r}: {exc}")
+            return intent, argument, "rules"
+        if named is not None and not self._exists(chosen, named):
+            self.route_failures.append(f"{question!r}: the model chose {chosen} of {named!r}, which does not exist")
+            return intent, argument, "rules"
+        return chosen, named, "model"
+
+    def _exists(self, intent: str, argument: str) -> bool:
+        """Whether a routed argument names something real: a user for switch, a label or title for
+        exclude, a title otherwise."""
+        if intent == "switch":
+            return self.tp.db.has_user(argument)
+        if intent == "exclude" and self._label(argument) is not None:
+            return True
+        return self._resolve(argument) is not None
+
+    def switch(self, user_id: str) -> str:
+        if not self.tp.db.has_user(user_id):
+            return f"I don't know user {user_id!r}."
+        self.user_id, self.last, self.shown, self.constraints = user_id, [], set(), Constraints()
+        facts = self.tp.facts(user_id)
+        return f"Now talking about user {user_id} ({facts.n_items} items in their history)."
+
+    # -- tools ----------------------------------------------------------------------------------
+
+    def _show(self, heading: str, recommendations: list[Recommendation]) -> str:
+        if self.rerank and recommendations:  # reasons are worded for what is shown, not the whole pool
+            recommendations, _ = self.tp.word(self.user_id, recommendations)
+        self.last, self.last_shown = recommendations, recommendations
+        self.shown |= {r.item_id for r in recommendations}
+        if not recommendations:
+            return heading + "\nNothing left that fits; say 'clear filters' to widen the search."
+        lines = [heading] + [f"{n}. {r.title} - {r.explanation}" for n, r in enumerate(recommendations, start=1)]
+        return "\n".join(lines)
+
+    def _fitting(self, recommendations: list[Recommendation]) -> list[Recommendation]:
+        items = self.tp.db.items([r.item_id for r in recommendations])
+        return [r for r in recommendations if r.item_id in items and self.constraints.allows(items[r.item_id])][
+            : self.k
+        ]
+
+    def _recommend(self, _argument=None, heading: str = "") -> str:
+        pool = self.tp.recommend(
+            self.user_id, k=self.k, rerank=self.rerank, exclude=self._excluded(), reasons=False
+        ).recommendations
+        return self._show(heading or f"Recommended for user {self.user_id}:", self._fitting(pool))
+
+    def _excluded(self) -> set[str]:
+        """What was shown and every catalogue item the constraints rule out, so the recommender ranks
+        only what may be shown: a list cut to a depth first and filtered after can come back empty for
+        a person who mostly consumes what they just excluded."""
+        c = self.constraints
+        if not (c.exclude_labels or c.exclude_items or c.min_year or c.max_year):
+            return set(self.shown)
+        key = c.model_dump_json()  # the catalogue is scanned again only when the constraints change
+        if self._ruled_out[0] != key:
+            self._ruled_out = (key, frozenset(i for i, item in self.tp.db.items().items() if not c.allows(item)))
+        return self.shown | self._ruled_out[1]
+
+    def _resolve(self, title: str) -> str | None:
+        """An item id from a title, an id or a near spelling: what was just shown first, then the catalogue."""
+        wanted = title.strip().strip("\"'").lower()
+        if not wanted:
+            return None
+        for r in self.last:
+            if wanted in r.title.lower() or r.title.lower() in wanted or wanted == r.item_id.lower():
+                return r.item_id
+        if self.tp.db.items([title.strip()]):
+            return title.strip()
+        if found := self.tp.find_items(title.strip()):
+            return found[0]
+        titles = {item.title.lower(): i for i, item in self.tp.db.items().items()}
+        close = difflib.get_close_matches(wanted, list(titles), n=1, cutoff=0.75)
+        return titles[close[0]] if close else None
+
+    def _label(self, text: str) -> str | None:
+        """The catalogue label a phrase names ("horror" -> "Horror"), or None."""
+        wanted = text.lower().rstrip("s ") or text.lower()
+        labels = {label.lower(): label for label in self.tp.label_shares()}
+        for name in (text.lower(), wanted, wanted + "s"):
+            if name in labels:
+                return labels[name]
+        close = difflib.get_close_matches(text.lower(), list(labels), n=1, cutoff=0.85)
+        return labels[close[0]] if close else None
+
+    def _why(self, title) -> str:
+        item_id = self._resolve(title or "")
+        if item_id is None:
+            return f"I can't find an item called {title!r}."
+        facts = self.tp.facts(self.user_id)
+        explanation = self.tp.explain(self.user_id, item_id)
+        recommended = next((r for r in self.last if r.item_id == item_id), None)
+        if item_id in facts.item_titles:
+            lead = f"{explanation.title} is already in your history. Here is what it shares with the rest:"
+        elif recommended:
+            lead = f"I recommended {explanation.title} because:"
+        else:
+            lead = f"I didn't recommend {explanation.title}, but here is how it relates to your history:"
+        lines = [lead, explanation.sentence]
+        evidence = [
+            facts.item_titles.get(i, i)
+            + (f" (you rated it {facts.item_ratings[i]:g})" if i in facts.item_ratings else "")
+            for i in explanation.evidence
+        ]
+        if evidence:
+            lines.append("Evidence from your history: " + "; ".join(evidence) + ".")
+        if explanation.shared_labels:
+            lines.append("Shared: " + ", ".join(explanation.shared_labels[:5]) + ".")
+        return "\n".join(lines)
+
+    def _profile(self, _argument) -> str:
+        profile = self.tp.profile(self.user_id)
+        facts = self.tp.facts(self.user_id)
+        lines = [profile.summary]
+        for interest in profile.interests:
+            titles = "; ".join(facts.item_titles.get(i, i) for i in interest.evidence)
+            said = f' - you wrote "{interest.quote}"' if interest.quote else ""
+            lines.append(f"- you like {interest.label} (weight {interest.weight:.2f}), e.g. {titles}{said}")
+        for dislike in profile.dislikes:
+            titles = "; ".join(facts.item_titles.get(i, i) for i in dislike.evidence)
+            lines.append(f"- you rate {dislike.label} low, e.g. {titles}")
+        lines += [f"- {key}: {value}" for key, value in profile.context.items()]
+        return "\n".join(lines)
+
+    def _different(self, _argument) -> str:
+        pool = self.tp.recommend(self.user_id, k=4 * self.k, rerank=False, exclude=self._excluded()).recommendations
+        items = self.tp.db.items([r.item_id for r in pool + self.last])
+        shown_labels = {label for r in self.last if r.item_id in items for label in items[r.item_id].labels()}
+        pool.sort(key=lambda r: len(items[r.item_id].labels() & shown_labels) if r.item_id in items else 0)
+        return self._show("Something different:", self._fitting(pool))
+
+    def _like(self, title) -> str:
+        item_id = self._resolve(title or "")
+        if item_id is None:
+            return f"I can't find an item called {title!r}."
+        facts = self.tp.facts(self.user_id)
+        skip = set(facts.history_item_ids) | self.shown | set(self.constraints.exclude_items)
+        neighbours = self.tp.similar_items(item_id, k=self.k * 8, exclude=skip)
+        items = self.tp.db.items([i for i, _ in neighbours] + [item_id])
+        anchor = items[item_id]
+        evidence = [item_id] if item_id in facts.item_titles else []
+        picks = []
+        for i, similarity in neighbours:
+            if i not in items or not self.constraints.allows(items[i]):
+                continue
+            shared = sorted(items[i].labels() & anchor.labels())[:3]
+            reason = f"like {anchor.title} (text similarity {similarity:.2f})" + (
+                f"; both are {', '.join(shared)}" if shared else ""
+            )
+            picks.append(
+                Recommendation(
+                    item_id=i, title=items[i].title, score=round(similarity, 4), evidence=evidence, explanation=reason
+                )
+            )
+        return self._show(f"More like {anchor.title}:", picks[: self.k])
+
+    def _exclude(self, text) -> str:
+        label = self._label(text or "")
+        if label is not None:
+            if label not in self.constraints.exclude_labels:
+                self.constraints.exclude_labels.append(label)
+            return self._recommend(heading=f"Nothing with {label} from now on. Instead:")
+        item_id = self._resolve(text or "")
+        if item_id is None:
+            return f"I know no label or title called {text!r}."
+        self.constraints.exclude_items.append(item_id)
+        return self._recommend(heading="I'll leave that one out. Instead:")
+
+    def _era(self, newer: bool) -> str:
+        items = self.tp.db.items([r.item_id for r in self.last] or self.tp.facts(self.user_id).history_item_ids)
+        years = [y for item in items.values() if (y := approximate_year(item))]
+        if not years:
+            return "I don't know release years for these items."
+        middle = int(statistics.median(years))
+        if newer:
+            self.constraints.min_year, self.constraints.max_year = middle + 1, None
+        else:
+            self.constraints.min_year, self.constraints.max_year = None, middle - 1
+        bound = f"from {middle + 1} on" if newer else f"before {middle}"
+        return self._recommend(heading=f"Released {bound}:")
+
+    def _newer(self, _argument) -> str:
+        return self._era(newer=True)
+
+    def _older(self, _argument) -> str:
+        return self._era(newer=False)
+
+    def _feedback(self, title: str | None, liked: bool) -> str:
+        item_id = self._resolve(title or "")
+        if item_id is None:
+            return f"I can't find an item called {title!r}."
+        self.tp.feedback(self.user_id, item_id, liked)
+        self.shown.add(item_id)
+        name = self.tp.db.items([item_id])[item_id].title
+        verb = "loved" if liked else "didn't like"
+        return f"Noted: you {verb} {name}. I won't suggest it again, and your next profile update takes it in."
+
+    def _liked(self, title) -> str:
+        return self._feedback(title, liked=True)
+
+    def _disliked(self, title) -> str:
+        return self._feedback(title, liked=False)
+
+    def _forget(self, title) -> str:
+        item_id = self._resolve(title or "")
+        if item_id is None:
+            return f"I can't find an item called {title!r}."
+        removed = self.tp.forget_item(self.user_id, item_id)
+        name = self.tp.db.items([item_id])[item_id].title
+        if not removed:
+            return f"{name} was not in your history."
+        return f"Forgotten: {name} ({removed} event(s) removed from your history)."
+
+    def _clear(self, _argument) -> str:
+        self.constraints = Constraints()
+        return "Filters cleared. Items already shown stay out of new lists."

@@ -1,0 +1,102 @@
+"""Validation for the fit: cases held out from the training data, optional shortlists, and the
+NDCG@10 of one retriever per case at each recency setting. Pure functions of their inputs, seeded."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .metrics import ndcg_at_k
+from .retrievers import Interactions, batch_scores, top_indices
+
+NEXT_POSITIONS = 3  # next-item validation cases per user: more cases, steadier choices on small data
+MIN_VALIDATION_ITEMS = 5
+SCORE_CHUNK = 256  # validation histories scored at once (bounds memory on large catalogues)
+HALF_LIVES = (None, 3.0, 5.0, 10.0, 20.0)  # None: the plain history, every item weighted 1
+PLAIN_MIX = (0.0, 0.3, 1.0, 3.0)
+
+
+@dataclass
+class Case:
+    """One validation case: what the recommender sees (oldest first) and the held-out items it should
+    rank high, as indices into the fitted items."""
+
+    user_id: str
+    history: list[str]
+    targets: set[str]
+    wanted: set[int] = field(default_factory=set)
+
+
+def hold_out(
+    histories: dict[str, list[str]], target: str, users: int, seed: int
+) -> tuple[list[Case], dict[str, list[str]]]:
+    """Validation cases of a seeded sample of users with enough items, and the histories without
+    their targets."""
+    eligible = sorted(u for u, h in histories.items() if len(set(h)) >= MIN_VALIDATION_ITEMS)
+    rng = random.Random(seed)
+    sample = rng.sample(eligible, min(users, len(eligible)))
+    cases: list[Case] = []
+    held: dict[str, set[str]] = {}
+    for user_id in sorted(sample):
+        history = histories[user_id]
+        if target == "next":
+            # Earlier positions only while the prefix stays as long as the shortest eligible history's
+            # last one: a 2-item prefix would tune for histories nobody is served from.
+            first = max(len(history) - NEXT_POSITIONS, MIN_VALIDATION_ITEMS - 1)
+            for position in range(first, len(history)):
+                item = history[position]
+                cases.append(Case(user_id, [i for i in history[:position] if i != item], {item}))
+            held[user_id] = set(history[first:])
+        else:
+            distinct = sorted(set(history))
+            picker = random.Random(f"{seed}:{user_id}")
+            held[user_id] = set(picker.sample(distinct, max(1, len(distinct) // 5)))
+            cases.append(Case(user_id, [i for i in history if i not in held[user_id]], held[user_id]))
+    inner = {u: [i for i in h if i not in held.get(u, ())] for u, h in histories.items()}
+    return cases, inner
+
+
+def shortlists(cases: list[Case], interactions: Interactions, size: int | None, seed: int) -> list[np.ndarray]:
+    """With a `size`, each case's targets plus random unseen items (seeded by case)."""
+    if not size:
+        return []
+    shortlists = []
+    for case in cases:
+        unseen = ~(interactions.vector(case.history) > 0)
+        unseen[list(case.wanted)] = False
+        seed = random.Random(f"{seed}:{case.user_id}:{len(case.history)}").randrange(2**32)
+        others = np.random.default_rng(seed).choice(
+            np.flatnonzero(unseen), min(size - 1, int(unseen.sum())), replace=False
+        )
+        shortlists.append(np.concatenate([sorted(case.wanted), others]).astype(int))
+    return shortlists
+
+
+def recency_ndcgs(
+    retriever, interactions: Interactions, cases: list[Case], shortlists: list[np.ndarray]
+) -> dict[tuple, np.ndarray]:
+    """NDCG@10 of each of `cases` for one retriever at each (half-life, plain mix); histories are
+    scored in chunks, one matrix product per setting."""
+    ndcgs: dict[tuple, list[float]] = {}
+    for start in range(0, len(cases), SCORE_CHUNK):
+        chunk = cases[start : start + SCORE_CHUNK]
+        plain_rows = np.stack([interactions.vector(c.history) for c in chunk])
+        plain = batch_scores(retriever, plain_rows)
+        for half_life in HALF_LIVES:
+            if half_life is None:
+                recent = plain
+            else:
+                rows = np.stack([interactions.vector(c.history, half_life) for c in chunk])
+                recent = batch_scores(retriever, rows)
+            for mix in (0.0,) if half_life is None else PLAIN_MIX:
+                for row, case in enumerate(chunk):
+                    scores = recent[row] + mix * plain[row]
+                    if shortlists:
+                        listed = shortlists[start + row]
+                        top = listed[np.lexsort((listed, -scores[listed]))][:10]
+                    else:
+                        top = top_indices(scores, plain_rows[row] > 0, 10)
+                    ndcgs.setdefault((half_life, mix), []).append(ndcg_at_k(case.wanted, top))
+    return {setting: np.array(values) for setting, values in ndcgs.items()}

@@ -1,0 +1,1 @@
+"""Services over one store, composed by the `Tasteprint` facade: each owns the state it uses."""

@@ -1,0 +1,134 @@
+"""Recommendations and explanations for one store's users: the fitted recommender proposes and ranks,
+a cold user's list takes in their segment's prior, and the LLM stages rerank, cite and word reasons."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from tasteprint.config import COLD_START_MAX
+from tasteprint.errors import UnknownItemError
+from tasteprint.explain.chain import RecommendResult
+from tasteprint.explain.item import explain_item
+from tasteprint.explain.reasons import ReasonChecker, ReasonStats, catalogue_names
+from tasteprint.explain.rerank import DEFAULT_BLEND
+from tasteprint.llm import on_behalf_of
+from tasteprint.models import Explanation, Recommendation, UserFacts, UserProfile
+from tasteprint.profile.facts import LOVED_MIN
+from tasteprint.recommend.retrievers import Candidate, fuse
+from tasteprint.storage.embeddings import profile_text
+
+from .fitting import FittingService
+from .profiles import ProfileService
+from .segments import SegmentService
+from .workspace import Workspace
+
+SEGMENT_PRIOR_WEIGHT = 0.5  # the segment prior's weight beside the fitted list, for cold users
+
+
+class RecommendService:
+    """Serves picks and explanations; caches the catalogue's titles per data version for the reason check."""
+
+    def __init__(
+        self, workspace: Workspace, profiles: ProfileService, fitting: FittingService, segments: SegmentService
+    ):
+        self.workspace = workspace
+        self.profiles = profiles
+        self.fitting = fitting
+        self.segments = segments
+        self._catalogue: list[tuple[str, str]] = []
+        self._catalogue_version: int | None = None
+
+    def profile_vector(self, profile: UserProfile | None) -> np.ndarray | None:
+        """The profile's text embedding (part of the embedding retriever's query), or None without one."""
+        if profile is None or not self.workspace.settings.fit_embeddings:
+            return None
+        return self.workspace.embed([profile_text(profile)])[0]
+
+    def recommend(
+        self, user_id: str, k: int, *, rerank: bool, n_candidates: int, exclude: Iterable[str], reasons: bool
+    ) -> RecommendResult:
+        """See `Tasteprint.recommend`."""
+        ws = self.workspace
+        facts = ws.factbook.facts(user_id)
+        profile = self.profiles.get(user_id) if rerank else ws.db.profiles.latest(user_id)
+        history = [e.item_id for e in ws.db.user_events(user_id) if e.kind != "search"]
+        candidates = self._candidates(facts, profile, history, max(n_candidates, k), exclude)
+        ids = [c.item_id for c in candidates]
+        items = ws.db.items(ids)
+        together = self.fitting.get().interactions.together(ids, facts.history_item_ids)
+        evidence = ws.evidence(facts, ids, items, together)
+        blend = ws.settings.rerank_blend
+        if blend is None:
+            fitted_blend = self.fitting.get().rerank_blend
+            blend = DEFAULT_BLEND if fitted_blend is None else fitted_blend
+        stages = ws.stages(model=rerank)  # without the model: the fitted order, template explanations
+        with on_behalf_of(user_id):
+            ranked = stages.rerank(facts, profile, candidates, items, evidence, k=k, blend=blend, together=together)
+        result = RecommendResult(ranked.recommendations, ranked.stats)
+        if rerank and reasons and not ranked.stats.fallback:
+            result.recommendations, result.reasons = self.word(facts, result.recommendations)
+        return result
+
+    def _candidates(
+        self, facts: UserFacts, profile: UserProfile | None, history: list[str], n: int, exclude: Iterable[str]
+    ) -> list[Candidate]:
+        """The fitted recommender's top `n`, fused with the segment prior for a cold user."""
+        exclude = set(exclude)
+        profile_vector = self.profile_vector(profile)
+        candidates = self.fitting.get().recommend(history, n=n, exclude=exclude, profile_vector=profile_vector)
+        if len(facts.history_item_ids) > COLD_START_MAX or not self.segments.file.exists():
+            return candidates
+        query = profile_vector
+        if query is None and (loved := self.workspace.vectors.item_vectors(history)):
+            query = np.mean(list(loved.values()), axis=0)
+        prior = self.segments.prior(query, set(history) | exclude)
+        lists = {"fitted": [c.item_id for c in candidates], "segment": prior}
+        return fuse(lists, {"fitted": 1.0, "segment": SEGMENT_PRIOR_WEIGHT})[:n]
+
+    def _catalogue_names(self) -> list[tuple[str, str]]:
+        """The catalogue's titles as the reason check looks for them, built once per data version."""
+        version = self.workspace.db.data_version()
+        if self._catalogue_version != version:
+            self._catalogue, self._catalogue_version = catalogue_names(self.workspace.db.titles()), version
+        return self._catalogue
+
+    def word(self, facts: UserFacts, recommendations: list[Recommendation]) -> tuple[list[Recommendation], ReasonStats]:
+        """`recommendations` with the model's reasons where they pass the check, and what happened."""
+        ws = self.workspace
+        items = ws.db.items([r.item_id for r in recommendations])
+        checker = ReasonChecker(facts.item_titles, self._catalogue_names(), set(ws.factbook.global_shares))
+        with on_behalf_of(facts.user_id):
+            return ws.stages().word(
+                facts,
+                recommendations,
+                items,
+                checker,
+                co_liked=lambda cited, item: ws.db.co_liked(cited, item, LOVED_MIN),
+                label_shares=ws.factbook.global_shares,
+            )
+
+    def explain(self, user_id: str, item_id: str) -> Explanation:
+        """See `Tasteprint.explain`."""
+        ws = self.workspace
+        facts = ws.factbook.facts(user_id)
+        items = ws.db.items([item_id])
+        if item_id not in items:
+            raise UnknownItemError(item_id)
+        ws.index()
+        # Co-consumption counts come from a current fit; explaining never waits for one.
+        fitted = self.fitting.current()
+        together = fitted.interactions.together([item_id], facts.history_item_ids) if fitted else {}
+        evidence = ws.evidence(facts, [item_id], items, together)[item_id]
+        with on_behalf_of(user_id):
+            return explain_item(facts, items[item_id], evidence, ws.stages().llm, together.get(item_id))
+
+    def similar_items(self, item_id: str, k: int, exclude: Iterable[str]) -> list[tuple[str, float]]:
+        """See `Tasteprint.similar_items`."""
+        self.workspace.index()
+        vector = self.workspace.vectors.item_vectors([item_id]).get(item_id)
+        if vector is None:
+            raise UnknownItemError(item_id)
+        skip = set(exclude) | {item_id}
+        return [(i, s) for i, s in self.workspace.vectors.nearest_items(vector, k + len(skip)) if i not in skip][:k]

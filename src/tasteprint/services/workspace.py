@@ -1,0 +1,88 @@
+"""The state every service shares over one store: its settings, SQLite database, the facts computed
+from it, the embedder, the vector store, and the language model with the LLM stages built on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tasteprint.config import Settings
+from tasteprint.explain.chain import LLMStages
+from tasteprint.explain.evidence import nearest_history, positive_history
+from tasteprint.llm import CachedBackend, LLMBackend, make_backend
+from tasteprint.models import Item, UserFacts
+from tasteprint.profile.facts import FactBook
+from tasteprint.storage.embeddings import Embedder
+from tasteprint.storage.sqlite import Database
+from tasteprint.storage.vectors import VectorStore, index_items
+
+
+class Workspace:
+    """One store's shared state, created lazily where it is costly (the model, the vector store)."""
+
+    def __init__(self, settings: Settings, backend: LLMBackend | None = None):
+        self.settings = settings
+        self.store = Path(settings.store)
+        self.db = Database(self.store)
+        self.factbook = FactBook(self.db)
+        self.embed = Embedder()
+        self._backend = backend
+        self._vectors: VectorStore | None = None
+        self._indexed_version: int | None = None
+
+    @property
+    def backend(self) -> LLMBackend:
+        """The language model, created on first use so that ingest never loads one; its responses are
+        cached in the store unless `llm_cache` is off."""
+        if self._backend is None:
+            self._backend = make_backend(self.settings)
+        if self.settings.llm_cache and not isinstance(self._backend, CachedBackend):
+            self._backend = CachedBackend(self._backend, self.db.responses)
+        return self._backend
+
+    def stages(self, model: bool = True) -> LLMStages:
+        """The LLM stages over this store's settings and catalogue labels; with `model` False they hold
+        no backend, so they keep the fitted order and template sentences and never load a model."""
+        backend = self.backend if model else None
+        return LLMStages.from_settings(self.settings, backend, set(self.factbook.global_shares))
+
+    @property
+    def vectors(self) -> VectorStore:
+        """The store's item and profile embeddings (Chroma, local or the configured server)."""
+        if self._vectors is None:
+            self._vectors = VectorStore(self.store, self.settings.chroma_url)
+        return self._vectors
+
+    def refresh_facts(self) -> None:
+        """Recompute the catalogue-wide facts (label shares, generic aspects) after the data changed."""
+        self.factbook = FactBook(self.db)
+
+    def index(self, progress: bool = True) -> int:
+        """Embed catalogue items missing from the vector store; returns how many were added.
+
+        Checked once per data version in this process, so recommend and explain stay cheap.
+        """
+        version = self.db.data_version()
+        if self._indexed_version == version:
+            return 0
+        added = index_items(self.vectors, self.db.items(), self.embed, progress=progress)
+        self._indexed_version = version
+        return added
+
+    def evidence(
+        self,
+        facts: UserFacts,
+        item_ids: list[str],
+        items: dict[str, Item],
+        together: dict[str, dict[str, int]] | None = None,
+    ) -> dict[str, list[str]]:
+        """For each item, the user's nearest (not disliked) history items: the citations it may use.
+        `together` (item -> history item -> people who consumed both, counted in the fitted data) lets
+        an item that shares nothing else cite what it was consumed with."""
+        vectors = self.vectors.item_vectors(list(item_ids) + positive_history(facts))
+        together = together or {}
+        return {
+            i: nearest_history(vectors.get(i), vectors, facts, items.get(i), together=together.get(i)) for i in item_ids
+        }
+
+    def close(self) -> None:
+        self.db.close()
