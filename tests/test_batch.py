@@ -42,7 +42,9 @@ def batch_profile(events: Path, out: Path, base_url: str, model: str, users: int
 
 
 def written_profiles(out: Path) -> dict[str, dict]:
-    rows = map(json.loads, (out / "profiles.jsonl").read_text().splitlines())
+    """Each line of profiles.jsonl, which holds one profile object (not a JSON string inside another)."""
+    rows = [json.loads(line) for line in (out / "profiles.jsonl").read_text().splitlines()]
+    assert all(UserProfile.model_validate(row).user_id == row["user_id"] for row in rows)
     return {row["user_id"]: row for row in rows}
 
 
