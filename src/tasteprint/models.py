@@ -303,7 +303,6 @@ class FitConfig(BaseModel):
     validation_candidates: int | None = Field(
         default=None, description="rank each target among this many sampled items (target + random unseen), not all"
     )
-    rerank_users: int = Field(default=0, description="validation users the LLM blend is tuned on (0: not tuned)")
     seed: int = 42
 
     @classmethod

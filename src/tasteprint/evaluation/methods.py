@@ -189,9 +189,7 @@ def build_tasks(
     blend = None
 
     def fitted(known: dict[str, list[Event]], target: str, tune: bool = False, shortlist: int | None = None):
-        config = FitConfig(
-            target=target, seed=seed, rerank_users=rerank_users if tune else 0, validation_candidates=shortlist
-        )
+        config = FitConfig(target=target, seed=seed, validation_candidates=shortlist)
         recommender = Recommender(config)
         tuner = blend_tuner(judge, rerank_users, progress) if tune and judge is not None and rerank_users else None
         recommender.fit(histories(known), vectors, labels, tune_rerank=tuner, progress=progress)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tasteprint.config import Settings
+from tasteprint.config import ExplanationMode, Settings
 from tasteprint.llm import LLMBackend, LLMContext, make_context
 from tasteprint.models import Item, Recommendation, UserFacts, UserProfile
 from tasteprint.profile.draft import Update, build_profile
@@ -44,7 +44,7 @@ class LLMStages:
     llm: LLMContext
     vocabulary: frozenset[str] = frozenset()
     passes: int = 1
-    explanations: str = "auto"
+    explanations: ExplanationMode = "auto"
 
     @classmethod
     def from_settings(cls, settings: Settings, backend: LLMBackend | None, vocabulary: set[str]) -> LLMStages:

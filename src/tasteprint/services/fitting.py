@@ -29,7 +29,7 @@ class FittingService:
         `rerank_users` > 0 also tunes the LLM rerank blend on that many validation users."""
         ws = self.workspace
         histories = ws.db.histories()
-        fit_config = FitConfig.from_settings(ws.settings, rerank_users=rerank_users, **config)
+        fit_config = FitConfig.from_settings(ws.settings, **config)
         vectors = None
         if ws.settings.fit_embeddings:
             ws.index(progress=progress)

@@ -16,6 +16,7 @@ from tasteprint.explain.rerank import DEFAULT_BLEND
 from tasteprint.llm import on_behalf_of
 from tasteprint.models import Explanation, Recommendation, UserFacts, UserProfile
 from tasteprint.profile.facts import LOVED_MIN
+from tasteprint.recommend.recommender import Recommender
 from tasteprint.recommend.retrievers import Candidate, fuse
 from tasteprint.storage.embeddings import profile_text
 
@@ -54,15 +55,15 @@ class RecommendService:
         facts = ws.factbook.facts(user_id)
         profile = self.profiles.get(user_id) if rerank else ws.db.profiles.latest(user_id)
         history = [e.item_id for e in ws.db.user_events(user_id) if e.kind != "search"]
-        candidates = self._candidates(facts, profile, history, max(n_candidates, k), exclude)
+        recommender = self.fitting.get()
+        candidates = self._candidates(recommender, facts, profile, history, max(n_candidates, k), exclude)
         ids = [c.item_id for c in candidates]
         items = ws.db.items(ids)
-        together = self.fitting.get().interactions.together(ids, facts.history_item_ids)
+        together = recommender.interactions.together(ids, facts.history_item_ids)
         evidence = ws.evidence(facts, ids, items, together)
         blend = ws.settings.rerank_blend
         if blend is None:
-            fitted_blend = self.fitting.get().rerank_blend
-            blend = DEFAULT_BLEND if fitted_blend is None else fitted_blend
+            blend = DEFAULT_BLEND if recommender.rerank_blend is None else recommender.rerank_blend
         stages = ws.stages(model=rerank)  # without the model: the fitted order, template explanations
         with on_behalf_of(user_id):
             ranked = stages.rerank(facts, profile, candidates, items, evidence, k=k, blend=blend, together=together)
@@ -72,12 +73,18 @@ class RecommendService:
         return result
 
     def _candidates(
-        self, facts: UserFacts, profile: UserProfile | None, history: list[str], n: int, exclude: Iterable[str]
+        self,
+        recommender: Recommender,
+        facts: UserFacts,
+        profile: UserProfile | None,
+        history: list[str],
+        n: int,
+        exclude: Iterable[str],
     ) -> list[Candidate]:
-        """The fitted recommender's top `n`, fused with the segment prior for a cold user."""
+        """`recommender`'s top `n`, fused with the segment prior for a cold user."""
         exclude = set(exclude)
         profile_vector = self.profile_vector(profile)
-        candidates = self.fitting.get().recommend(history, n=n, exclude=exclude, profile_vector=profile_vector)
+        candidates = recommender.recommend(history, n=n, exclude=exclude, profile_vector=profile_vector)
         if len(facts.history_item_ids) > COLD_START_MAX or not self.segments.file.exists():
             return candidates
         query = profile_vector

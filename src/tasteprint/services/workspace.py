@@ -28,6 +28,7 @@ class Workspace:
         self._backend = backend
         self._vectors: VectorStore | None = None
         self._indexed_version: int | None = None
+        self._stages: dict[bool, LLMStages] = {}  # with and without the model, for the current facts
 
     @property
     def backend(self) -> LLMBackend:
@@ -42,8 +43,10 @@ class Workspace:
     def stages(self, model: bool = True) -> LLMStages:
         """The LLM stages over this store's settings and catalogue labels; with `model` False they hold
         no backend, so they keep the fitted order and template sentences and never load a model."""
-        backend = self.backend if model else None
-        return LLMStages.from_settings(self.settings, backend, set(self.factbook.global_shares))
+        if model not in self._stages:
+            backend = self.backend if model else None
+            self._stages[model] = LLMStages.from_settings(self.settings, backend, set(self.factbook.global_shares))
+        return self._stages[model]
 
     @property
     def vectors(self) -> VectorStore:
@@ -55,6 +58,7 @@ class Workspace:
     def refresh_facts(self) -> None:
         """Recompute the catalogue-wide facts (label shares, generic aspects) after the data changed."""
         self.factbook = FactBook(self.db)
+        self._stages.clear()  # their vocabulary is the catalogue's labels
 
     def index(self, progress: bool = True) -> int:
         """Embed catalogue items missing from the vector store; returns how many were added.
