@@ -57,7 +57,7 @@ def test_eval_writes_agreeing_report_results_and_plots(tmp_path):
         for r in results["results"]
         if r["method"] == "ease" and r["protocol"] == "cand20" and r["metric"] == "ndcg@10" and r["population"] == "all"
     )
-    assert 0 <= row["value"] <= 1 and row["n_users"] == 12
+    assert row["value"] > 0 and row["n_users"] == 12
     assert f"{row['value']:.4f}" in (out / "report.md").read_text()
     assert {r["protocol"] for r in results["results"]} == {"loo", "loo-cold", "cand20", "cand20-cold", "msr"}
     assert not any(r["method"] == "llm" and not r["protocol"].startswith("cand20") for r in results["results"])
@@ -80,7 +80,7 @@ def test_eval_writes_agreeing_report_results_and_plots(tmp_path):
     assert f"paired on 3 users: {loo['ndcg_gain']:+.4f} ± {loo['ci95']:.4f}" in (out / "report.md").read_text()
     fidelity = tp["fidelity"]  # computed from the profiles and the held-out items, not by the model
     assert set(fidelity) == {"dominant_recall", "top3_recall", "next_label_hit", "next_label_hit_data_only"}
-    assert 0 <= fidelity["top3_recall"] <= 1 and 0 <= fidelity["dominant_recall"] <= 1
+    assert fidelity["top3_recall"] is not None  # its arithmetic is checked by hand in test_metrics
     assert {"proposed", "kept"} == set(tp["aspect_claims"]) and ("tasteprint-noaspects", "loo") in stages
     fit = results["fits"]["loo"]
     assert fit["rerank_blend"] is None and fit["rerank_gain"] is None  # set, so not tuned
@@ -131,9 +131,14 @@ def test_eval_command_runs_on_movielens_100k_files(tmp_path):
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["format"] == "ml100k" and results["data"]["events"] == n_ratings
-    ease = [r for r in results["results"] if r["method"] == "ease" and r["metric"] == "ndcg@10"]
-    assert {r["protocol"] for r in ease} == {"loo", "loo-cold", "cand20", "cand20-cold", "msr"}
-    assert all(0 <= r["value"] <= 1 for r in ease)
+    ndcg = {
+        (r["method"], r["protocol"]): r["value"]
+        for r in results["results"]
+        if r["metric"] == "ndcg@10" and r["population"] == "all"
+    }
+    assert {p for m, p in ndcg if m == "ease"} == {"loo", "loo-cold", "cand20", "cand20-cold", "msr"}
+    # EASE learns something from these files: it beats a random order on each full-catalogue protocol.
+    assert all(ndcg[("ease", p)] > ndcg[("random", p)] for p in ("loo", "msr"))
     assert len(list(out.glob("*.png"))) >= 2
     assert not VectorStore(out / "store").item_ids()  # no method here reads a vector: nothing embedded
 

@@ -98,7 +98,10 @@ def test_rerank_explain_segments_and_chat_through_llama_server(tmp_path):
         by_model = ChatSession(tp, user_id="ana", rerank=False, router="model")
         turn = by_model.turn("recommend something")
     assert routed.intent in INTENTS
-    assert turn.routed_by == "model" or len(by_model.route_failures) == 1, by_model.route_failures
+    # Behind the session's routing prompt the 135M model repeats itself inside the argument until the
+    # token cap (deterministic at temperature 0): the failure is kept with its line, and the rules answer.
+    assert turn.routed_by == "rules" and len(by_model.route_failures) == 1, by_model.route_failures
+    assert by_model.route_failures[0].startswith("'recommend something': ") and turn.recommendations
     facts = tp.facts("ana")
     assert stats.valid_passes == 1 and stats.fallback is None  # the rerank ran through the server
     assert stats.out_of_candidates == 0 and stats.missing == 0

@@ -63,3 +63,34 @@ def test_coverage_popularity_rate_and_ci():
     mean, half = mean_ci95([1.0, 0.0, 1.0, 0.0])
     assert mean == 0.5
     assert half == pytest.approx(1.96 * math.sqrt((4 * 0.25 / 3) / 4))
+
+
+def test_profile_fidelity_by_hand():
+    """Three Drama items, two Comedy, one Horror: Drama and Comedy are dominant (30%+ of items); the
+    profile names Drama and Horror, so it recalls 1 of the 2 dominant labels and 2 of the top 3; its
+    interest (Drama) hits the held-out item's labels, and so does the data-only profile's top label."""
+    from tasteprint.evaluation.methods import profile_fidelity
+    from tasteprint.models import Event, Interest, Item, UserProfile, VerificationStats
+    from tasteprint.profile.facts import build_facts
+
+    genres = {"a": ["Drama"], "b": ["Drama"], "c": ["Drama", "Comedy"], "d": ["Comedy"], "e": ["Horror"]}
+    items = {i: Item(item_id=i, title=i.upper(), attributes={"genres": g}) for i, g in genres.items()}
+    items["next"] = Item(item_id="next", title="Next", attributes={"genres": ["Drama", "War"]})
+    events = [Event(user_id="u", item_id=i, kind="rating", rating=4.0, timestamp=n) for n, i in enumerate(genres)]
+    facts = build_facts("u", events, items, {})
+    profile = UserProfile(
+        user_id="u",
+        summary="Likes horror at night.",
+        interests=[Interest(label="Drama", weight=1.0, evidence=["a"])],
+        dislikes=[],
+        context={},
+        sources=["x"],
+        model="m",
+        prompt="p",
+        verification=VerificationStats(),
+    )
+    fidelity = profile_fidelity(facts, profile, {"next"}, items)
+    assert [a.label for a in facts.dominant] == ["Drama", "Comedy"]
+    assert fidelity["dominant_recall"] == 0.5 and fidelity["top3_recall"] == pytest.approx(2 / 3)
+    assert fidelity["next_label_hit"] == 1.0 and fidelity["next_label_hit_data_only"] == 1.0
+    assert profile_fidelity(facts, profile, {"e"}, items)["next_label_hit"] == 0.0

@@ -12,7 +12,7 @@ def test_leave_last_out_holds_out_last_two_and_keeps_short_users_in_training():
     events.append(Event(user_id="long", item_id="long-i7", kind="tag", text="great", timestamp=3))
     split = leave_last_out(events)
     assert split.test == {"long": {"long-i7"}}
-    assert split.valid == {"long": {"long-i6"}}
+    assert {e.item_id for e in split.valid_events["long"]} == {"long-i6"}
     assert "short" in split.train and "short" not in split.test
     train_items = {e.item_id for e in split.train["long"]}
     assert "long-i7" not in train_items and "long-i6" not in train_items

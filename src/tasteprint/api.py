@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Unpack
 
 from .config import Settings
 from .explain.chain import RecommendResult
@@ -23,7 +24,7 @@ from .models import (
 )
 from .profile.segments import Segmentation
 from .recommend.recommender import Recommender
-from .services.batch import BatchReport, Engine, batch_profile
+from .services.batch import BatchOptions, BatchReport, batch_profile
 from .services.data import DataService
 from .services.fitting import FittingService
 from .services.profiles import BatchResult, ProfileService
@@ -190,26 +191,12 @@ class Tasteprint:
         return self.services.profiles.many(user_ids, refresh=refresh, progress=progress, threads=threads)
 
     def batch_profile(
-        self,
-        out: str | Path,
-        users: Iterable[str] | None = None,
-        *,
-        engine: Engine = "ray",
-        actors: int = 2,
-        ray_address: str | None = None,
-        progress: bool = True,
+        self, out: str | Path, users: Iterable[str] | None = None, **options: Unpack[BatchOptions]
     ) -> BatchReport:
         """Profile `users` (default: all) on Ray Data or in this process, writing `OUT/profiles.jsonl`
-        (one profile object per line) and `OUT/profiles.parquet`; a rerun resumes."""
-        return batch_profile(
-            self.services.profiles,
-            Path(out),
-            users,
-            engine=engine,
-            actors=actors,
-            ray_address=ray_address,
-            progress=progress,
-        )
+        (one profile object per line) and `OUT/profiles.parquet`; a rerun resumes. `options`: `engine`
+        ("ray" or "local"), `actors`, `ray_address`, `progress` (see `BatchOptions`)."""
+        return batch_profile(self.services.profiles, Path(out), users, **options)
 
     def segments(self, k: int | str = "auto", seed: int | None = None) -> Segmentation:
         """k-means segments of every profiled user (k by silhouette with "auto"), described by the LLM;

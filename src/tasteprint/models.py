@@ -52,15 +52,6 @@ class Item(BaseModel):
         return {v for values in self.attributes.values() for v in values if v}
 
 
-class UserAttributes(BaseModel):
-    """Demographics where the data has them (MovieLens 100K)."""
-
-    user_id: str
-    age: int | None = None
-    gender: str | None = None
-    occupation: str | None = None
-
-
 class RejectedRecord(BaseModel):
     file: str
     line: int
@@ -74,7 +65,6 @@ class IngestReport(BaseModel):
     rejected: int = Field(default=0, description="records refused, each listed in `errors`")
     duplicates: int = 0
     items: int = Field(default=0, description="catalogue rows stored or updated")
-    users: int = Field(default=0, description="user attribute rows stored (MovieLens 100K demographics)")
     errors: list[RejectedRecord] = Field(default_factory=list)
     format: str = ""
 

@@ -34,7 +34,7 @@ def print_fit(report: FitReport) -> None:
 
 def print_ingest(report: IngestReport) -> None:
     table = Table(title=f"ingest ({report.format})", show_header=False)
-    for key in ("accepted", "duplicates", "rejected", "items", "users"):
+    for key in ("accepted", "duplicates", "rejected", "items"):
         table.add_row(key, str(getattr(report, key)))
     console.print(table)
     if report.errors:

@@ -81,6 +81,21 @@ def write_plots(out: Path, results: list[dict], per_user: dict, k: int) -> list[
 
 
 def render_report(document: dict, plots: list[str], k: int) -> str:
+    """report.md: the run's setting, each protocol's table, the LLM stages' table and the plots."""
+    lines = _header(document, k) + [
+        "",
+        "Classical methods are reported on all evaluated users and on the LLM sample; LLM methods "
+        "on the sample. Values are means with 95% confidence half-widths.",
+        "",
+    ]
+    lines += _metric_tables(document["results"])
+    if document["llm_stages"]:
+        lines += _stage_table(document["llm_stages"])
+    lines += [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def _header(document: dict, k: int) -> list[str]:
     hw, bench, data = document["hardware"], document["benchmarks"], document["data"]
     lines = [
         f"# tasteprint evaluation: {document['config']['path']}",
@@ -112,15 +127,15 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
                 f"- {what} contribution on {row['protocol']}: {difference}, NDCG@{k} paired on {row['users']} "
                 f"users: {row['ndcg_gain']:+.4f} ± {row['ci95']:.4f}"
             )
-    lines += [
-        "",
-        "Classical methods are reported on all evaluated users and on the LLM sample; LLM methods "
-        "on the sample. Values are means with 95% confidence half-widths.",
-        "",
-    ]
+    return lines
+
+
+def _metric_tables(results: list[dict]) -> list[str]:
+    """One table per protocol: a row per (method, population), a column per metric."""
     by_protocol = defaultdict(list)
-    for row in document["results"]:
+    for row in results:
         by_protocol[row["protocol"]].append(row)
+    lines = []
     for protocol, rows in by_protocol.items():
         metrics = list(dict.fromkeys(r["metric"] for r in rows))
         lines += [
@@ -136,43 +151,44 @@ def render_report(document: dict, plots: list[str], k: int) -> str:
             values = [f"{cells[m]['value']:.4f} ± {cells[m]['ci95']:.4f}" if m in cells else "" for m in metrics]
             lines.append(f"| {method} | {n} | {population} | " + " | ".join(values) + " |")
         lines.append("")
-    if document["llm_stages"]:
-        lines += [
-            "## LLM stages",
-            "",
-            "| method | protocol | users | JSON valid | out of candidates | duplicates | "
-            "consumed | explanations pass | grounded (cited) | uncited | faithful | reasons kept/replaced | "
-            "fallback | claims dropped | summaries replaced | tokens/user | s/user |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    return lines
+
+
+_RATE_COLUMNS = (
+    "json_validity_rate",
+    "out_of_candidate_rate",
+    "duplicate_rate",
+    "consumed_item_rate",
+    "explanation_pass_rate",
+    "explanation_grounding_rate",
+    "uncited_rate",
+    "explanation_faithfulness_rate",
+    "fallback_rate",
+    "profile_claim_drop_rate",
+    "summary_replaced_rate",
+)
+
+
+def _stage_table(stages: list[dict]) -> list[str]:
+    lines = [
+        "## LLM stages",
+        "",
+        "| method | protocol | users | JSON valid | out of candidates | duplicates | "
+        "consumed | explanations pass | grounded (cited) | uncited | faithful | reasons kept/replaced | "
+        "fallback | claims dropped | summaries replaced | tokens/user | s/user |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in stages:
+        rates = ["-" if s[name] is None else f"{s[name]:.3f}" for name in _RATE_COLUMNS]
+        cells = [
+            s["method"],
+            s["protocol"],
+            str(s["users"]),
+            *rates[:8],
+            f"{s['reasons']['kept']}/{s['reasons']['replaced']}" if s["reasons"]["requested"] else "-",
+            *rates[8:],
+            f"{s['tokens_per_user']:.0f}",
+            f"{s['seconds_per_user']['total']:.1f}",
         ]
-        for s in document["llm_stages"]:
-            rates = [
-                s[name]
-                for name in (
-                    "json_validity_rate",
-                    "out_of_candidate_rate",
-                    "duplicate_rate",
-                    "consumed_item_rate",
-                    "explanation_pass_rate",
-                    "explanation_grounding_rate",
-                    "uncited_rate",
-                    "explanation_faithfulness_rate",
-                    "fallback_rate",
-                    "profile_claim_drop_rate",
-                    "summary_replaced_rate",
-                )
-            ]
-            cells = [
-                s["method"],
-                s["protocol"],
-                str(s["users"]),
-                *("-" if r is None else f"{r:.3f}" for r in rates[:8]),
-                f"{s['reasons']['kept']}/{s['reasons']['replaced']}" if s["reasons"]["requested"] else "-",
-                *("-" if r is None else f"{r:.3f}" for r in rates[8:]),
-                f"{s['tokens_per_user']:.0f}",
-                f"{s['seconds_per_user']['total']:.1f}",
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-    lines += [f"![{p}]({p})" for p in plots]
-    return "\n".join(lines) + "\n"
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]

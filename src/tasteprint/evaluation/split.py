@@ -20,14 +20,13 @@ MIN_LOO_INTERACTIONS = 5
 
 @dataclass
 class Split:
-    """Per-user events for fitting, and the held-out item ids for validation and test.
+    """Per-user events for fitting, the held-out test item ids, and the validation item's events.
 
     `train` never holds a validation or test item's events. For the test, the validation item is
     known history: `history_for_test` adds it back.
     """
 
     train: dict[str, list[Event]]
-    valid: dict[str, set[str]] = field(default_factory=dict)
     test: dict[str, set[str]] = field(default_factory=dict)
     valid_events: dict[str, list[Event]] = field(default_factory=dict)
 
@@ -60,7 +59,6 @@ def leave_last_out(events: Iterable[Event], min_interactions: int = MIN_LOO_INTE
         valid_item, test_item = order[-2], order[-1]
         split.train[user_id] = [e for e in user_events if e.item_id not in (valid_item, test_item)]
         split.valid_events[user_id] = [e for e in user_events if e.item_id == valid_item]
-        split.valid[user_id] = {valid_item}
         split.test[user_id] = {test_item}
     return split
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Unpack
 
 from tasteprint.config import ExplanationMode, Settings
 from tasteprint.llm import LLMBackend, LLMContext, make_context
@@ -17,7 +18,7 @@ from tasteprint.profile.draft import Update, build_profile
 from tasteprint.recommend.retrievers import Candidate
 
 from .reasons import ReasonChecker, ReasonStats, resolve_mode, word_recommendations
-from .rerank import RerankResult, RerankStats, rerank
+from .rerank import RerankOptions, RerankResult, RerankStats, rerank
 
 
 @dataclass
@@ -67,24 +68,11 @@ class LLMStages:
         candidates: list[Candidate],
         items: dict[str, Item],
         evidence: dict[str, list[str]],
-        *,
-        k: int,
-        blend: float,
-        together: dict[str, dict[str, int]] | None = None,
+        **options: Unpack[RerankOptions],
     ) -> RerankResult:
-        """`candidates` reordered by the model's judgement blended with their order (see `rerank`)."""
-        return rerank(
-            facts,
-            profile,
-            candidates,
-            items,
-            evidence,
-            self.llm,
-            k=k,
-            blend=blend,
-            passes=self.passes,
-            together=together,
-        )
+        """`candidates` reordered by the model's judgement blended with their order: `rerank` with this
+        chain's model and passes."""
+        return rerank(facts, profile, candidates, items, evidence, self.llm, passes=self.passes, **options)
 
     def word(
         self,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 from pydantic import BaseModel, Field, RootModel, model_validator
@@ -208,6 +209,14 @@ def _one_pass(order, facts, profile, items, evidence, llm: LLMContext, stats, ci
     # Best fit first; ties, and candidates the model skipped, keep the retrieval order.
     ranked = sorted(order, key=lambda c: (-fits.get(c, 0), order.index(c)))
     return ranked, cites
+
+
+class RerankOptions(TypedDict, total=False):
+    """`rerank`'s list length (`k`), `blend` and co-like counts (`together`), passed through by callers."""
+
+    k: int
+    blend: float
+    together: dict[str, dict[str, int]] | None
 
 
 def rerank(

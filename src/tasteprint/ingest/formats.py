@@ -1,6 +1,6 @@
 """One record pipeline per data format: MovieLens latest, MovieLens 100K, Amazon Review Data 2018 and
-generic events (JSON lines or Parquet). Each loader yields `Event | Item | UserAttributes |
-RejectedRecord` in file order, so one bad line costs one record and nothing else."""
+generic events (JSON lines or Parquet). Each loader yields `Event | Item | RejectedRecord` in
+file order, so one bad line costs one record and nothing else."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from tasteprint.errors import IngestError
-from tasteprint.models import EVENT_KINDS, Event, Item, UserAttributes
+from tasteprint.models import EVENT_KINDS, Event, Item
 
 from .records import (
     Record,
@@ -67,8 +67,9 @@ def _movie(row: dict, platform: str) -> Item:
 
 
 def load_ml100k(root: Path, platform: str = "movielens100k") -> Iterator[Record]:
-    """MovieLens 100K: u.data (tab separated), u.item (Latin-1, pipe separated), u.user, u.genre."""
-    genre_file, item_file, user_file, data = root / "u.genre", root / "u.item", root / "u.user", root / "u.data"
+    """MovieLens 100K: u.data (tab separated), u.item (Latin-1, pipe separated), u.genre. Demographics
+    (u.user) are not read: nothing in a profile or a ranking may use them."""
+    genre_file, item_file, data = root / "u.genre", root / "u.item", root / "u.data"
     genres: list[str] = []
     if genre_file.exists():
         for _, row in csv_rows(genre_file, delimiter="|", encoding="latin-1", header=False):
@@ -77,13 +78,7 @@ def load_ml100k(root: Path, platform: str = "movielens100k") -> Iterator[Record]
     if item_file.exists():
         rows = csv_rows(item_file, delimiter="|", encoding="latin-1", header=False)
         yield from built(item_file, rows, partial(_ml100k_item, genres=genres, platform=platform))
-    if user_file.exists():
-        yield from built(user_file, csv_rows(user_file, delimiter="|", encoding="latin-1", header=False), _ml100k_user)
     yield from built(data, csv_rows(data, delimiter="\t", header=False), partial(_ml100k_rating, platform=platform))
-
-
-def _ml100k_user(row: list[str]) -> UserAttributes:
-    return UserAttributes(user_id=parse_id(row[0], "user id"), age=int(row[1]), gender=row[2], occupation=row[3])
 
 
 def _ml100k_item(row: list[str], genres: list[str], platform: str) -> Item:

@@ -10,7 +10,7 @@ import csv
 from pathlib import Path
 
 from tasteprint.errors import IngestError
-from tasteprint.models import Event, IngestReport, Item, RejectedRecord, UserAttributes
+from tasteprint.models import Event, IngestReport, Item, RejectedRecord
 from tasteprint.storage.sqlite import Database
 
 from .formats import iter_records
@@ -63,15 +63,13 @@ def ingest(
     people = db.identities()
     events: list[Event] = []
     items: list[Item] = []
-    users: list[UserAttributes] = []
 
     def flush() -> None:
         inserted, duplicates = db.add_events(events)
         report.accepted += inserted
         report.duplicates += duplicates
         report.items += db.add_items(items)
-        report.users += db.add_users(users)
-        events.clear(), items.clear(), users.clear()
+        events.clear(), items.clear()
 
     for record in records:
         if isinstance(record, RejectedRecord):
@@ -80,10 +78,8 @@ def ingest(
         elif isinstance(record, Event):
             person = people.get((record.platform, record.user_id))
             events.append(record.model_copy(update={"user_id": person}) if person else record)
-        elif isinstance(record, Item):
-            items.append(record)
         else:
-            users.append(record)
+            items.append(record)
         if len(events) + len(items) >= BATCH:
             flush()
     flush()

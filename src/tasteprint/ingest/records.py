@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from tasteprint.errors import IngestError
-from tasteprint.models import Event, Item, RejectedRecord, UserAttributes
+from tasteprint.models import Event, Item, RejectedRecord
 
-Record = Event | Item | UserAttributes | RejectedRecord
+Record = Event | Item | RejectedRecord
 FUTURE_SLACK_S = 86400
 
 _TAG = re.compile(r"<[a-zA-Z/!][^>]*(>|$)")

@@ -84,22 +84,7 @@ def build_facts(
     if not events:
         raise UnknownUserError(user_id)
     histories = _histories(events)
-    labels_of: dict[str, list[str]] = {}
-    attribute_of: dict[str, str] = {}
-    for item_id, history in histories.items():
-        item = items.get(item_id)
-        labels: list[str] = []
-        if item:
-            for name, values in item.attributes.items():
-                for value in values:
-                    attribute_of.setdefault(value, name)
-                    labels.append(value)
-        for tag in history.tags:
-            if len(tag) > MAX_LABEL_CHARS:  # a pasted paragraph is text, not a label; it stays a snippet
-                continue
-            attribute_of.setdefault(tag, "tag")
-            labels.append(tag)
-        labels_of[item_id] = list(dict.fromkeys(labels))
+    labels_of, attribute_of = _item_labels(histories, items)
 
     ratings = [h.rating for h in histories.values() if h.rating is not None]
     rating_mean = round(statistics.fmean(ratings), 3) if ratings else None
@@ -107,10 +92,7 @@ def build_facts(
     every_attribute = _attribute_stats(histories, labels_of, attribute_of, global_shares, n_items)
     top_attributes = _top_attributes(every_attribute, histories)
     dominant = sorted((a for a in every_attribute if a.share >= DOMINANT_SHARE), key=lambda a: (-a.share, a.label))
-    ordered = sorted(histories.values(), key=lambda h: (-(h.rating or 0), -h.last_timestamp, h.item_id))
-    loved = [h for h in ordered if h.rating is None or h.rating >= LOVED_MIN][:MAX_ITEMS_PER_LIST]
-    disliked = [h for h in reversed(ordered) if h.rating is not None and h.rating <= DISLIKED_MAX]
-    recent = sorted(histories.values(), key=lambda h: (-h.last_timestamp, h.item_id))[:MAX_ITEMS_PER_LIST]
+    loved, disliked, recent = _item_lists(histories)
     shift = _recent_shift(histories, labels_of, {a.label for a in top_attributes})
     facts = UserFacts(
         user_id=user_id,
@@ -124,7 +106,7 @@ def build_facts(
         rating_histogram=dict(sorted(Counter(f"{r:g}" for r in ratings).items())),
         top_attributes=top_attributes,
         loved=[_ref(h, items.get(h.item_id), labels_of[h.item_id]) for h in loved],
-        disliked=[_ref(h, items.get(h.item_id), labels_of[h.item_id]) for h in disliked[:MAX_ITEMS_PER_LIST]],
+        disliked=[_ref(h, items.get(h.item_id), labels_of[h.item_id]) for h in disliked],
         recent=[_ref(h, items.get(h.item_id), labels_of[h.item_id]) for h in recent],
         recent_shift=shift,
         snippets=_snippets(histories),
@@ -141,6 +123,41 @@ def build_facts(
     )
     facts.context = describe_context(facts, items)
     return facts
+
+
+def _item_labels(
+    histories: dict[str, _ItemHistory], items: dict[str, Item]
+) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Each history item's labels (catalogue values, then the user's own short tags), and which
+    attribute each label belongs to."""
+    labels_of: dict[str, list[str]] = {}
+    attribute_of: dict[str, str] = {}
+    for item_id, history in histories.items():
+        item = items.get(item_id)
+        labels: list[str] = []
+        if item:
+            for name, values in item.attributes.items():
+                for value in values:
+                    attribute_of.setdefault(value, name)
+                    labels.append(value)
+        for tag in history.tags:
+            if len(tag) > MAX_LABEL_CHARS:  # a pasted paragraph is text, not a label; it stays a snippet
+                continue
+            attribute_of.setdefault(tag, "tag")
+            labels.append(tag)
+        labels_of[item_id] = list(dict.fromkeys(labels))
+    return labels_of, attribute_of
+
+
+def _item_lists(
+    histories: dict[str, _ItemHistory],
+) -> tuple[list[_ItemHistory], list[_ItemHistory], list[_ItemHistory]]:
+    """Loved (best rated first), disliked (worst first) and most recent items, each capped."""
+    ordered = sorted(histories.values(), key=lambda h: (-(h.rating or 0), -h.last_timestamp, h.item_id))
+    loved = [h for h in ordered if h.rating is None or h.rating >= LOVED_MIN]
+    disliked = [h for h in reversed(ordered) if h.rating is not None and h.rating <= DISLIKED_MAX]
+    recent = sorted(histories.values(), key=lambda h: (-h.last_timestamp, h.item_id))
+    return loved[:MAX_ITEMS_PER_LIST], disliked[:MAX_ITEMS_PER_LIST], recent[:MAX_ITEMS_PER_LIST]
 
 
 def _attribute_stats(histories, labels_of, attribute_of, global_shares, n_items) -> list[AttributeStat]:

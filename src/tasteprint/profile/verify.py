@@ -10,6 +10,7 @@ the data. Dominant labels the model left out, and platforms no claim covers, are
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
@@ -111,82 +112,13 @@ def verify_claims(facts: UserFacts, draft: ProfileDraft, strict: bool = True) ->
     """Keep only claims the facts support; count what was dropped and why. The summary is added later.
 
     `strict=False` keeps every claim as drafted (ids outside the history excepted), for the ablation."""
-    stats = VerificationStats(interests_proposed=len(draft.interests), dislikes_proposed=len(draft.dislikes))
-    history = set(facts.history_item_ids)
-    weights = label_weights(facts)
-    quotes: dict[tuple[str, str], str] = {}  # (kind, label) -> the clause that supports an aspect claim
-    phrases = {a.phrase for a in facts.aspects}
-
-    def supported(claim: DraftClaim, kind: str, rating_ok) -> list[str]:
-        kept = []
-        for item_id in dict.fromkeys(claim.evidence):
-            stats.evidence_proposed += 1
-            sign = 1 if kind == "interest" else -1
-            quote = said(facts, claim.label, item_id, sign) if claim.label in phrases else None
-            if item_id not in history:
-                reason = f"{item_id} is not in the user's history"
-            elif not strict:
-                kept.append(item_id)
-                continue
-            elif quote is not None:
-                quotes.setdefault((kind, claim.label), quote)
-                kept.append(item_id)
-                continue
-            elif claim.label not in facts.item_labels.get(item_id, []):
-                reason = f"{item_id} does not carry {claim.label!r} and their text on it does not say it that way"
-            elif not rating_ok(facts.item_ratings.get(item_id)):
-                reason = f"{item_id} was rated {facts.item_ratings.get(item_id)}"
-            else:
-                kept.append(item_id)
-                continue
-            stats.evidence_dropped += 1
-            stats.reasons.append(f"{kind} {claim.label!r}: evidence {reason}")
-        return kept
-
-    stats.aspects_proposed = sum(c.label in phrases for c in draft.interests + draft.dislikes)
-
-    interests: list[Interest] = []
-    for claim in draft.interests:
-        if any(i.label == claim.label for i in interests):
-            stats.reasons.append(f"interest {claim.label!r}: duplicate")
-            continue
-        evidence = supported(claim, "interest", lambda r: r is None or r > DISLIKED_MAX)
-        if evidence:
-            platforms = sorted({facts.item_platforms[i] for i in evidence})
-            interests.append(
-                Interest(
-                    label=claim.label,
-                    weight=weights.get(claim.label, 0.0),
-                    evidence=evidence,
-                    platforms=platforms,
-                    quote=quotes.get(("interest", claim.label)),
-                )
-            )
-        else:
-            stats.reasons.append(f"interest {claim.label!r}: dropped, no supporting evidence")
-    interests.sort(key=lambda i: -i.weight)
-
-    dislikes: list[Dislike] = []
-    dislikable = dislikable_labels(facts) if strict else {d.label for d in draft.dislikes}
-    for claim in draft.dislikes:
-        if any(d.label == claim.label for d in dislikes):
-            stats.reasons.append(f"dislike {claim.label!r}: duplicate")
-            continue
-        evidence = supported(claim, "dislike", lambda r: r is not None and r <= DISLIKED_MAX)
-        quote = quotes.get(("dislike", claim.label))
-        if quote is not None and evidence:  # criticised in their own words: the text is the evidence
-            dislikes.append(Dislike(label=claim.label, evidence=evidence, quote=quote))
-        elif claim.label not in dislikable:
-            stats.reasons.append(f"dislike {claim.label!r}: dropped, not rated clearly below the user's mean")
-        elif any(i.label == claim.label for i in interests):
-            stats.reasons.append(f"dislike {claim.label!r}: dropped, conflicts with a verified interest")
-        elif evidence:
-            dislikes.append(Dislike(label=claim.label, evidence=evidence))
-        else:
-            stats.reasons.append(f"dislike {claim.label!r}: dropped, no supporting evidence")
-    stats.interests_kept, stats.dislikes_kept = len(interests), len(dislikes)
-    stats.aspects_kept = sum(c.quote is not None for c in interests + dislikes)
-
+    checker = _ClaimChecker(facts, strict)
+    checker.stats.interests_proposed, checker.stats.dislikes_proposed = len(draft.interests), len(draft.dislikes)
+    checker.stats.aspects_proposed = sum(c.label in checker.phrases for c in draft.interests + draft.dislikes)
+    interests = checker.interests(draft.interests)
+    dislikes = checker.dislikes(draft.dislikes, interests)
+    checker.stats.interests_kept, checker.stats.dislikes_kept = len(interests), len(dislikes)
+    checker.stats.aspects_kept = sum(c.quote is not None for c in interests + dislikes)
     return UserProfile(
         user_id=facts.user_id,
         summary="",
@@ -196,8 +128,104 @@ def verify_claims(facts: UserFacts, draft: ProfileDraft, strict: bool = True) ->
         sources=facts.platforms,
         model="",
         prompt="",
-        verification=stats,
+        verification=checker.stats,
     )
+
+
+def _liked(rating: float | None) -> bool:
+    return rating is None or rating > DISLIKED_MAX
+
+
+def _disliked(rating: float | None) -> bool:
+    return rating is not None and rating <= DISLIKED_MAX
+
+
+class _ClaimChecker:
+    """Checks one draft's claims against one user's facts, recording every drop in `stats`."""
+
+    def __init__(self, facts: UserFacts, strict: bool) -> None:
+        self.facts, self.strict = facts, strict
+        self.stats = VerificationStats()
+        self.history = set(facts.history_item_ids)
+        self.phrases = {a.phrase for a in facts.aspects}
+        self.quotes: dict[tuple[str, str], str] = {}  # (kind, label) -> the clause that supports an aspect claim
+
+    def evidence(self, claim: DraftClaim, kind: str, rating_ok: Callable[[float | None], bool]) -> list[str]:
+        """The claim's evidence items that stand; each dropped one is counted with its reason."""
+        kept = []
+        for item_id in dict.fromkeys(claim.evidence):
+            self.stats.evidence_proposed += 1
+            reason = self._rejection(claim.label, item_id, kind, rating_ok)
+            if reason is None:
+                kept.append(item_id)
+            else:
+                self.stats.evidence_dropped += 1
+                self.stats.reasons.append(f"{kind} {claim.label!r}: evidence {reason}")
+        return kept
+
+    def _rejection(self, label: str, item_id: str, kind: str, rating_ok: Callable[[float | None], bool]) -> str | None:
+        facts = self.facts
+        if item_id not in self.history:
+            return f"{item_id} is not in the user's history"
+        if not self.strict:
+            return None
+        quote = said(facts, label, item_id, 1 if kind == "interest" else -1) if label in self.phrases else None
+        if quote is not None:
+            self.quotes.setdefault((kind, label), quote)
+            return None
+        if label not in facts.item_labels.get(item_id, []):
+            return f"{item_id} does not carry {label!r} and their text on it does not say it that way"
+        if not rating_ok(facts.item_ratings.get(item_id)):
+            return f"{item_id} was rated {facts.item_ratings.get(item_id)}"
+        return None
+
+    def _repeats(self, claim: DraftClaim, kind: str, kept: list[Interest] | list[Dislike]) -> bool:
+        """Whether a claim on this label was already kept (then it is logged as a duplicate)."""
+        if any(c.label == claim.label for c in kept):
+            self.stats.reasons.append(f"{kind} {claim.label!r}: duplicate")
+            return True
+        return False
+
+    def interests(self, claims: list[DraftClaim]) -> list[Interest]:
+        weights = label_weights(self.facts)
+        interests: list[Interest] = []
+        for claim in claims:
+            if self._repeats(claim, "interest", interests):
+                continue
+            evidence = self.evidence(claim, "interest", _liked)
+            if not evidence:
+                self.stats.reasons.append(f"interest {claim.label!r}: dropped, no supporting evidence")
+                continue
+            interests.append(
+                Interest(
+                    label=claim.label,
+                    weight=weights.get(claim.label, 0.0),
+                    evidence=evidence,
+                    platforms=sorted({self.facts.item_platforms[i] for i in evidence}),
+                    quote=self.quotes.get(("interest", claim.label)),
+                )
+            )
+        return sorted(interests, key=lambda i: -i.weight)
+
+    def dislikes(self, claims: list[DraftClaim], interests: list[Interest]) -> list[Dislike]:
+        dislikable = dislikable_labels(self.facts) if self.strict else {c.label for c in claims}
+        dislikes: list[Dislike] = []
+        for claim in claims:
+            if self._repeats(claim, "dislike", dislikes):
+                continue
+            evidence = self.evidence(claim, "dislike", _disliked)
+            quote = self.quotes.get(("dislike", claim.label))
+            if quote is not None and evidence:  # criticised in their own words: the text is the evidence
+                dislikes.append(Dislike(label=claim.label, evidence=evidence, quote=quote))
+            elif claim.label not in dislikable:
+                self.stats.reasons.append(f"dislike {claim.label!r}: dropped, not rated clearly below the user's mean")
+            elif any(i.label == claim.label for i in interests):
+                self.stats.reasons.append(f"dislike {claim.label!r}: dropped, conflicts with a verified interest")
+            elif evidence:
+                dislikes.append(Dislike(label=claim.label, evidence=evidence))
+            else:
+                self.stats.reasons.append(f"dislike {claim.label!r}: dropped, no supporting evidence")
+        return dislikes
 
 
 def said(facts: UserFacts, phrase: str, item_id: str, sign: int) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 from pydantic import BaseModel, Field
 
@@ -124,17 +124,28 @@ def write_parquet(jsonl: Path, parquet: Path) -> None:
     pq.write_table(pa.Table.from_pylist(rows), parquet)
 
 
+class BatchOptions(TypedDict, total=False):
+    """How `batch_profile` runs.
+
+    Attributes:
+        engine: "ray" (Ray Data, the default) or "local" (this process).
+        actors: Ray actors, each holding one model (default 2).
+        ray_address: a running Ray cluster to join (default: start a local one).
+        progress: show a progress bar, or a line of progress off a terminal (default True).
+    """
+
+    engine: Engine
+    actors: int
+    ray_address: str | None
+    progress: bool
+
+
 def batch_profile(
-    profiles: ProfileService,
-    out: Path,
-    users: Iterable[str] | None = None,
-    *,
-    engine: Engine = "ray",
-    actors: int = 2,
-    ray_address: str | None = None,
-    progress: bool = True,
+    profiles: ProfileService, out: Path, users: Iterable[str] | None = None, **options: Unpack[BatchOptions]
 ) -> BatchReport:
-    """Profile `users` (default: all) of the store `profiles` serves with `engine`; see the module docstring."""
+    """Profile `users` (default: all) of the store `profiles` serves; see the module docstring."""
+    engine, actors = options.get("engine", "ray"), options.get("actors", 2)
+    ray_address, progress = options.get("ray_address"), options.get("progress", True)
     workspace = profiles.workspace
     out.mkdir(parents=True, exist_ok=True)
     report = BatchReport(engine=engine, jsonl=out / "profiles.jsonl", parquet=out / "profiles.parquet")

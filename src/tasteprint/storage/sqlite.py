@@ -1,4 +1,4 @@
-"""SQLite persistence for events, items, users and profile versions, inside the store directory.
+"""SQLite persistence for events, items and profile versions, inside the store directory.
 
 Each write is one transaction, so a killed process leaves either the whole batch or none of it.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from tasteprint.models import Event, Item, UserAttributes
+from tasteprint.models import Event, Item
 
 from .profiles import ProfileTables
 from .responses import ResponseCache
@@ -32,18 +32,14 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_user ON events(user_id, timestamp);
 CREATE INDEX IF NOT EXISTS events_item ON events(item_id);
+-- Stores written before demographics were dropped held them here, unread; remove them.
+DROP TABLE IF EXISTS users;
 CREATE TABLE IF NOT EXISTS items (
     item_id TEXT PRIMARY KEY,
     title TEXT NOT NULL,
     description TEXT NOT NULL,
     attributes TEXT NOT NULL,
     platform TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS users (
-    user_id TEXT PRIMARY KEY,
-    age INTEGER,
-    gender TEXT,
-    occupation TEXT
 );
 CREATE TABLE IF NOT EXISTS profiles (
     user_id TEXT NOT NULL,
@@ -184,12 +180,6 @@ class Database:
         self._bump_data_version()
         return len(rows)
 
-    def add_users(self, users: Iterable[UserAttributes]) -> int:
-        rows = [(u.user_id, u.age, u.gender, u.occupation) for u in users]
-        with self.conn:
-            self.conn.executemany("INSERT OR REPLACE INTO users VALUES (?,?,?,?)", rows)
-        return len(rows)
-
     def add_placeholder_items(self) -> None:
         """Give every event's item a catalogue row, titled by its id, when the data set had none."""
         with self.conn:
@@ -236,11 +226,11 @@ class Database:
         return texts
 
     def forget_user(self, user_id: str) -> int:
-        """Delete a user's events, demographics, every profile version and the LLM responses cached for
+        """Delete a user's events, every profile version and the LLM responses cached for
         them, in one transaction. Returns how many events were removed."""
         with self.conn:
             removed = self.conn.execute("DELETE FROM events WHERE user_id=?", (user_id,)).rowcount
-            for table in ("users", "profiles", "llm_cache", "stale_profiles"):
+            for table in ("profiles", "llm_cache", "stale_profiles"):
                 self.conn.execute(f"DELETE FROM {table} WHERE user_id=?", (user_id,))
         self._bump_data_version()
         return removed
@@ -315,12 +305,6 @@ class Database:
 
     def user_ids(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT user_id FROM events ORDER BY user_id")]
-
-    def user_attributes(self, user_id: str) -> UserAttributes | None:
-        row = self.conn.execute("SELECT * FROM users WHERE user_id=?", (user_id,)).fetchone()
-        if row is None:
-            return None
-        return UserAttributes(user_id=row[0], age=row[1], gender=row[2], occupation=row[3])
 
     def items(self, item_ids: Iterable[str] | None = None) -> dict[str, Item]:
         if item_ids is None:
