@@ -22,12 +22,13 @@ from .models import (
     UserFacts,
     UserProfile,
 )
+from .profile.edits import EditRequest
 from .profile.segments import Segmentation
 from .recommend.recommender import Recommender
 from .services.batch import BatchOptions, BatchReport, batch_profile
 from .services.data import DataService
 from .services.fitting import FittingService
-from .services.profiles import BatchResult, ProfileService
+from .services.profiles import BatchResult, EditResult, ProfileService
 from .services.recommending import RecommendService
 from .services.segments import SegmentService
 from .services.workspace import Workspace
@@ -171,6 +172,45 @@ class Tasteprint:
         """The user's current profile. Built when missing (or with `refresh`, from all facts), updated
         when new events arrived since the stored version, else the stored version."""
         return self.services.profiles.get(str(user_id), refresh=refresh)
+
+    def edit_profile(
+        self,
+        user_id: str,
+        *,
+        not_interested: Iterable[str] = (),
+        more: Iterable[str] = (),
+        never: Iterable[str] = (),
+        liked: Iterable[str] = (),
+        undo: Iterable[str] = (),
+        says: str | None = None,
+    ) -> EditResult:
+        """Record what a person states about their profile; recommendations obey it from now on, and
+        every later profile version (a rebuild or an update) keeps it until it is undone.
+
+        Args:
+            not_interested: labels (as `profile` shows them: genres, decades, tags, mined aspects) no
+                pick may carry.
+            more: labels of which at least 3 of every 10 picks carry one (or all that are left).
+            never: items (ids, or titles matching exactly one item) never to serve again.
+            liked: items they enjoyed; they join the history the recommender reads.
+            undo: labels or items whose earlier edit is removed.
+            says: free text; kept as a note, and what it states becomes edits (liked and disliked
+                labels, liked titles), read by the model among the catalogue's names and checked
+                against the text. A person with no history can be served from this alone.
+
+        Raises:
+            UnknownNameError: a label or item the catalogue does not have (nothing is changed); its
+                hint names the nearest ones.
+        """
+        request = EditRequest(
+            not_interested=list(not_interested),
+            more=list(more),
+            never=list(never),
+            liked=list(liked),
+            undo=list(undo),
+            says=says,
+        )
+        return self.services.profiles.edit(str(user_id), request)
 
     def update(self, user_id: str) -> UserProfile:
         """The next profile version from the previous one plus the facts of events that arrived since."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_serializer
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -204,6 +204,37 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+EditKind = Literal["not_interested", "more", "never", "liked", "note"]
+
+
+class ProfileEdit(BaseModel):
+    """One thing a person stated about their profile (or an operator on their behalf). It outlives every
+    rebuild: the profile and the recommendations obey it until it is undone.
+
+    Kinds: `not_interested` and `more` name a `label`; `never` and `liked` name an `item_id`; `note`
+    keeps free `text` (what a person said, from which the other kinds may be read)."""
+
+    kind: EditKind
+    label: str | None = None
+    item_id: str | None = None
+    text: str | None = Field(default=None, max_length=2000)
+    source: Literal["user"] = "user"
+    at: datetime = Field(default_factory=utcnow)
+
+    @model_serializer(mode="wrap")
+    def _only_what_it_names(self, handler):
+        # {"kind", "label" | "item_id" | "text", "source", "at"}: the fields a kind does not use are left out.
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+    @property
+    def target(self) -> str:
+        """What the edit names: its label, item id or text."""
+        return self.label or self.item_id or self.text or ""
+
+    def describe(self) -> str:
+        return f"{self.kind.replace('_', ' ')}: {self.target}"
+
+
 class UserProfile(BaseModel):
     """A structured, verified profile. Every interest and dislike cites items from the user's history."""
 
@@ -224,6 +255,9 @@ class UserProfile(BaseModel):
     based_on: int | None = Field(default=None, description="the version this one updated, None for a full build")
     n_events: int = Field(default=0, description="events the profile covers")
     event_watermark: int = Field(default=0, description="the store's last event row this version saw")
+    edits: list[ProfileEdit] = Field(
+        default_factory=list, description="what the person stated, oldest first; kept through every rebuild"
+    )
 
 
 class ProfileDiff(BaseModel):
@@ -239,10 +273,20 @@ class ProfileDiff(BaseModel):
     dislikes_dropped: list[str] = Field(default_factory=list)
     summary_changed: bool = False
     new_events: int = 0
+    edits_added: list[str] = Field(default_factory=list, description="edits new in the later version, described")
+    edits_removed: list[str] = Field(default_factory=list, description="edits undone since the earlier version")
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.dropped or self.reweighted or self.dislikes_added or self.dislikes_dropped)
+        return bool(
+            self.added
+            or self.dropped
+            or self.reweighted
+            or self.dislikes_added
+            or self.dislikes_dropped
+            or self.edits_added
+            or self.edits_removed
+        )
 
 
 class Recommendation(BaseModel):

@@ -16,6 +16,7 @@ from .render import (
     console,
     print_batch,
     print_diff,
+    print_edits,
     print_history,
     print_profile,
     print_segments,
@@ -48,7 +49,7 @@ def profile(
     if diff or history:
         if len(ids) != 1:
             raise TasteprintError("--diff and --history take exactly one user id")
-        if not tp.db.has_user(ids[0]):
+        if not tp.db.has_user(ids[0]) and not tp.db.profiles.has_edits(ids[0]):
             raise UnknownUserError(ids[0])
         if history:
             print_history(tp.profile_history(ids[0]), as_json)
@@ -60,7 +61,9 @@ def profile(
         if as_json:
             print(result.model_dump_json())
         else:
-            print_profile(result, tp.facts(result.user_id).item_titles)
+            cited = [i for claim in result.interests + result.dislikes for i in claim.evidence]
+            cited += [e.item_id for e in result.edits if e.item_id]
+            print_profile(result, {i: item.title for i, item in tp.db.items(cited).items()})
         return
     if threads > 1 and tp.settings.llm == "local":
         err_console.print("note: the embedded model decodes one request at a time; --threads helps hosted backends")
@@ -134,3 +137,50 @@ def segments(
         print(result.model_dump_json(exclude={"segments": {"__all__": {"centroid"}}}))
         return
     print_segments(result)
+
+
+@command()
+def edit(
+    user_id: Annotated[str, typer.Argument(help="user id; a new one starts a profile from what is stated")],
+    not_interested: Annotated[
+        list[str] | None, typer.Option("--not-interested", help="a label no pick may carry (repeatable)")
+    ] = None,
+    more: Annotated[
+        list[str] | None, typer.Option("--more", help="a label at least 3 of 10 picks carry (repeatable)")
+    ] = None,
+    never: Annotated[
+        list[str] | None, typer.Option("--never", help="an item id or exact title never to serve (repeatable)")
+    ] = None,
+    undo: Annotated[
+        list[str] | None, typer.Option("--undo", help="a label or item whose earlier edit is removed (repeatable)")
+    ] = None,
+    says: Annotated[
+        str | None, typer.Option("--says", help="what they like, in their words: kept as a note, read into edits")
+    ] = None,
+    as_json: JsonOpt = False,
+    *,
+    where: Where,
+):
+    """Correct a profile: what a person is not interested in, wants more of, never wants again, or says.
+
+    Edits outlive every rebuild and update of the profile and steer every recommendation until undone.
+    An unknown label or item changes nothing and names the nearest ones.
+    """
+    if not (not_interested or more or never or undo or says):
+        raise TasteprintError("nothing to edit", hint="give --not-interested, --more, --never, --undo or --says")
+    tp = where.open()
+    result = tp.edit_profile(
+        user_id, not_interested=not_interested or (), more=more or (), never=never or (), undo=undo or (), says=says
+    )
+    if as_json:
+        print(json.dumps([e.model_dump(mode="json") for e in result.edits]))
+        return
+    titles = {i: item.title for i, item in tp.db.items([e.item_id for e in result.edits if e.item_id]).items()}
+    print_edits(result.edits, titles)
+    if result.reading is not None:
+        for reason in result.reading.reasons:
+            console.print(f"[dim]{reason}[/]")
+    if result.profile is None:
+        console.print("[dim]no profile yet: the first `tasteprint profile` build carries these edits[/]")
+    else:
+        console.print(f"[dim]profile v{result.profile.version} shows them[/]")

@@ -8,7 +8,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from tasteprint.models import Explanation, FitReport, IngestReport, ProfileDiff, Recommendation, UserProfile
+from tasteprint.models import (
+    Explanation,
+    FitReport,
+    IngestReport,
+    ProfileDiff,
+    ProfileEdit,
+    Recommendation,
+    UserProfile,
+)
 
 console = Console()
 
@@ -102,7 +110,11 @@ def print_diff(change: ProfileDiff, as_json: bool) -> None:
         table.add_row("[green]+ dislike[/]", label, "")
     for label in change.dislikes_dropped:
         table.add_row("[red]- dislike[/]", label, "")
-    console.print(table if change.changed else "no interest or dislike changed")
+    for edit in change.edits_added:
+        table.add_row("[green]+ edit[/]", edit, "")
+    for edit in change.edits_removed:
+        table.add_row("[red]- edit[/]", edit, "")
+    console.print(table if change.changed else "no interest, dislike or edit changed")
     console.print(f"summary {'changed' if change.summary_changed else 'unchanged'}")
 
 
@@ -124,6 +136,8 @@ def print_profile(result: UserProfile, titles: dict[str, str]) -> None:
         for dislike in result.dislikes:
             dislikes.add_row(dislike.label, "; ".join(f"{titles.get(i, i)} [{i}]" for i in dislike.evidence))
         console.print(dislikes)
+    if result.edits:
+        print_edits(result.edits, titles)
     for key, value in result.context.items():
         console.print(f"[dim]{key}:[/] {value}")
     v = result.verification
@@ -132,6 +146,16 @@ def print_profile(result: UserProfile, titles: dict[str, str]) -> None:
         f"{v.dislikes_proposed} dislikes kept, {v.evidence_dropped}/{v.evidence_proposed} evidence ids dropped, "
         f"summary {'replaced' if v.summary_replaced else 'kept'}[/]"
     )
+
+
+def print_edits(edits: list[ProfileEdit], titles: dict[str, str]) -> None:
+    table = Table(title="your edits (kept through every rebuild)")
+    for column in ("kind", "names", "at"):
+        table.add_column(column)
+    for edit in edits:
+        names = f"{titles.get(edit.item_id, edit.item_id)} [{edit.item_id}]" if edit.item_id else edit.target
+        table.add_row(edit.kind.replace("_", " "), names, edit.at.strftime("%Y-%m-%d %H:%M"))
+    console.print(table)
 
 
 def print_recommendations(user_id: str, recommendations: list[Recommendation], titles: dict[str, str]) -> None:

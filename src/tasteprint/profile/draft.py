@@ -319,7 +319,8 @@ REWEIGHT_MIN = 0.05
 
 
 def profile_diff(old: UserProfile, new: UserProfile) -> ProfileDiff:
-    """Interests added, dropped and re-weighted (by at least REWEIGHT_MIN), dislikes added and dropped."""
+    """Interests added, dropped and re-weighted (by at least REWEIGHT_MIN), dislikes and edits added and
+    dropped."""
     before = {i.label: i.weight for i in old.interests}
     after = {i.label: i.weight for i in new.interests}
     old_dislikes = {d.label for d in old.dislikes}
@@ -339,4 +340,6 @@ def profile_diff(old: UserProfile, new: UserProfile) -> ProfileDiff:
         dislikes_dropped=sorted(old_dislikes - new_dislikes),
         summary_changed=old.summary != new.summary,
         new_events=max(new.n_events - old.n_events, 0),
+        edits_added=[e.describe() for e in new.edits if e not in old.edits],
+        edits_removed=[e.describe() for e in old.edits if e not in new.edits],
     )

@@ -315,6 +315,17 @@ def label_shares(events: list[Event], items: dict[str, Item]) -> dict[str, float
     return {label: n / len(events) for label, n in counts.items()} if events else {}
 
 
+def stated_facts(user_id: str, liked: list[str], items: dict[str, Item], global_shares: dict[str, float]) -> UserFacts:
+    """Facts of a person with no history, from the titles they said they liked (each a `like` event
+    on the `stated` platform, kept in memory, never stored), or empty facts when they named none."""
+    events = [Event(user_id=user_id, item_id=i, kind="like", timestamp=0, platform="stated") for i in liked]
+    if events:
+        return build_facts(user_id, events, items, global_shares)
+    return UserFacts(
+        user_id=user_id, n_events=0, n_items=0, kinds={}, platforms=[], first_timestamp=0, last_timestamp=0
+    )
+
+
 class FactBook:
     """Facts for users of one store, with the catalogue-wide label shares computed once."""
 

@@ -9,13 +9,33 @@ from dataclasses import dataclass, field
 
 from tasteprint.errors import ConfigError, TasteprintError, UnknownUserError
 from tasteprint.llm import on_behalf_of
-from tasteprint.models import ProfileDiff, UserFacts, UserProfile
+from tasteprint.models import ProfileDiff, ProfileEdit, UserFacts, UserProfile, utcnow
 from tasteprint.profile.draft import Update, profile_diff
-from tasteprint.profile.facts import build_facts
+from tasteprint.profile.edits import (
+    EditRequest,
+    apply_edits,
+    obey_edits,
+    reading_edits,
+    resolve_undo,
+    stated_profile,
+    statements,
+)
+from tasteprint.profile.facts import build_facts, stated_facts
+from tasteprint.profile.stated import StatedReading, read_statement
 from tasteprint.progress import LoggedProgress
 from tasteprint.storage.embeddings import profile_text
 
 from .workspace import Workspace
+
+
+@dataclass
+class EditResult:
+    """What an edit left: the user's edits, the profile version showing them (None while a user with
+    history has no profile yet: the first build carries them), and how a `says` text was read."""
+
+    edits: list[ProfileEdit]
+    profile: UserProfile | None
+    reading: StatedReading | None = None
 
 
 @dataclass
@@ -36,9 +56,12 @@ class ProfileService:
 
     def get(self, user_id: str, *, refresh: bool = False) -> UserProfile:
         """The user's current profile. Built when missing (or with `refresh`, from all facts), updated
-        when new events arrived since the stored version (`update`), else the stored version."""
+        when new events arrived since the stored version (`update`), else the stored version. A person
+        known only by their edits has the stated profile their last edit stored."""
         db = self.workspace.db
         if not db.has_user(user_id):
+            if stated := db.profiles.latest(user_id):
+                return stated
             raise UnknownUserError(user_id)
         stored = None if refresh else db.profiles.latest(user_id)
         if stored is None:
@@ -72,13 +95,45 @@ class ProfileService:
     def store(self, profile: UserProfile, facts: UserFacts, watermark: int) -> UserProfile:
         """Save a profile built from `facts` as the user's next version, covering events up to row
         `watermark`, with its embedding. Returns it as stored (its version number assigned)."""
+        edits = self.workspace.db.profiles.edits(profile.user_id)
         profile = self.workspace.db.profiles.save(
-            profile.model_copy(update={"n_events": facts.n_events, "event_watermark": watermark})
+            obey_edits(profile, edits, facts).model_copy(
+                update={"n_events": facts.n_events, "event_watermark": watermark}
+            )
         )
         # Written with the profile, so that reading (recommend) never writes.
         vector = self.workspace.embed([profile_text(profile)])[0]
         self.workspace.vectors.upsert_profile(profile.user_id, vector, {"version": profile.version})
         return profile
+
+    def edit(self, user_id: str, request: EditRequest) -> EditResult:
+        """Apply what the person stated (see `Tasteprint.edit_profile`). Every name is resolved before
+        anything is stored; an unknown one raises and changes nothing."""
+        ws = self.workspace
+        db = ws.db
+        titles = {i: item.title for i, item in db.items().items()}
+        labels = ws.label_items()
+        current = db.profiles.edits(user_id)
+        undo = resolve_undo(request.undo, current, titles)
+        made = statements(request, labels, titles)
+        reading = None
+        if request.says:
+            with on_behalf_of(user_id):
+                reading = read_statement(request.says, labels, titles, ws.stages().llm)
+            made += [ProfileEdit(kind="note", text=request.says)] + reading_edits(reading)
+        edits = apply_edits(current, made, undo)
+        db.profiles.save_edits(user_id, edits)
+        latest = db.profiles.latest(user_id)
+        if latest is not None:  # a new version shows the edits (and `profile --diff` what changed)
+            facts = ws.factbook.facts(user_id) if db.has_user(user_id) else stated_facts(user_id, [], {}, {})
+            edited = obey_edits(latest, edits, facts).model_copy(
+                update={"based_on": latest.version, "created_at": utcnow()}
+            )
+            latest = db.profiles.save(edited)
+        elif not db.has_user(user_id):
+            latest = db.profiles.save(stated_profile(user_id))
+        # With history and no profile yet, the edits wait in the store: the first build carries them.
+        return EditResult(edits=edits, profile=latest, reading=reading)
 
     def history(self, user_id: str) -> list[UserProfile]:
         """Every stored version of the user's profile, oldest first."""

@@ -15,9 +15,10 @@ from tasteprint.explain.reasons import ReasonChecker, ReasonStats, catalogue_nam
 from tasteprint.explain.rerank import DEFAULT_BLEND
 from tasteprint.llm import on_behalf_of
 from tasteprint.models import Explanation, Recommendation, UserFacts, UserProfile
-from tasteprint.profile.facts import LOVED_MIN
+from tasteprint.profile.facts import LOVED_MIN, stated_facts
 from tasteprint.recommend.recommender import Recommender
 from tasteprint.recommend.retrievers import Candidate, fuse
+from tasteprint.recommend.steering import Steering
 from tasteprint.storage.embeddings import profile_text
 
 from .fitting import FittingService
@@ -52,11 +53,18 @@ class RecommendService:
     ) -> RecommendResult:
         """See `Tasteprint.recommend`."""
         ws = self.workspace
-        facts = ws.factbook.facts(user_id)
-        profile = self.profiles.get(user_id) if rerank else ws.db.profiles.latest(user_id)
-        history = [e.item_id for e in ws.db.user_events(user_id) if e.kind != "search"]
+        steering = Steering.from_edits(ws.db.profiles.edits(user_id), ws.label_items())
+        facts = self._facts(user_id, steering)
+        profile = self._profile(user_id, rerank)
+        history = [e.item_id for e in ws.db.user_events(user_id) if e.kind != "search"] + steering.liked
         recommender = self.fitting.get()
+        exclude = set(exclude) | steering.excluded
         candidates = self._candidates(recommender, facts, profile, history, max(n_candidates, k), exclude)
+        consumed = set(history) | set(exclude)
+        for label in steering.more:  # the best items with each wanted label join the candidates
+            have = {c.item_id for c in candidates}
+            pool = steering.servable(label, consumed)
+            candidates += [c for c in recommender.recommend(history, n=k, candidates=pool) if c.item_id not in have]
         ids = [c.item_id for c in candidates]
         items = ws.db.items(ids)
         together = recommender.interactions.together(ids, facts.history_item_ids)
@@ -66,11 +74,29 @@ class RecommendService:
             blend = DEFAULT_BLEND if recommender.rerank_blend is None else recommender.rerank_blend
         stages = ws.stages(model=rerank)  # without the model: the fitted order, template explanations
         with on_behalf_of(user_id):
-            ranked = stages.rerank(facts, profile, candidates, items, evidence, k=k, blend=blend, together=together)
-        result = RecommendResult(ranked.recommendations, ranked.stats)
+            ranked = stages.rerank(
+                facts, profile, candidates, items, evidence, k=len(candidates), blend=blend, together=together
+            )
+        picks = {r.item_id: r for r in ranked.recommendations}
+        result = RecommendResult([picks[i] for i in steering.top(list(picks), k, consumed)], ranked.stats)
         if rerank and reasons and not ranked.stats.fallback:
             result.recommendations, result.reasons = self.word(facts, result.recommendations)
         return result
+
+    def _facts(self, user_id: str, steering: Steering) -> UserFacts:
+        """The user's facts; for a person known only by their edits, the facts of the titles they said
+        they liked (or none)."""
+        ws = self.workspace
+        if ws.db.has_user(user_id) or not ws.db.profiles.has_edits(user_id):
+            return ws.factbook.facts(user_id)  # raises UnknownUserError for a stranger
+        return stated_facts(user_id, steering.liked, ws.db.items(steering.liked), ws.factbook.global_shares)
+
+    def _profile(self, user_id: str, build: bool) -> UserProfile | None:
+        """The stored profile; with `build` (the model reranks) the current one, built or updated first."""
+        db = self.workspace.db
+        if build and db.has_user(user_id):
+            return self.profiles.get(user_id)
+        return db.profiles.latest(user_id)
 
     def _candidates(
         self,

@@ -10,7 +10,7 @@ from tasteprint.explain.chain import LLMStages
 from tasteprint.explain.evidence import nearest_history, positive_history
 from tasteprint.llm import CachedBackend, LLMBackend, make_backend
 from tasteprint.models import Item, UserFacts
-from tasteprint.profile.facts import FactBook
+from tasteprint.profile.facts import MAX_LABEL_CHARS, FactBook
 from tasteprint.storage.embeddings import Embedder
 from tasteprint.storage.sqlite import Database
 from tasteprint.storage.vectors import VectorStore, index_items
@@ -29,6 +29,7 @@ class Workspace:
         self._vectors: VectorStore | None = None
         self._indexed_version: int | None = None
         self._stages: dict[bool, LLMStages] = {}  # with and without the model, for the current facts
+        self._label_items: tuple[int, dict[str, set[str]]] | None = None
 
     @property
     def backend(self) -> LLMBackend:
@@ -54,6 +55,14 @@ class Workspace:
         if self._vectors is None:
             self._vectors = VectorStore(self.store, self.settings.chroma_url)
         return self._vectors
+
+    def label_items(self) -> dict[str, set[str]]:
+        """Every label a profile can show -> the items carrying it, read once per data version (tags
+        arrive as feedback too, which keeps the version: a new tag counts from the next ingest)."""
+        version = self.db.data_version()
+        if self._label_items is None or self._label_items[0] != version:
+            self._label_items = (version, self.db.label_items(MAX_LABEL_CHARS))
+        return self._label_items[1]
 
     def refresh_facts(self) -> None:
         """Recompute the catalogue-wide facts (label shares, generic aspects) after the data changed."""

@@ -1,11 +1,16 @@
-"""The profile side of the store's SQLite database: profile versions and which profiles are stale.
-`Database.profiles` is one, over the database's per-thread connection."""
+"""The profile side of the store's SQLite database: profile versions, which profiles are stale, and
+what each person stated (their edits). `Database.profiles` is one, over the database's per-thread
+connection."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tasteprint.models import UserProfile
+from pydantic import TypeAdapter
+
+from tasteprint.models import ProfileEdit, UserProfile
+
+_EDITS = TypeAdapter(list[ProfileEdit])
 
 if TYPE_CHECKING:
     from .sqlite import Database
@@ -18,12 +23,13 @@ class ProfileTables:
         self.db = db  # its `conn` is this thread's connection
 
     def save(self, profile: UserProfile) -> UserProfile:
-        """Store a profile as the user's next version, atomically, and return it with that version."""
+        """Store a profile as the user's next version, atomically, and return it with that version. It
+        carries the user's edits as stored now, whatever the builder saw, so no rebuild drops one."""
         with self.db.conn:
             (latest,) = self.db.conn.execute(
                 "SELECT COALESCE(MAX(version), 0) FROM profiles WHERE user_id=?", (profile.user_id,)
             ).fetchone()
-            stored = profile.model_copy(update={"version": latest + 1})
+            stored = profile.model_copy(update={"version": latest + 1, "edits": self.edits(profile.user_id)})
             self.db.conn.execute(
                 "INSERT INTO profiles VALUES (?,?,?,?)",
                 (stored.user_id, stored.version, stored.created_at.isoformat(), stored.model_dump_json()),
@@ -55,3 +61,18 @@ class ProfileTables:
     def is_stale(self, user_id: str) -> bool:
         """Whether events arrived after the user's stored profile was built."""
         return self.db.conn.execute("SELECT 1 FROM stale_profiles WHERE user_id=?", (user_id,)).fetchone() is not None
+
+    def edits(self, user_id: str) -> list[ProfileEdit]:
+        """What the user stated, oldest first (empty when nothing)."""
+        row = self.db.conn.execute("SELECT body FROM profile_edits WHERE user_id=?", (user_id,)).fetchone()
+        return _EDITS.validate_json(row[0]) if row else []
+
+    def save_edits(self, user_id: str, edits: list[ProfileEdit]) -> None:
+        """Replace the user's edits (the caller then saves a profile version that shows them)."""
+        with self.db.conn:
+            self.db.conn.execute(
+                "INSERT OR REPLACE INTO profile_edits VALUES (?, ?)", (user_id, _EDITS.dump_json(edits).decode())
+            )
+
+    def has_edits(self, user_id: str) -> bool:
+        return self.db.conn.execute("SELECT 1 FROM profile_edits WHERE user_id=?", (user_id,)).fetchone() is not None

@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS llm_cache (
 );
 CREATE INDEX IF NOT EXISTS llm_cache_user ON llm_cache(user_id);
 CREATE TABLE IF NOT EXISTS stale_profiles (user_id TEXT PRIMARY KEY);
+-- What each person stated (a JSON list of ProfileEdit): one row a user, the truth every profile version copies.
+CREATE TABLE IF NOT EXISTS profile_edits (user_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS identities (
     platform TEXT NOT NULL,
     platform_user_id TEXT NOT NULL,
@@ -226,11 +228,11 @@ class Database:
         return texts
 
     def forget_user(self, user_id: str) -> int:
-        """Delete a user's events, every profile version and the LLM responses cached for
+        """Delete a user's events, their edits, every profile version and the LLM responses cached for
         them, in one transaction. Returns how many events were removed."""
         with self.conn:
             removed = self.conn.execute("DELETE FROM events WHERE user_id=?", (user_id,)).rowcount
-            for table in ("profiles", "llm_cache", "stale_profiles"):
+            for table in ("profiles", "llm_cache", "stale_profiles", "profile_edits"):
                 self.conn.execute(f"DELETE FROM {table} WHERE user_id=?", (user_id,))
         self._bump_data_version()
         return removed
@@ -332,6 +334,19 @@ class Database:
                 for value in values:
                     counts[value] = counts.get(value, 0) + n
         return {label: n / total for label, n in counts.items()} if total else {}
+
+    def label_items(self, max_tag_chars: int) -> dict[str, set[str]]:
+        """Each label -> the items carrying it: catalogue attribute values (genres, decades, mined
+        aspects...) and tags anyone gave, up to `max_tag_chars` long (longer ones are text, not labels)."""
+        carried: dict[str, set[str]] = {}
+        for item_id, attributes in self.conn.execute("SELECT item_id, attributes FROM items"):
+            for values in json.loads(attributes).values():
+                for value in values:
+                    carried.setdefault(value, set()).add(item_id)
+        query = "SELECT DISTINCT text, item_id FROM events WHERE kind='tag' AND length(text) <= ?"
+        for tag, item_id in self.conn.execute(query, (max_tag_chars,)):
+            carried.setdefault(tag, set()).add(item_id)
+        return carried
 
     def find_items_by_title(self, text: str, limit: int = 10) -> list[str]:
         rows = self.conn.execute(

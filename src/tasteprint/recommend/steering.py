@@ -1,0 +1,76 @@
+"""Recommendations that obey what a person stated (their profile edits).
+
+- `never`: the item is never served again.
+- `not_interested` in a label: no served item carries it (it is excluded before ranking, so the list
+  is filled from the rest of the person's taste, not left short).
+- `more` of a label: at least `more_floor(k)` of the top k carry it (3 of 10), or every unconsumed item
+  with it when there are fewer; they come in the recommender's own order for this person, and they
+  replace the lowest picks that carry no wanted label, so the person's other tastes keep the rest.
+- `liked` items join the history the recommender reads, so a person with none can still be served.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from tasteprint.models import ProfileEdit
+
+MORE_SHARE = 0.3  # of a list of k: the share that carries each label asked more of (3 of 10)
+
+
+def more_floor(k: int) -> int:
+    """How many of the top `k` must carry a label the person asked more of."""
+    return math.ceil(MORE_SHARE * k)
+
+
+@dataclass
+class Steering:
+    """A person's edits, resolved against the catalogue's labels."""
+
+    excluded: set[str] = field(default_factory=set)
+    more: dict[str, set[str]] = field(default_factory=dict)
+    liked: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_edits(cls, edits: Sequence[ProfileEdit], label_items: Mapping[str, set[str]]) -> Steering:
+        steering = cls()
+        for edit in edits:
+            if edit.kind == "never" and edit.item_id:
+                steering.excluded.add(edit.item_id)
+            elif edit.kind == "not_interested" and edit.label:
+                steering.excluded |= label_items.get(edit.label, set())
+            elif edit.kind == "more" and edit.label:
+                steering.more[edit.label] = set(label_items.get(edit.label, set()))
+            elif edit.kind == "liked" and edit.item_id:
+                steering.liked.append(edit.item_id)
+        return steering
+
+    def servable(self, label: str, consumed: set[str]) -> list[str]:
+        """The items carrying a `more` label that may still be served (unconsumed, not excluded)."""
+        return sorted(self.more[label] - consumed - self.excluded)
+
+    def top(self, order: Sequence[str], k: int, consumed: set[str]) -> list[str]:
+        """The first `k` of `order` (best first) with every `more` label's floor met: the best further
+        items of `order` that carry the label replace the lowest picks that carry no wanted label."""
+        chosen = list(order[:k])
+
+        def protected(item_id: str) -> bool:
+            return any(item_id in items for items in self.more.values())
+
+        for label, items in self.more.items():
+            pool = self.servable(label, consumed)
+            need = min(more_floor(k), len(pool)) - sum(i in items for i in chosen)
+            if need <= 0:
+                continue
+            servable = set(pool)
+            additions = [i for i in order if i in servable and i not in chosen][:need]
+            for item_id in additions:
+                victims = [n for n in range(len(chosen)) if not protected(chosen[n])]
+                if len(chosen) < k:
+                    chosen.append(item_id)
+                elif victims:
+                    del chosen[victims[-1]]
+                    chosen.append(item_id)
+        return chosen
