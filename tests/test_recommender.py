@@ -203,6 +203,15 @@ def test_blend_tuning_follows_a_judge_that_knows_and_ignores_one_that_does_not()
     hurt = Recommender(config).fit(histories, tune_rerank=blend_tuner(contrary, 30))
     assert hurt.rerank_blend == 0.0 and hurt.rerank_gain["ndcg_gain"] == 0.0
 
+    def lucky(user_id, history, pool):  # knows the next item of one user in 20, keeps the order otherwise
+        return knowing(user_id, history, pool) if int(user_id[1:]) % 20 == 0 else {i: n for n, i in enumerate(pool)}
+
+    # Its best blend gains on average, but the 95% interval reaches 0: the blend stays off.
+    chance = Recommender(config).fit(histories, tune_rerank=blend_tuner(lucky, 30))
+    gain = chance.rerank_gain
+    assert gain["best"] > 0 and gain["ndcg_gain"] > 0 and gain["ndcg_gain"] - gain["ci95"] <= 0
+    assert chance.rerank_blend == 0.0
+
 
 def test_explain_uses_a_current_fit_and_never_waits_for_one(tmp_path):
     tp = Tasteprint(store=tmp_path, llm=None)

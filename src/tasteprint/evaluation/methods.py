@@ -183,36 +183,36 @@ def build_tasks(
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[Task]:
     """The splits every method shares, each with a recommender fitted on what its test may see. The
-    LLM blend is tuned (through `judge`) on the first fit and reused by the other protocols."""
+    LLM blend is tuned (through `judge`) on the first fit of each target (next, random) and reused by
+    the other fits of that target."""
     tasks: list[Task] = []
     loo = leave_last_out(events)
-    blend = None
+    blends: dict[str, float | None] = {}
 
-    def fitted(known: dict[str, list[Event]], target: str, tune: bool = False, shortlist: int | None = None):
+    def fitted(known: dict[str, list[Event]], target: str, shortlist: int | None = None):
         config = FitConfig(target=target, seed=seed, validation_candidates=shortlist)
         recommender = Recommender(config)
-        tuner = blend_tuner(judge, rerank_users, progress) if tune and judge is not None and rerank_users else None
+        tune = target not in blends and judge is not None and rerank_users
+        tuner = blend_tuner(judge, rerank_users, progress) if tune else None
         recommender.fit(histories(known), vectors, labels, tune_rerank=tuner, progress=progress)
-        if not tune and blend is not None:
-            recommender.rerank_blend = recommender.report.rerank_blend = blend
+        if tune:
+            blends[target] = recommender.rerank_blend
+        elif blends.get(target) is not None:
+            recommender.rerank_blend = recommender.report.rerank_blend = blends[target]
         return recommender
 
     if {"loo", "cand20"} & set(protocols):
         known = {u: loo.history_for_test(u) for u in loo.train}
         cold = cold_start(loo)
         if "loo" in protocols:
-            test_fit = fitted(known, "next", tune=True)
-            blend = test_fit.rerank_blend
             tasks += [
-                Task("loo", loo, test_fit, all_unseen),
+                Task("loo", loo, fitted(known, "next"), all_unseen),
                 Task("loo-cold", cold, fitted(cold.train, "next"), all_unseen),
             ]
         if "cand20" in protocols:
             size = SAMPLED_NEGATIVES + 1
-            sampled_fit = fitted(known, "next", tune=blend is None, shortlist=size)
-            blend = sampled_fit.rerank_blend if blend is None else blend
             tasks += [
-                Task("cand20", loo, sampled_fit, sampled_candidates(catalogue, loo, seed)),
+                Task("cand20", loo, fitted(known, "next", shortlist=size), sampled_candidates(catalogue, loo, seed)),
                 Task(
                     "cand20-cold",
                     cold,
@@ -222,7 +222,7 @@ def build_tasks(
             ]
     if "msr" in protocols:
         msr = random_split(events, seed=seed)
-        tasks.append(Task("msr", msr, fitted(msr.train, "random", tune=blend is None), all_unseen))
+        tasks.append(Task("msr", msr, fitted(msr.train, "random"), all_unseen))
     return tasks
 
 

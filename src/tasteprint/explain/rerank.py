@@ -102,7 +102,8 @@ def blend_order(order: list[str], llm_rank: dict[str, float], blend: float) -> l
 def tune_blend(cases: Sequence, ranked: list[list[str]], judge: Judge) -> tuple[float, dict[str, float]]:
     """The blend weight in `BLEND_GRID` with the best NDCG@10 over validation `cases` (each with `user_id`,
     `history`, `targets`), whose fitted rankings are `ranked`, the LLM ordering each one's top 20
-    through `judge`; ties go to the smaller weight. Also the mean gain over 0 with its 95% CI."""
+    through `judge`; ties go to the smaller weight. That weight is kept only when its mean gain over 0
+    has a 95% interval above 0 (else the blend is 0); the gain, its CI and the best weight are returned."""
     per_case: dict[float, list[float]] = {w: [] for w in BLEND_GRID}
     for case, order in zip(cases, ranked):
         pool, rest = order[:20], order[20:]
@@ -112,7 +113,10 @@ def tune_blend(cases: Sequence, ranked: list[list[str]], judge: Judge) -> tuple[
             per_case[weight].append(ndcg_at_k(case.targets, blended))
     best = max(BLEND_GRID, key=lambda w: (round(float(np.mean(per_case[w] or [0])), 6), -w))
     mean, half_width = mean_ci95([a - b for a, b in zip(per_case[best], per_case[0.0])])
-    return best, {"users": len(cases), "ndcg_gain": round(mean, 5), "ci95": round(half_width, 5)}
+    # Like every tuned stage, the LLM earns its place only when the paired gain's 95% interval lies above 0.
+    earned = mean - half_width > 0
+    gain = {"users": len(cases), "best": best, "ndcg_gain": round(mean, 5), "ci95": round(half_width, 5)}
+    return (best if earned else 0.0), gain
 
 
 def blend_tuner(judge: Judge, users: int, progress: Callable[[str], None] = lambda _: None) -> RerankTuner:
