@@ -145,7 +145,7 @@ def test_eval_command_runs_on_movielens_100k_files(tmp_path):
 
 def test_explanations_pass_when_cited_picks_are_grounded_and_uncited_ones_name_no_title():
     from tasteprint.evaluation.methods import UserOutcome
-    from tasteprint.evaluation.runner import stage_metrics
+    from tasteprint.evaluation.summary import stage_metrics
     from tasteprint.explain.reasons import Audit
 
     outcome = UserOutcome("u", ["a", "b", "c", "d"], {"a"}, {"h"})

@@ -55,7 +55,7 @@ def test_the_evaluations_own_path_never_sees_a_test_item(tmp_path):
     (and so profiles and prompts) from, on every protocol."""
     from tasteprint import Tasteprint
     from tasteprint.cli.demo import BUILT_IN
-    from tasteprint.evaluation.methods import build_tasks
+    from tasteprint.evaluation.tasks import build_tasks
     from tasteprint.profile.facts import build_facts
 
     tp = Tasteprint(store=tmp_path, fit_embeddings=False)

@@ -57,7 +57,8 @@ class Settings(BaseModel):
         "else 0 (the LLM only explains)",
     )
     fit_target: FitTarget = Field(
-        default="next", description="what the fit validates on: each user's next item, or a random fifth"
+        default="both",
+        description="what the fit validates on: each user's next items, a random fifth of their items, or both",
     )
     fit_embeddings: bool = Field(default=True, description="embed the catalogue and use embedding neighbours")
     ease_max_items: int = Field(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validat
 if TYPE_CHECKING:
     from .config import Settings
 
-FitTarget = Literal["next", "random"]
+FitTarget = Literal["both", "next", "random"]
 EventKind = Literal["rating", "review", "tag", "view", "purchase", "search", "like"]
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 
@@ -323,9 +323,10 @@ class FitConfig(BaseModel):
     """How a recommender is fitted; every choice the data makes is recorded in the `FitReport`."""
 
     target: FitTarget = Field(
-        default="next",
+        default="both",
         description="validation target: each sampled user's last 3 items, each predicted from what came before "
-        "it (next), or a random fifth of their items (random)",
+        "it (next), a random fifth of their items (random), or both, each counted relative to plain EASE on it "
+        "(both: one list serves what comes next and long-term taste)",
     )
     ease_max_items: int = Field(
         default=12_000, description="above this many items with 2+ interactions, ALS replaces EASE"

@@ -52,7 +52,8 @@ def ingest(
 @command()
 def fit(
     target: Annotated[
-        FitTarget | None, typer.Option("--target", help="validate on each user's next item or a random fifth")
+        FitTarget | None,
+        typer.Option("--target", help="validate on each user's next items, a random fifth, or both (the default)"),
     ] = None,
     rerank_users: Annotated[
         int, typer.Option("--rerank-users", min=0, help="validation users to tune the LLM rerank blend on")

@@ -18,12 +18,14 @@ from .render import (
 
 
 class Protocol(str, Enum):
-    """`--protocol` choices: the evaluation's protocols, or all of them."""
+    """`--protocol` choices: the evaluation's protocols, all of them, or `stated` (not part of `all`: it
+    ranks from a sentence read by the model, on the sample)."""
 
     loo = "loo"
     cand20 = "cand20"
     msr = "msr"
     all = "all"
+    stated = "stated"
 
 
 @command()
@@ -66,11 +68,12 @@ def eval_command(
     where: Where,
 ):
     """Evaluate methods on real data: report.md, results.json and PNG plots in --out."""
-    from tasteprint.evaluation.methods import PROTOCOLS
     from tasteprint.evaluation.runner import EvalConfig, run_eval
+    from tasteprint.evaluation.tasks import PROTOCOLS
 
     chosen = [p.value for p in protocol or [Protocol.all]]
-    protocols = list(PROTOCOLS) if "all" in chosen else list(dict.fromkeys(chosen))
+    named = [p for p in chosen if p != "all"]
+    protocols = list(dict.fromkeys([*PROTOCOLS, *named] if "all" in chosen else named))
     settings = Settings.load(**where.options(store=where.store or out / "store", seed=seed, candidates=candidates))
     config = EvalConfig(
         path=path,

@@ -10,7 +10,7 @@ Every method ranks through the one fitted `Recommender`, fitted on each protocol
 single retrievers are its parts, and `tasteprint` adds the LLM stages (`LLMStages`, as serving calls
 them) with the blend the fit chose on validation. The fit's validation mirrors each protocol: the next item
 ranked among all items for `loo`, among 20 sampled items for `cand20`, and a random fifth of the
-items for `msr`. Classical
+items for `msr` (see `tasks`). Classical
 methods run on all evaluated users; LLM methods on a seeded sample. Profiles and facts come from
 the training part only. Over all unseen items a method returns its top 200; a held-out item below
 that counts as missed (MRR 0).
@@ -29,9 +29,9 @@ from rich.progress import Progress
 
 from tasteprint.explain.chain import LLMStages
 from tasteprint.explain.reasons import Audit, ReasonChecker, ReasonStats, catalogue_names
-from tasteprint.explain.rerank import DEFAULT_BLEND, Judge, RerankResult, blend_tuner
+from tasteprint.explain.rerank import DEFAULT_BLEND, RerankResult
 from tasteprint.ingest.aspects import ASPECT_ATTRIBUTE
-from tasteprint.models import Event, FitConfig, Item, UserFacts, UserProfile
+from tasteprint.models import Event, Item, UserFacts, UserProfile
 from tasteprint.profile.facts import build_facts
 from tasteprint.recommend.metrics import (
     hit_rate_at_k,
@@ -43,10 +43,9 @@ from tasteprint.recommend.metrics import (
     precision_at_k,
     recall_at_k,
 )
-from tasteprint.recommend.recommender import Recommender
 from tasteprint.recommend.retrievers import LIST_DEPTH, Candidate, ordered_history
 
-from .split import Split, cold_start, leave_last_out, random_split
+from .tasks import Task
 
 SINGLE_RETRIEVERS = ("pop", "itemknn", "ease", "als", "embed")
 # Eval embeds no catalogue when only these run: every method but the embedding retriever reads no vector.
@@ -54,8 +53,6 @@ READ_NO_VECTORS = ("random", *(m for m in SINGLE_RETRIEVERS if m != "embed"))
 ASPECT_ABLATION = "hybrid-noaspects"  # the same recommender fitted on the catalogue before aspect mining
 CLASSICAL = ("random", *SINGLE_RETRIEVERS, "hybrid", ASPECT_ABLATION, "bert-kmeans")
 LLM_METHODS = ("llm", "tasteprint", "tasteprint-nofacts", "tasteprint-noverify", "tasteprint-noaspects")
-PROTOCOLS = ("loo", "cand20", "msr")
-SAMPLED_NEGATIVES = 19
 
 
 @dataclass
@@ -96,27 +93,6 @@ class UserOutcome:
 
 
 @dataclass
-class Task:
-    """One protocol on one split: who is evaluated, on which candidates (None: every unseen item),
-    and the recommender fitted on what that split lets the model see."""
-
-    protocol: str
-    split: Split
-    recommender: Recommender
-    candidates: Callable[[str, set[str]], list[str] | None]
-    user_vectors: dict[str, np.ndarray] | None = None  # bert-kmeans, fitted on first use
-
-    def history(self, user_id: str) -> list[Event]:
-        return self.split.history_for_test(user_id)
-
-    def popularity(self, catalogue: list[str]) -> np.ndarray:
-        """Interaction counts in the fitted data, aligned with `catalogue`."""
-        interactions = self.recommender.interactions
-        counts = dict(zip(interactions.items, interactions.popularity))
-        return np.array([counts.get(i, 0) for i in catalogue], dtype=np.float32)
-
-
-@dataclass
 class EvalContext:
     """What methods share beyond the split: the catalogue rows, label shares, the embedder, the LLM
     stages, and the store's evidence and profile-vector functions (the ones `recommend` uses)."""
@@ -149,81 +125,6 @@ class EvalContext:
             title = item_id if item.title.endswith(f"({item_id})") and not item.description else item.title
             stripped[item_id] = item.model_copy(update={"attributes": attributes, "title": title})
         return stripped
-
-
-def all_unseen(user_id: str, seen: set[str]) -> None:
-    return None
-
-
-def sampled_candidates(catalogue: list[str], split: Split, seed: int) -> Callable[[str, set[str]], list[str]]:
-    """1 held-out item + 19 random unseen items per user, fixed by the seed and the user id."""
-
-    def pick(user_id: str, seen: set[str]) -> list[str]:
-        rng = random.Random(f"{seed}:{user_id}")
-        target = sorted(split.test[user_id])
-        pool = [i for i in catalogue if i not in seen and i not in split.test[user_id]]
-        return target + rng.sample(pool, min(SAMPLED_NEGATIVES, len(pool)))
-
-    return pick
-
-
-def histories(split_part: dict[str, list[Event]]) -> dict[str, list[str]]:
-    return {u: ordered_history(events) for u, events in split_part.items()}
-
-
-def build_tasks(
-    events: list[Event],
-    catalogue: list[str],
-    vectors: dict[str, np.ndarray] | None,
-    labels: dict[str, set[str]],
-    protocols: list[str],
-    seed: int,
-    judge: Judge | None = None,
-    rerank_users: int = 0,
-    progress: Callable[[str], None] = lambda _: None,
-) -> list[Task]:
-    """The splits every method shares, each with a recommender fitted on what its test may see. The
-    LLM blend is tuned (through `judge`) on the first fit of each target (next, random) and reused by
-    the other fits of that target."""
-    tasks: list[Task] = []
-    loo = leave_last_out(events)
-    blends: dict[str, float | None] = {}
-
-    def fitted(known: dict[str, list[Event]], target: str, shortlist: int | None = None):
-        config = FitConfig(target=target, seed=seed, validation_candidates=shortlist)
-        recommender = Recommender(config)
-        tune = target not in blends and judge is not None and rerank_users
-        tuner = blend_tuner(judge, rerank_users, progress) if tune else None
-        recommender.fit(histories(known), vectors, labels, tune_rerank=tuner, progress=progress)
-        if tune:
-            blends[target] = recommender.rerank_blend
-        elif blends.get(target) is not None:
-            recommender.rerank_blend = recommender.report.rerank_blend = blends[target]
-        return recommender
-
-    if {"loo", "cand20"} & set(protocols):
-        known = {u: loo.history_for_test(u) for u in loo.train}
-        cold = cold_start(loo)
-        if "loo" in protocols:
-            tasks += [
-                Task("loo", loo, fitted(known, "next"), all_unseen),
-                Task("loo-cold", cold, fitted(cold.train, "next"), all_unseen),
-            ]
-        if "cand20" in protocols:
-            size = SAMPLED_NEGATIVES + 1
-            tasks += [
-                Task("cand20", loo, fitted(known, "next", shortlist=size), sampled_candidates(catalogue, loo, seed)),
-                Task(
-                    "cand20-cold",
-                    cold,
-                    fitted(cold.train, "next", shortlist=size),
-                    sampled_candidates(catalogue, cold, seed),
-                ),
-            ]
-    if "msr" in protocols:
-        msr = random_split(events, seed=seed)
-        tasks.append(Task("msr", msr, fitted(msr.train, "random"), all_unseen))
-    return tasks
 
 
 def fit_user_vectors(task: Task, items: dict[str, Item], embed, seed: int) -> dict[str, np.ndarray]:

@@ -121,6 +121,11 @@ def _header(document: dict, k: int) -> list[str]:
         ("llm_contribution", "LLM", "tasteprint minus hybrid (the same recommender without the rerank)"),
         ("aspect_contribution", "Aspect", "hybrid minus hybrid-noaspects (fitted on the catalogue before mining)"),
     ]
+    if stated := document.get("stated"):
+        lines.append(
+            f"- stated ({stated['users']} users, ranked from a sentence alone): NDCG@{k} {stated['ndcg']['stated']}, "
+            f"{stated['vs_pop']}x popularity, {stated['vs_itemknn_seeded']}x item-kNN seeded with the same two titles"
+        )
     for key, what, difference in paired:
         for row in document.get(key, []):
             lines.append(

@@ -8,7 +8,6 @@ import os
 import platform
 import random
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -20,26 +19,26 @@ from tasteprint.api import Tasteprint
 from tasteprint.config import Settings
 from tasteprint.errors import TasteprintError
 from tasteprint.llm import CachedBackend, LLMBackend
-from tasteprint.models import Event, Item
+from tasteprint.models import Event, FitConfig, Item
 from tasteprint.profile.facts import label_shares
 from tasteprint.progress import LoggedProgress
-from tasteprint.recommend.metrics import catalogue_coverage, mean_ci95, popularity_bias, rate
+from tasteprint.recommend.recommender import Recommender
 from tasteprint.storage.embeddings import item_text
 
 from .methods import (
     ASPECT_ABLATION,
     CLASSICAL,
     LLM_METHODS,
-    PROTOCOLS,
     READ_NO_VECTORS,
     EvalContext,
-    Task,
     UserOutcome,
-    build_tasks,
     run_method,
 )
 from .report import render_report, write_plots
 from .split import Split, leave_last_out, random_split
+from .stated import stated_outcomes, stated_ratios
+from .summary import benchmark_figures, paired_gain, stage_metrics, summarise
+from .tasks import PROTOCOLS, Task, build_tasks, histories
 
 TUNING_USERS = 10  # validation users the LLM blend is tuned on
 
@@ -101,13 +100,18 @@ def run_eval(config: EvalConfig, settings: Settings, console: Console, backend: 
     data = _load(config, settings, backend)
     loo = leave_last_out(data.events)
     wants_llm = bool(set(config.methods) & set(LLM_METHODS))
-    context = _context(data, loo, config, settings, wants_llm)
+    stated = "stated" in config.protocols  # reads each statement with the model
+    context = _context(data, loo, config, settings, wants_llm or stated)
     evaluated = loo.evaluated_users()
     sample = sorted(random.Random(config.seed).sample(evaluated, min(config.sample, len(evaluated))))
     with LoggedProgress(console=console) as progress:
         tasks, without_aspects = _fit(data, config, context, wants_llm and settings.rerank_blend is None, progress)
         results, per_user = _run_methods(tasks, without_aspects, data, config, context, sample, progress)
-    document = _document(data, loo, tasks, config, settings, sample, wants_llm)
+        if stated:
+            per_user |= _run_stated(data, loo, tasks, config, context, sample, results)
+    document = _document(data, loo, tasks, config, settings, sample, wants_llm or stated)
+    if stated:
+        document["stated"] = stated_ratios(per_user, config.k)
     document |= {
         "benchmarks": benchmark_figures(per_user, time.perf_counter() - started),
         "results": results,
@@ -227,6 +231,31 @@ def _run_methods(
     return results, per_user
 
 
+def _run_stated(
+    data: EvalData, loo: Split, tasks: list[Task], config: EvalConfig, context: EvalContext, sample, results
+) -> dict[tuple[str, str], list[UserOutcome]]:
+    """The `stated` protocol on the sample, ranked by the `loo` fit (fitted here when `loo` is not run);
+    its summary rows are added to `results`."""
+    fitted = next((t.recommender for t in tasks if t.protocol == "loo"), None)
+    if fitted is None:
+        fitted = Recommender(FitConfig(target="next", seed=config.seed))
+        labels = {i: item.labels() for i, item in data.items.items()}
+        known = {u: loo.history_for_test(u) for u in loo.train}
+        fitted.fit(histories(known), data.vectors, labels)
+    workspace = data.tp.services.workspace
+    users = [u for u in sample if u in loo.test]
+    outcomes = stated_outcomes(
+        loo, users, fitted, data.items, workspace.label_items(), context.global_shares, context.stages.llm, config.k
+    )
+    counts = dict(zip(fitted.interactions.items, fitted.interactions.popularity))
+    popularity = np.array([counts.get(i, 0) for i in data.catalogue], dtype=np.float32)
+    for method, outs in outcomes.items():
+        results += summarise(
+            method, "stated", outs, config.k, "sample", len(data.catalogue), popularity, data.catalogue
+        )
+    return {(method, "stated"): outs for method, outs in outcomes.items()}
+
+
 def _document(
     data: EvalData, loo: Split, tasks: list[Task], config: EvalConfig, settings: Settings, sample: list, llm: bool
 ) -> dict:
@@ -276,105 +305,6 @@ def _version(name: str) -> str | None:
         return None
 
 
-def summarise(method, protocol, outcomes, k, population, catalogue_size, popularity, catalogue) -> list[dict]:
-    """Mean and 95% CI per metric, plus coverage and popularity bias, as self-describing rows."""
-    if not outcomes:
-        return []
-    columns = defaultdict(list)
-    for outcome in outcomes:
-        for name, value in outcome.metrics(k, protocol.split("-")[0]).items():
-            columns[name].append(value)
-    rows = []
-    base = {"method": method, "protocol": protocol, "population": population, "n_users": len(outcomes)}
-    for name, values in columns.items():
-        mean, ci = mean_ci95(values)
-        rows.append(base | {"metric": name, "value": round(mean, 5), "ci95": round(ci, 5)})
-    lists = [o.ranked[:k] for o in outcomes]
-    counts = {item: int(popularity[n]) for n, item in enumerate(catalogue)}
-    rows.append(
-        base | {"metric": f"coverage@{k}", "value": round(catalogue_coverage(lists, catalogue_size, k), 5), "ci95": 0.0}
-    )
-    rows.append(base | {"metric": "popularity_bias", "value": round(popularity_bias(lists, counts, k), 5), "ci95": 0.0})
-    return rows
-
-
-def stage_metrics(method: str, protocol: str, outcomes: list[UserOutcome]) -> dict:
-    """Error modes of the LLM stages: validity, out-of-candidate, duplicates, consumed, grounding, drops, cost."""
-    reranks = [o.rerank for o in outcomes if o.rerank is not None]
-    stats = [r.stats for r in reranks]
-    profiles = [o.profile for o in outcomes if o.profile is not None]
-    audits = [audit for o in outcomes for audit in o.explanation_audit]
-    cited_audits = [a for cited, a in audits if cited]
-    reasons = [o.reasons for o in outcomes if o.reasons is not None]
-    claims = sum(p.verification.claims_proposed for p in profiles)
-    return {
-        "method": method,
-        "protocol": protocol,
-        "users": len(outcomes),
-        "json_validity_rate": measured(sum(s.valid_passes for s in stats), sum(s.passes for s in stats)),
-        "out_of_candidate_rate": measured(sum(s.out_of_candidates for s in stats), sum(s.judgements for s in stats)),
-        "duplicate_rate": rate(sum(o.duplicates for o in outcomes), sum(min(len(o.ranked), 10) for o in outcomes)),
-        "consumed_item_rate": rate(
-            sum(o.consumed_overlap for o in outcomes), sum(min(len(o.ranked), 10) for o in outcomes)
-        ),
-        # A pick with a citation passes when its text names the user's item and nothing outside; a pick
-        # nothing in the history explains keeps the sentence saying what the data shows, which passes
-        # when it names no title at all. Those are counted apart from the grounding of cited picks.
-        "explanation_pass_rate": measured(
-            sum(a.grounded if cited else not (a.names_history or a.names_other) for cited, a in audits), len(audits)
-        ),
-        "explanation_grounding_rate": measured(sum(a.grounded for cited, a in audits if cited), len(cited_audits)),
-        "uncited_rate": measured(len(audits) - len(cited_audits), len(audits)),
-        "explanation_faithfulness_rate": measured(sum(a.faithful for _, a in audits), len(audits)),
-        "reasons": {
-            "requested": sum(r.requested for r in reasons),
-            "kept": sum(r.kept for r in reasons),
-            "replaced": sum(r.replaced for r in reasons),
-            "calls_failed": sum(1 for r in reasons if r.fallback),
-        },
-        "fallback_rate": measured(sum(1 for s in stats if s.fallback), len(stats)),
-        "profile_claim_drop_rate": measured(sum(p.verification.claims_dropped for p in profiles), claims),
-        "summary_replaced_rate": measured(sum(p.verification.summary_replaced for p in profiles), len(profiles)),
-        "aspect_claims": {
-            "proposed": sum(p.verification.aspects_proposed for p in profiles),
-            "kept": sum(p.verification.aspects_kept for p in profiles),
-        },
-        "omissions_repaired": sum(p.verification.omissions_repaired for p in profiles),
-        "fidelity": {
-            name: mean_defined([o.fidelity.get(name) for o in outcomes])
-            for name in ("dominant_recall", "top3_recall", "next_label_hit", "next_label_hit_data_only")
-        },
-        "tokens_per_user": rate(
-            sum(s.prompt_tokens + s.completion_tokens for s in stats)
-            + sum(p.prompt_tokens + p.completion_tokens for p in profiles),
-            len(outcomes),
-        ),
-        "seconds_per_user": {
-            stage: rate(sum(o.seconds.get(stage, 0.0) for o in outcomes), len(outcomes))
-            for stage in ("profile", "retrieve", "rerank", "reasons", "total")
-        },
-    }
-
-
-def paired_gain(per_user: dict, k: int, method: str, baseline: str) -> list[dict]:
-    """`method` minus `baseline` per protocol, NDCG@k paired on the users both ranked, with the 95% CI
-    of the mean: what the LLM adds (tasteprint minus hybrid, the same recommender without the rerank)
-    and what aspects add (hybrid minus hybrid-noaspects)."""
-    rows = []
-    for (name, protocol), outcomes in per_user.items():
-        if name != method or (baseline, protocol) not in per_user:
-            continue
-        alone = {o.user_id: o for o in per_user[(baseline, protocol)]}
-        pairs = [(o, alone[o.user_id]) for o in outcomes if o.user_id in alone]
-        key = f"ndcg@{k}"
-        gains = [a.metrics(k, protocol)[key] - b.metrics(k, protocol)[key] for a, b in pairs]
-        mean, half_width = mean_ci95(gains)
-        rows.append(
-            {"protocol": protocol, "users": len(pairs), "ndcg_gain": round(mean, 5), "ci95": round(half_width, 5)}
-        )
-    return rows
-
-
 def vectors_without_aspects(
     vectors: dict[str, np.ndarray], items: dict[str, Item], plain_items: dict[str, Item], embed
 ) -> dict[str, np.ndarray]:
@@ -383,26 +313,3 @@ def vectors_without_aspects(
     changed = sorted(i for i in items if plain_items[i] is not items[i])
     fresh = dict(zip(changed, embed([item_text(plain_items[i]) for i in changed]))) if changed else {}
     return {i: fresh.get(i, vector) for i, vector in vectors.items()}
-
-
-def mean_defined(values: list[float | None]) -> float | None:
-    """Mean of the values that are defined, or None when none is."""
-    defined = [v for v in values if v is not None]
-    return round(sum(defined) / len(defined), 4) if defined else None
-
-
-def measured(count: int, total: int) -> float | None:
-    """A rate, or None when the stage never ran for this method (shown as "-", not as a false 0)."""
-    return rate(count, total) if total else None
-
-
-def benchmark_figures(per_user: dict, wall_s: float) -> dict:
-    reranks = [o.rerank.stats for os_ in per_user.values() for o in os_ if o.rerank]
-    tokens = sum(s.completion_tokens for s in reranks)
-    seconds = sum(s.seconds for s in reranks)
-    llm_users = {o.user_id for (m, _), os_ in per_user.items() if m in LLM_METHODS for o in os_}
-    return {
-        "wall_seconds": round(wall_s, 1),
-        "rerank_completion_tokens_per_s": round(tokens / seconds, 1) if seconds else None,
-        "llm_users_per_minute": round(len(llm_users) / wall_s * 60, 2) if llm_users else None,
-    }

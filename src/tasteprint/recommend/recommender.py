@@ -3,7 +3,8 @@
 `Recommender.fit` takes each user's item history in time order (ties in file order) and:
 1. holds out validation targets of sampled users from the *training* data (`next`: each of the last
    3 items, predicted from what came before it, while at least 4 items come before; `random`: a
-   random fifth of the items) and fits the retrievers on the rest;
+   random fifth of the items; `both`, the default: the two, each kind weighted so that it counts
+   alike relative to plain EASE on it) and fits the retrievers on the rest;
 2. chooses the leading retriever (EASE with its L2 penalty, ALS, or item-kNN), how strongly item
    labels count as side information (`retrieve.with_labels`) and how strongly recent items count (a
    half-life in items, mixed with the plain history) by that retriever's NDCG@10 on those targets;
@@ -35,7 +36,7 @@ from tasteprint.models import FitConfig, FitReport
 from .metrics import ndcg_at_k
 from .ranking import FUSION_GRID, LEAD_ALONE, Pool, earns_its_place, fit_lambdamart
 from .retrievers import ALS, EASE, Candidate, Embedding, Interactions, ItemKNN, top_indices
-from .validation import Case, hold_out, recency_ndcgs
+from .validation import Case, hold_out, recency_ndcgs, weigh_cases
 from .validation import shortlists as validation_shortlists
 
 EASE_LAMBDAS = (100.0, 250.0, 500.0, 1000.0)  # EASE's L2 penalty, chosen on validation
@@ -128,7 +129,11 @@ class Recommender:
         check_cases = [c for c in cases if c.user_id not in tuning]
         progress(f"choosing recency and ranker on {len(cases)} cases of {len(users)} validation users")
         shortlists = validation_shortlists(cases, self.interactions, config.validation_candidates, config.seed)
-        validation = self._choose_recency(cases, shortlists)
+        validation = {}
+        if len({c.kind for c in cases}) > 1:
+            reference = recency_ndcgs(self.main, self.interactions, cases, shortlists)
+            validation = {f"{self.main_name} (plain, {kind})": v for kind, v in weigh_cases(cases, reference).items()}
+        validation |= self._choose_recency(cases, shortlists)
         pools = [self._pool(c.history, shortlists[n] if shortlists else None) for n, c in enumerate(cases)]
         pool_of = {id(c): pool for c, pool in zip(cases, pools)}
         validation |= self._choose_ranker(tune_cases, check_cases, pool_of)
@@ -221,7 +226,9 @@ class Recommender:
 
         def ndcgs(cases: list[Case], score: Callable[[Pool], np.ndarray]) -> np.ndarray:
             pools = [pool_of[id(c)] for c in cases]
-            return np.array([ndcg_at_k(c.wanted, self._ordered(p, score(p))[:10]) for c, p in zip(cases, pools)])
+            return np.array(
+                [c.weight * ndcg_at_k(c.wanted, self._ordered(p, score(p))[:10]) for c, p in zip(cases, pools)]
+            )
 
         def mean(values: np.ndarray) -> float:
             return float(values.mean()) if len(values) else 0.0

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 
 from tasteprint.models import ProfileEdit
 
+from .recommender import Recommender
+from .retrievers import Candidate
+
 MORE_SHARE = 0.3  # of a list of k: the share that carries each label asked more of (3 of 10)
 
 
@@ -74,3 +77,22 @@ class Steering:
                     del chosen[victims[-1]]
                     chosen.append(item_id)
         return chosen
+
+
+def with_wanted(
+    recommender: Recommender,
+    history: Sequence[str],
+    candidates: list[Candidate],
+    steering: Steering,
+    k: int,
+    consumed: set[str],
+) -> list[Candidate]:
+    """`candidates` plus, for each `more` label, its best `k` servable items for this history (in the
+    recommender's order), so that `Steering.top` can meet the label's floor from them."""
+    for label in steering.more:
+        have = {c.item_id for c in candidates}
+        pool = steering.servable(label, consumed)
+        candidates = candidates + [
+            c for c in recommender.recommend(history, n=k, candidates=pool) if c.item_id not in have
+        ]
+    return candidates

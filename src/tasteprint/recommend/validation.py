@@ -21,12 +21,15 @@ PLAIN_MIX = (0.0, 0.3, 1.0, 3.0)
 @dataclass
 class Case:
     """One validation case: what the recommender sees (oldest first) and the held-out items it should
-    rank high, as indices into the fitted items."""
+    rank high, as indices into the fitted items. `kind` is its target (next or random); `weight` scales
+    its NDCG in every choice the fit makes (see `weigh_cases`)."""
 
     user_id: str
     history: list[str]
     targets: set[str]
     wanted: set[int] = field(default_factory=set)
+    kind: str = "next"
+    weight: float = 1.0
 
 
 def hold_out(
@@ -41,19 +44,22 @@ def hold_out(
     held: dict[str, set[str]] = {}
     for user_id in sorted(sample):
         history = histories[user_id]
-        if target == "next":
+        held[user_id] = set()
+        if target in ("next", "both"):
             # Earlier positions only while the prefix stays as long as the shortest eligible history's
             # last one: a 2-item prefix would tune for histories nobody is served from.
             first = max(len(history) - NEXT_POSITIONS, MIN_VALIDATION_ITEMS - 1)
             for position in range(first, len(history)):
                 item = history[position]
                 cases.append(Case(user_id, [i for i in history[:position] if i != item], {item}))
-            held[user_id] = set(history[first:])
-        else:
-            distinct = sorted(set(history))
+            held[user_id] |= set(history[first:])
+        if target in ("random", "both"):
+            # With both, the random fifth is drawn from the items before the next-item targets.
+            distinct = sorted(set(history) - held[user_id])
             picker = random.Random(f"{seed}:{user_id}")
-            held[user_id] = set(picker.sample(distinct, max(1, len(distinct) // 5)))
-            cases.append(Case(user_id, [i for i in history if i not in held[user_id]], held[user_id]))
+            fifth = set(picker.sample(distinct, max(1, len(distinct) // 5)))
+            cases.append(Case(user_id, [i for i in history if i not in fifth], fifth, kind="random"))
+            held[user_id] |= fifth
     inner = {u: [i for i in h if i not in held.get(u, ())] for u, h in histories.items()}
     return cases, inner
 
@@ -98,5 +104,21 @@ def recency_ndcgs(
                         top = listed[np.lexsort((listed, -scores[listed]))][:10]
                     else:
                         top = top_indices(scores, plain_rows[row] > 0, 10)
-                    ndcgs.setdefault((half_life, mix), []).append(ndcg_at_k(case.wanted, top))
+                    ndcgs.setdefault((half_life, mix), []).append(case.weight * ndcg_at_k(case.wanted, top))
     return {setting: np.array(values) for setting, values in ndcgs.items()}
+
+
+def weigh_cases(cases: list[Case], reference: dict[tuple, np.ndarray]) -> dict[str, float]:
+    """With cases of several kinds, weight each so that every kind counts alike, relative to the
+    `reference` (plain-history) NDCG on it: the weighted mean NDCG is then the mean over kinds of
+    NDCG / reference, 1.0 for the reference itself. Returns each kind's reference mean. A single kind
+    keeps weight 1 (plain NDCG)."""
+    plain = reference[(None, 0.0)]
+    kinds = sorted({c.kind for c in cases})
+    means = {kind: float(np.mean([v for v, c in zip(plain, cases) if c.kind == kind])) for kind in kinds}
+    if len(kinds) < 2 or not all(means.values()):
+        return means
+    counts = {kind: sum(c.kind == kind for c in cases) for kind in kinds}
+    for case in cases:
+        case.weight = len(cases) / (len(kinds) * counts[case.kind] * means[case.kind])
+    return means

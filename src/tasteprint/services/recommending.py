@@ -18,7 +18,7 @@ from tasteprint.models import Explanation, Recommendation, UserFacts, UserProfil
 from tasteprint.profile.facts import LOVED_MIN, stated_facts
 from tasteprint.recommend.recommender import Recommender
 from tasteprint.recommend.retrievers import Candidate, fuse
-from tasteprint.recommend.steering import Steering
+from tasteprint.recommend.steering import Steering, with_wanted
 from tasteprint.storage.embeddings import profile_text
 
 from .fitting import FittingService
@@ -61,10 +61,7 @@ class RecommendService:
         exclude = set(exclude) | steering.excluded
         candidates = self._candidates(recommender, facts, profile, history, max(n_candidates, k), exclude)
         consumed = set(history) | set(exclude)
-        for label in steering.more:  # the best items with each wanted label join the candidates
-            have = {c.item_id for c in candidates}
-            pool = steering.servable(label, consumed)
-            candidates += [c for c in recommender.recommend(history, n=k, candidates=pool) if c.item_id not in have]
+        candidates = with_wanted(recommender, history, candidates, steering, k, consumed)
         ids = [c.item_id for c in candidates]
         items = ws.db.items(ids)
         together = recommender.interactions.together(ids, facts.history_item_ids)
