@@ -206,3 +206,45 @@ def test_vectors_without_aspects_re_embed_only_the_items_mining_changed():
     result = vectors_without_aspects(vectors, {"B01": mined, "m1": kept}, {"B01": plain, "m1": kept}, embed)
     assert embedded == ["B01"]  # the item's text before mining: its id alone
     assert result["B01"].tolist() == [1.0, 1.0] and result["m1"].tolist() == [7.0, 7.0]
+
+
+@pytest.mark.slow
+def test_stated_protocol_ranks_from_a_sentence_beside_popularity_and_seeded_knn(tmp_path):
+    """`stated` is asked for by name (not part of all): each sampled user's statement is read, and the
+    three lists are scored on the same users; the report gives the ratios."""
+    from conftest import movielens_slice
+    from typer.testing import CliRunner
+
+    from tasteprint.cli import app
+
+    data = movielens_slice(tmp_path / "data", {str(u) for u in range(1, 101)})
+    out = tmp_path / "R"
+    command = ["eval", str(data), "--protocol", "stated", "--methods", "pop", "--sample", "30", "--llm", "scripted"]
+    result = CliRunner().invoke(app, [*command, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "results.json").read_text())
+    assert document["config"]["protocols"] == ["stated"] and document["fits"] == {}
+    stated = document["stated"]
+    ndcg = {
+        r["method"]: r["value"] for r in document["results"] if r["protocol"] == "stated" and r["metric"] == "ndcg@10"
+    }
+    assert set(ndcg) == {"stated", "pop", "itemknn-seeded"} and stated["users"] == 30
+    assert stated["ndcg"]["stated"] == pytest.approx(ndcg["stated"], abs=1e-5)
+    assert stated["vs_pop"] == pytest.approx(ndcg["stated"] / ndcg["pop"], rel=1e-3)
+    assert f"{stated['vs_pop']}x popularity" in (out / "report.md").read_text()
+
+
+def test_statement_template_and_its_reading_without_a_model():
+    """The fixed template names the top labels and two favourites; the text check alone reads it."""
+    from tasteprint.evaluation.stated import statement
+    from tasteprint.llm import LLMContext
+    from tasteprint.profile.stated import read_statement
+
+    said = statement(["Drama", "Crime", "1990s"], ["Heat (1995)", "Matrix, The (1999)"])
+    assert said == "I like Drama, Crime and 1990s. Two favourites: Heat (1995) and Matrix, The (1999)."
+    titles = {"6": "Heat (1995)", "2571": "Matrix, The (1999)", "9": "Heathers (1989)"}
+    reading = read_statement(said, ["Drama", "Crime", "1990s", "Horror"], titles, LLMContext(None))
+    assert set(reading.liked_labels) == {"Drama", "Crime", "1990s"}
+    assert sorted(reading.liked_items) == ["2571", "6"] and not reading.disliked_labels and not reading.by_llm
+    no_horror = read_statement("Comedies yes, but never horror films.", ["Comedy", "Horror"], {}, LLMContext(None))
+    assert no_horror.liked_labels == ["Comedy"] and no_horror.disliked_labels == ["Horror"]

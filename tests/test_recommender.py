@@ -224,3 +224,24 @@ def test_explain_uses_a_current_fit_and_never_waits_for_one(tmp_path):
     tp.fit(progress=False)
     assert saved.exists() and tp.current_recommender() is tp.recommender()
     assert Tasteprint(store=tmp_path, llm=None).current_recommender() is not None  # read from the store
+
+
+def test_the_both_target_holds_out_next_items_and_a_random_fifth_each_counted_alike():
+    import numpy as np
+
+    from tasteprint.recommend.validation import hold_out, weigh_cases
+
+    histories = {f"u{n}": [f"u{n}-i{i}" for i in range(20)] for n in range(4)}
+    cases, inner = hold_out(histories, "both", users=4, seed=1)
+    by_kind = {kind: [c for c in cases if c.kind == kind] for kind in ("next", "random")}
+    assert len(by_kind["next"]) == 12 and len(by_kind["random"]) == 4
+    for case in by_kind["random"]:  # a fifth of the 17 items before the next targets
+        assert len(case.targets) == 3 and not case.targets & {f"{case.user_id}-i{i}" for i in (17, 18, 19)}
+        assert not case.targets & set(inner[case.user_id]) and len(inner[case.user_id]) == 14
+    # Plain NDCG 0.1 on next cases and 0.4 on random ones: weighted, each kind's mean counts alike.
+    reference = {(None, 0.0): np.array([0.1 if c.kind == "next" else 0.4 for c in cases])}
+    assert weigh_cases(cases, reference) == pytest.approx({"next": 0.1, "random": 0.4})
+    weighted = np.array([c.weight * r for c, r in zip(cases, reference[(None, 0.0)])])
+    assert weighted.mean() == pytest.approx(1.0)
+    gain_next = np.array([c.weight * (0.2 if c.kind == "next" else 0.4) for c in cases]).mean()
+    assert gain_next == pytest.approx(1.5)  # doubling next NDCG is worth +0.5, as doubling random would be

@@ -91,18 +91,19 @@ def mentioned_labels(text: str, labels: Collection[str]) -> list[str]:
 
 
 def mentioned_titles(text: str, titles: Mapping[str, str]) -> dict[str, str]:
-    """Item id -> title for the titles the text names as whole words; where one name holds another
-    ("The Godfather: Part II" and "The Godfather"), only the longer one counts."""
+    """Item id -> the form in which the text names its title as whole words: as people say it ("the
+    matrix") or as the catalogue writes it ("matrix, the"). Where one name holds another ("The
+    Godfather: Part II" and "The Godfather"), only the longer one counts."""
     folded = text.casefold()
     found: dict[str, str] = {}
     for item_id, title in titles.items():
-        name = title_name(title)
-        if len(name) >= MIN_TITLE_CHARS and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", folded):
-            found[item_id] = title
-    longest = sorted(found, key=lambda i: -len(title_name(found[i])))
+        for name in dict.fromkeys((title_name(title), _YEAR.sub("", title).strip().casefold())):
+            if len(name) >= MIN_TITLE_CHARS and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", folded):
+                found[item_id] = name
+                break
     kept: dict[str, str] = {}
-    for item_id in longest:
-        if not any(title_name(found[item_id]) in title_name(t) for t in kept.values()):
+    for item_id in sorted(found, key=lambda i: -len(found[i])):
+        if not any(found[item_id] in name for name in kept.values()):
             kept[item_id] = found[item_id]
     return kept
 
@@ -124,14 +125,14 @@ def read_statement(text: str, labels: Collection[str], titles: Mapping[str, str]
     """The statement's liked and disliked labels and liked titles (see the module docstring)."""
     title_mentions = mentioned_titles(text, titles)
     untitled = text  # a genre word inside a title ("Star Wars") names the film, not the label
-    for title in title_mentions.values():
-        untitled = re.sub(re.escape(title_name(title)), " ", untitled, flags=re.IGNORECASE)
+    for name in title_mentions.values():
+        untitled = re.sub(re.escape(name), " ", untitled, flags=re.IGNORECASE)
     label_mentions = mentioned_labels(untitled, labels)
     reading = StatedReading()
-    choice = _ask(text, label_mentions, title_mentions, llm, reading)
-    by_name = {t: i for i, t in title_mentions.items()}
+    choice = _ask(text, label_mentions, {i: titles[i] for i in title_mentions}, llm, reading)
+    by_title = {titles[i]: i for i in title_mentions}
     read = {label: stance(untitled, label) for label in label_mentions}
-    read |= {title: stance(text, title_name(title)) for title in by_name}
+    read |= {titles[i]: stance(text, name) for i, name in title_mentions.items()}
     checked: dict[str, int] = {}
     for wanted, names in ((1, choice.liked_labels + choice.liked_titles), (-1, choice.disliked_labels)):
         for name in names:
@@ -144,9 +145,9 @@ def read_statement(text: str, labels: Collection[str], titles: Mapping[str, str]
             checked[name] = said
             reading.reasons.append(f"{name!r}: read from the text, the model left it out")
     for name, said in checked.items():
-        if name in by_name:
+        if name in by_title:
             if said > 0:
-                reading.liked_items.append(by_name[name])
+                reading.liked_items.append(by_title[name])
         elif said > 0:
             reading.liked_labels.append(name)
         else:
