@@ -132,3 +132,30 @@ def test_a_profile_names_what_the_person_mostly_consumes(movielens_store, local_
         assert attribute.share >= DOMINANT_SHARE
         assert attribute.label in named or attribute.label in profile.context["mostly"]
     assert "Horror" in named or "Horror" in profile.context["mostly"]
+
+
+def test_no_aspect_claim_rests_on_a_hedge_reported_words_or_a_rating_against_it():
+    """Stance in reviews: the clause must be the reviewer's own verdict, and their rating must agree."""
+    from tasteprint.models import Event, Item
+    from tasteprint.profile.facts import build_facts
+    from tasteprint.profile.verify import said
+
+    reviews = {
+        "a": (5.0, "Not sure the recipes are what I want, but the photos are lovely."),
+        "b": (5.0, "My sister says the puzzles are boring. I think the puzzles are brilliant."),
+        "c": (4.0, "The layout is cluttered and hard to read."),
+        "d": (1.0, "The layout is cluttered and hard to read."),
+        "e": (2.0, "Great articles, truly excellent writing."),
+    }
+    events = [
+        Event(user_id="u", item_id=i, kind="review", rating=r, text=t, timestamp=n)
+        for n, (i, (r, t)) in enumerate(reviews.items())
+    ]
+    facts = build_facts("u", events, {i: Item(item_id=i, title=i) for i in reviews}, {})
+    assert said(facts, "recipe", "a", -1) is None  # a hedge, not a complaint
+    assert said(facts, "photo", "a", 1) is not None
+    assert said(facts, "puzzle", "b", -1) is None  # someone else's words
+    assert "brilliant" in said(facts, "puzzle", "b", 1)
+    assert said(facts, "layout", "c", -1) is None  # 4 stars is above their mean (3.4): no dislike
+    assert said(facts, "layout", "d", -1) is not None
+    assert said(facts, "article", "e", 1) is None  # 2 stars is a star or more below it: no interest

@@ -17,6 +17,7 @@ from tasteprint.evaluation.split import leave_last_out
 from tasteprint.explain.rerank import blend_tuner
 from tasteprint.models import Event, FitConfig
 from tasteprint.recommend.metrics import ndcg_at_k
+from tasteprint.recommend.persistence import load_recommender
 from tasteprint.recommend.ranking import LEAD_ALONE, earns_its_place
 from tasteprint.recommend.recommender import EASE_LAMBDAS, Recommender
 
@@ -121,10 +122,10 @@ def test_saved_recommender_is_reused_until_the_data_changes(tmp_path, monkeypatc
     assert first[0] not in [r.item_id for r in again.recommend(user, k=5, rerank=False).recommendations]
     # A saved state this version cannot read (another tasteprint's classes, a damaged file) is refitted.
     (store / "recommender" / "recommender.pkl").write_bytes(b"\x80\x05not a pickle")
-    assert Recommender.load(store / "recommender") is None
+    assert load_recommender(store / "recommender") is None
     fresh = Tasteprint(store=store, fit_embeddings=False)
     assert fresh.recommender(progress=False).report.data_version == version + 1
-    assert Recommender.load(store / "recommender") is not None
+    assert load_recommender(store / "recommender") is not None
 
 
 def write_movielens_slice(root, users: int, keep=lambda row: True) -> None:
@@ -147,8 +148,9 @@ def write_movielens_slice(root, users: int, keep=lambda row: True) -> None:
 
 @pytest.mark.slow
 def test_served_recommendations_score_what_eval_reports(tmp_path):
-    """Ingest the leave-last-out training part, call recommend(rerank=False) for every test user, score
-    the lists here, and match eval's hybrid figure on the same split to three decimals."""
+    """Ingest the leave-last-out training part into a store fitted as eval fits for loo (`fit_target`
+    next), call recommend(rerank=False) for every test user, score the lists here, and match eval's
+    hybrid figure on the same split to three decimals."""
     full = tmp_path / "full"
     write_movielens_slice(full, users=80)
     settings = Settings.load(store=tmp_path / "eval-store", fit_embeddings=False)
@@ -167,7 +169,7 @@ def test_served_recommendations_score_what_eval_reports(tmp_path):
     test_rows = {(u, next(iter(items))) for u, items in split.test.items()}
     train = tmp_path / "train"
     write_movielens_slice(train, users=80, keep=lambda r: (r["userId"], r["movieId"]) not in test_rows)
-    served = Tasteprint(store=tmp_path / "served", fit_embeddings=False)
+    served = Tasteprint(store=tmp_path / "served", fit_embeddings=False, fit_target="next")
     served.ingest(train)
     scores = [
         ndcg_at_k(split.test[u], [r.item_id for r in served.recommend(u, k=10, rerank=False).recommendations])

@@ -9,6 +9,7 @@ the data. Dominant labels the model left out, and platforms no claim covers, are
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 
@@ -228,16 +229,36 @@ class _ClaimChecker:
         return dislikes
 
 
+# A clause that hedges ("not sure it is what I want") or reports someone else's words ("my wife says")
+# is not the reviewer's own verdict, so no claim rests on it.
+_NOT_A_VERDICT = re.compile(
+    r"\b(not sure|unsure|maybe|perhaps|i wonder|wondering|i guess|if only|hoping|whether|"
+    r"said|says|told|tells|according to|claims?|claimed|heard|people say|others say|reviewers?|"
+    r"my (wife|husband|partner|friend|friends|son|daughter|kids?|mom|dad|mother|father|boss))\b",
+    re.IGNORECASE,
+)
+
+
+def rating_agrees(facts: UserFacts, item_id: str, sign: int) -> bool:
+    """Whether the person's rating of the item allows a claim of this stance: no dislike on an item
+    they rated at or above their own mean, no interest on one they rated a star or more below it."""
+    rating, mean = facts.item_ratings.get(item_id), facts.rating_mean
+    if rating is None or mean is None:
+        return True
+    return rating < mean if sign < 0 else rating > mean - 1
+
+
 def said(facts: UserFacts, phrase: str, item_id: str, sign: int) -> str | None:
     """The clause in which the user wrote `phrase` (or its lemma form) about the item with the stated
     stance (+1 praise, -1 complaint), or None. Read from their own text, not from the mined aspects,
-    so a claim stands or falls on what they wrote."""
+    so a claim stands or falls on what they wrote; the clause must be their own verdict (no hedge, no
+    reported speech), and their rating of the item must agree (`rating_agrees`)."""
     target = lemma_form(phrase)
-    if not target:
+    if not target or not rating_agrees(facts, item_id, sign):
         return None
     for text in facts.item_texts.get(item_id, []):
         for clause in clauses(text):
-            if not contains(lemma_form(clause), target):
+            if not contains(lemma_form(clause), target) or _NOT_A_VERDICT.search(clause):
                 continue
             mention = Mention(target, clause, polarity(clause))
             if stance(mention, facts.item_ratings.get(item_id), facts.rating_mean) == sign:

@@ -13,7 +13,7 @@
    best on the other half;
 4. optionally takes the LLM rerank blend from a tuner given the validation cases (the tuner lives
    above this package: nothing here calls a language model);
-5. refits the retrievers on everything and keeps the choices. `save`/`load` persist it in a store.
+5. refits the retrievers on everything and keeps the choices (`persistence` keeps it in a store).
 
 The main retriever is EASE up to `ease_max_items` items with at least 2 interactions, ALS above, so
 no dense items x items matrix is built for a large catalogue.
@@ -21,11 +21,9 @@ no dense items x items matrix is built for a large catalogue.
 
 from __future__ import annotations
 
-import pickle
 import resource
 import time
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 
 import numpy as np
 from scipy import sparse
@@ -375,33 +373,10 @@ class Recommender:
             self._baselines[method] = factories[method]().fit(self.interactions)
         return self._baselines[method]
 
+    def forget_baselines(self) -> None:
+        """Drop the baselines fitted on demand by `single` (they are refitted when asked for again)."""
+        self._baselines = {}
+
     def _require_fit(self) -> None:
         if self.interactions is None:
             raise TasteprintError("the recommender is not fitted", hint="run `tasteprint fit`")
-
-    # -- persistence --------------------------------------------------------------------------
-
-    def save(self, directory: Path) -> None:
-        """Write the fitted state and its report; readers never see a half-written file."""
-        directory.mkdir(parents=True, exist_ok=True)
-        self._baselines = {}
-        partial = directory / "recommender.pkl.tmp"
-        with partial.open("wb") as handle:
-            pickle.dump(self, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        partial.replace(directory / "recommender.pkl")
-        report = directory / "fit.json.tmp"
-        report.write_text(self.report.model_dump_json(indent=1) if self.report else "{}")
-        report.replace(directory / "fit.json")
-
-    @staticmethod
-    def load(directory: Path) -> Recommender | None:
-        """The recommender saved in `directory`, or None when there is none or it cannot be read (saved
-        by another version of tasteprint, or damaged): the caller refits then."""
-        path = directory / "recommender.pkl"
-        if not path.exists():
-            return None
-        try:
-            with path.open("rb") as handle:
-                return pickle.load(handle)
-        except (pickle.UnpicklingError, AttributeError, ImportError, EOFError, TypeError):
-            return None

@@ -10,6 +10,7 @@ from tasteprint.llm import on_behalf_of
 from tasteprint.models import FitConfig, FitReport
 from tasteprint.profile.facts import build_facts
 from tasteprint.progress import LoggedProgress
+from tasteprint.recommend.persistence import load_recommender, save_recommender
 from tasteprint.recommend.recommender import Recommender
 from tasteprint.recommend.retrievers import Candidate
 
@@ -46,7 +47,7 @@ class FittingService:
             tuner = blend_tuner(self.judge, rerank_users, step) if rerank_users else None
             report = recommender.fit(histories, vectors, labels, tune_rerank=tuner, progress=step)
         report.data_version = version
-        recommender.save(self.directory)
+        save_recommender(recommender, self.directory)
         self._recommender = recommender
         return report
 
@@ -64,7 +65,7 @@ class FittingService:
         never fits."""
         version = self.workspace.db.data_version()
         if self._recommender is None or self._recommender.report.data_version != version:
-            saved = Recommender.load(self.directory)
+            saved = load_recommender(self.directory)
             if saved is None or saved.report is None or saved.report.data_version != version:
                 return None
             self._recommender = saved
