@@ -153,9 +153,11 @@ def test_chroma_server_round_trip(tmp_path):
         process.wait(timeout=20)
 
 
-def test_a_ten_turn_chat_on_the_real_model_follows_what_the_person_asks(indexed_movielens):
+def test_a_ten_turn_chat_on_the_real_model_follows_what_the_person_asks(indexed_movielens, fresh_copy):
     """User 571 watches 93% Horror. The chat must explain, find things like a film they name, keep an
-    exclusion until it is cleared, never repeat a pick, take feedback, show the profile and go newer."""
+    exclusion (in this session, in the profile, and so in a new chat process and in `recommend`), never
+    repeat a pick, take feedback, show the profile and go newer."""
+    indexed_movielens = fresh_copy(indexed_movielens)  # the exclusion is saved in the profile
     tp = Tasteprint(store=indexed_movielens)
     history = tp.facts("571")
     seen_title = history.item_titles[history.loved[0].item_id]
@@ -200,3 +202,12 @@ def test_a_ten_turn_chat_on_the_real_model_follows_what_the_person_asks(indexed_
     assert "Horror" in turns[7]["reply"]
     assert "Forgotten" in turns[8]["reply"] and seen_title not in tp.facts("571").item_titles.values()
     assert turns[9]["constraints"]["exclude_labels"] == [] and turns[9]["constraints"]["min_year"] is None
+    assert "not interested Horror" in turns[7]["reply"]  # the profile shows what they said
+    later = CliRunner().invoke(
+        app,
+        ["chat", "--store", str(indexed_movielens), "--user", "571", "--no-rerank", "--json"],
+        input="recommend something\n",
+    )
+    served = CliRunner().invoke(app, ["recommend", "571", "--store", str(indexed_movielens), "--no-rerank", "--json"])
+    for picks in (json.loads(later.stdout)["recommendations"], json.loads(served.stdout)):
+        assert picks and not any("Horror" in items[r["item_id"]].labels() for r in picks)

@@ -5,12 +5,15 @@ for the paraphrases they were written for, titles fuzzy-matched to the catalogue
 model that calls tools, the model's choice where the rules read nothing), then one tool answers:
 recommend, why/explain, more like an item, exclude a label or title, newer/older, feedback ("I didn't
 like X": stored, taken into the next profile update), the profile with its evidence, forget an item.
-The session keeps what was shown (never repeated) and the constraints (kept until cleared).
+The session keeps what was shown (never repeated) and the constraints (kept until cleared); an
+exclusion said without "for now" is also stored as a profile edit, so it holds in later sessions and
+in `recommend`.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 import statistics
 from dataclasses import dataclass, field
 from typing import Literal
@@ -28,6 +31,16 @@ HELP = (
     "Ask me: 'recommend something', 'why would I like <title>?', 'more like <title>', 'nothing with <label>', "
     "'something newer' / 'older', 'I loved <title>' / 'I didn't like <title>', 'what do you know about me?', "
     "'forget <title>', 'clear filters', 'switch to user <id>', or 'quit'."
+)
+
+
+# A time phrase after what is excluded ("nothing with horror for now, thanks") is not part of its name;
+# "for now" and its kin keep the exclusion to this session, anything else makes it a profile edit.
+_FOR_NOW = re.compile(r"\b(for now|for the moment|for today|today|tonight|this time|this evening)\b", re.IGNORECASE)
+_TIME_PHRASE = re.compile(
+    r"[\s,]*\b(for now|for the moment|for today|today|tonight|this time|this evening|from now on|anymore|any more|"
+    r"ever again|please|thanks|thank you)\b.*$",
+    re.IGNORECASE,
 )
 
 
@@ -257,6 +270,10 @@ class ChatSession:
             titles = "; ".join(facts.item_titles.get(i, i) for i in dislike.evidence)
             lines.append(f"- you rate {dislike.label} low, e.g. {titles}")
         lines += [f"- {key}: {value}" for key, value in profile.context.items()]
+        titles = self.tp.db.items([e.item_id for e in profile.edits if e.item_id])
+        for edit in profile.edits:  # what they told us, which every recommendation obeys
+            named = titles[edit.item_id].title if edit.item_id in titles else edit.target
+            lines.append(f"- you told me: {edit.kind.replace('_', ' ')} {named}")
         return "\n".join(lines)
 
     def _different(self, _argument) -> str:
@@ -292,15 +309,25 @@ class ChatSession:
         return self._show(f"More like {anchor.title}:", picks[: self.k])
 
     def _exclude(self, text) -> str:
-        label = self._label(text or "")
+        """Leave a label or title out: for good (a profile edit, kept in later sessions and by
+        `recommend`), or, when the line says "for now", for this session only."""
+        text = text or ""
+        for_now = bool(_FOR_NOW.search(text))
+        text = _TIME_PHRASE.sub("", text).strip()
+        label = self._label(text)
         if label is not None:
             if label not in self.constraints.exclude_labels:
                 self.constraints.exclude_labels.append(label)
-            return self._recommend(heading=f"Nothing with {label} from now on. Instead:")
-        item_id = self._resolve(text or "")
+            if not for_now:
+                self.tp.edit_profile(self.user_id, not_interested=[label])
+            when = "for now" if for_now else "from now on (saved to your profile)"
+            return self._recommend(heading=f"Nothing with {label} {when}. Instead:")
+        item_id = self._resolve(text)
         if item_id is None:
             return f"I know no label or title called {text!r}."
         self.constraints.exclude_items.append(item_id)
+        if not for_now:
+            self.tp.edit_profile(self.user_id, never=[item_id])
         return self._recommend(heading="I'll leave that one out. Instead:")
 
     def _era(self, newer: bool) -> str:
@@ -350,4 +377,7 @@ class ChatSession:
 
     def _clear(self, _argument) -> str:
         self.constraints = Constraints()
-        return "Filters cleared. Items already shown stay out of new lists."
+        return (
+            "Filters cleared. Items already shown stay out of new lists; what you excluded for good stays in "
+            "your profile (`tasteprint edit USER --undo LABEL` removes it)."
+        )
