@@ -34,7 +34,7 @@ from tasteprint.models import FitConfig, FitReport
 from .metrics import ndcg_at_k
 from .ranking import FUSION_GRID, LEAD_ALONE, Pool, earns_its_place, fit_lambdamart
 from .retrievers import ALS, EASE, Candidate, Embedding, Interactions, ItemKNN, top_indices
-from .validation import Case, hold_out, recency_ndcgs, weigh_cases
+from .validation import Case, hold_out, objective, recency_ndcgs, weigh_cases
 from .validation import shortlists as validation_shortlists
 
 EASE_LAMBDAS = (100.0, 250.0, 500.0, 1000.0)  # EASE's L2 penalty, chosen on validation
@@ -178,7 +178,8 @@ class Recommender:
         def score(variant: tuple, retriever) -> np.ndarray:
             for setting, values in recency_ndcgs(retriever, self.interactions, cases, shortlists).items():
                 ndcgs[(*variant, *setting)] = values
-            return max((v for k, v in ndcgs.items() if k[:3] == variant), key=np.sum, default=np.zeros(len(cases)))
+            scored = (v for k, v in ndcgs.items() if k[:3] == variant)
+            return max(scored, key=lambda v: objective(v, cases), default=np.zeros(len(cases)))
 
         best = {False: (False, self.ease_lambda, 0.0), True: (True, 0.0, 0.0)}
         best_ndcgs = {False: score(best[False], self.main), True: score(best[True], self.knn)}
@@ -190,7 +191,8 @@ class Recommender:
             else:
                 retriever = EASE(lam, label_weight=weight).fit(self.interactions, self.labels)
             values, current = score(variant, retriever), best_ndcgs[is_knn]
-            if earns_its_place(values, current, LABEL_SE) if weight else values.sum() > current.sum():
+            better = objective(values, cases) > objective(current, cases)
+            if (earns_its_place(values, current, LABEL_SE) and better) if weight else better:
                 best[is_knn], best_ndcgs[is_knn] = variant, values
                 self.knn, self.main = (retriever, self.main) if is_knn else (self.knn, retriever)
 
@@ -206,7 +208,7 @@ class Recommender:
         self.ease_lambda = best[False][1]
         self.label_weights = {"ease": best[False][2], "itemknn": best[True][2]}
         kept = [k for k in ndcgs if k[:3] in best.values()]
-        choice = max(kept, key=lambda k: (ndcgs[k].sum(), not k[0], k[3] is None))
+        choice = max(kept, key=lambda k: (objective(ndcgs[k], cases), not k[0], k[3] is None))
         self.lead_is_knn, _, _, self.half_life, self.plain_mix = choice
 
         named = {
@@ -231,7 +233,7 @@ class Recommender:
         def mean(values: np.ndarray) -> float:
             return float(values.mean()) if len(values) else 0.0
 
-        fusion_means = [mean(ndcgs(tune_cases, lambda p, w=w: p.fused(w))) for w in FUSION_GRID]
+        fusion_means = [objective(ndcgs(tune_cases, lambda p, w=w: p.fused(w)), tune_cases) for w in FUSION_GRID]
         tuned = dict(FUSION_GRID[int(np.argmax(fusion_means))])
         lead = ndcgs(check_cases, lambda p: p.fused(LEAD_ALONE))
         results = {"fusion": ndcgs(check_cases, lambda p: p.fused(tuned))}
@@ -248,7 +250,8 @@ class Recommender:
                 results["lambdamart"] = ndcgs(check_cases, lambda p: model.predict(p.features(popularity)))
 
         earning = [stage for stage, values in results.items() if earns_its_place(values, lead)]
-        chosen = max(earning, key=lambda stage: mean(results[stage]), default="lead alone")
+        earning = [stage for stage in earning if objective(results[stage], check_cases) > objective(lead, check_cases)]
+        chosen = max(earning, key=lambda stage: objective(results[stage], check_cases), default="lead alone")
         if self.config.ranker == "lambdamart" and model is not None:
             chosen = "lambdamart"
         self.model = model if chosen == "lambdamart" else None

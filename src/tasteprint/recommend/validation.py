@@ -109,16 +109,26 @@ def recency_ndcgs(
 
 
 def weigh_cases(cases: list[Case], reference: dict[tuple, np.ndarray]) -> dict[str, float]:
-    """With cases of several kinds, weight each so that every kind counts alike, relative to the
-    `reference` (plain-history) NDCG on it: the weighted mean NDCG is then the mean over kinds of
-    NDCG / reference, 1.0 for the reference itself. Returns each kind's reference mean. A single kind
-    keeps weight 1 (plain NDCG)."""
+    """With cases of several kinds, weight each by 1 / the `reference` (plain-history) mean NDCG on its
+    kind, so that a kind's mean weighted NDCG is its ratio to the reference (1.0 for the reference
+    itself; see `objective`). Returns each kind's reference mean. A single kind keeps weight 1."""
     plain = reference[(None, 0.0)]
     kinds = sorted({c.kind for c in cases})
     means = {kind: float(np.mean([v for v, c in zip(plain, cases) if c.kind == kind])) for kind in kinds}
-    if len(kinds) < 2 or not all(means.values()):
-        return means
-    counts = {kind: sum(c.kind == kind for c in cases) for kind in kinds}
-    for case in cases:
-        case.weight = len(cases) / (len(kinds) * counts[case.kind] * means[case.kind])
+    if len(kinds) > 1 and all(means.values()):
+        for case in cases:
+            case.weight = 1.0 / means[case.kind]
     return means
+
+
+def objective(values: np.ndarray, cases: list[Case]) -> float:
+    """What the fit maximises over `cases` (their weighted NDCG@10 in `values`): the mean for one kind
+    of target; for several, the harmonic mean of each kind's mean, so that a setting must do well on
+    every kind (a recency setting that doubles next-item NDCG but loses long-term taste does not win)."""
+    if not len(values):
+        return 0.0
+    kinds = sorted({c.kind for c in cases})
+    if len(kinds) == 1:
+        return float(np.mean(values))
+    means = [float(np.mean([v for v, c in zip(values, cases) if c.kind == kind])) for kind in kinds]
+    return 0.0 if min(means) <= 0 else len(means) / sum(1 / m for m in means)
