@@ -1,0 +1,467 @@
+"""What a chat line asks, by meaning: the acts it carries, in order, each with what it names.
+
+1. `mentions` finds the titles and labels first, with spans and stances.
+2. The line, with each title written as TITLE and each label as GENRE, is embedded with the
+   project's MiniLM model and compared with example requests of every intent (`EXAMPLES`); the
+   nearest intent wins when it is close enough and clearly ahead of the next one.
+3. Otherwise the rules (`intents.route`) read the line; failing those, a model chooses among the
+   intents (grammar-confined for the local model, a tool call for a hosted one), when one is allowed.
+4. A line with several parts ("I loved Heat, anything similar?") carries several acts: each part
+   that reads clearly as its own request adds an act, and a title judged liked or disliked is
+   recorded before the request is answered. "it", "that one" or "the second" in a part refer to the
+   line's title, else to what was just shown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from .intents import route
+from .mentions import Mention
+
+UnderstoodBy = Literal["rules", "embedding", "model"]
+MIN_SIMILARITY = 0.55  # below this the nearest example is not a paraphrase
+MARGIN = 0.04  # the nearest intent must lead the next by this much
+CLEAR_LEAD = 0.1  # ... and by this much to overrule the rules where they read the line otherwise
+NEEDS_ITEM = {"why", "like", "liked", "disliked", "forget"}
+
+EXAMPLES: dict[str, list[str]] = {
+    "recommend": [
+        "anything good for me",
+        "show me a few options",
+        "anything worth watching",
+        "what do you suggest",
+        "pick something for me please",
+        "I'm looking for a movie",
+        "can you recommend a film",
+        "your best picks for me",
+        "recommend something",
+        "what should I watch",
+        "suggest a film for me",
+        "any recommendations",
+        "give me something to watch",
+        "what would you pick for me",
+        "I need something to watch tonight",
+        "find me a good movie",
+        "what else do you have",
+        "more suggestions please",
+    ],
+    "why": [
+        "why should I watch TITLE",
+        "is TITLE really for me",
+        "how come TITLE",
+        "what about TITLE suits me",
+        "why would I like TITLE",
+        "why did you recommend TITLE",
+        "what makes TITLE a good pick for me",
+        "explain why TITLE fits my taste",
+        "why TITLE",
+        "how does TITLE match what I like",
+        "what is the reason you suggested TITLE",
+        "why is TITLE on my list",
+        "tell me why I would enjoy TITLE",
+        "what does TITLE have to do with my taste",
+    ],
+    "like": [
+        "something that feels like TITLE",
+        "give me films close to TITLE",
+        "what else is like TITLE",
+        "similar films please",
+        "more like TITLE",
+        "something similar to TITLE",
+        "films like TITLE",
+        "something in the style of TITLE",
+        "I want something with the feel of TITLE",
+        "anything similar",
+        "recommend something like it",
+        "movies that resemble TITLE",
+        "same kind of film as TITLE",
+        "along the lines of TITLE",
+    ],
+    "exclude": [
+        "no more GENRE",
+        "skip GENRE",
+        "avoid GENRE films",
+        "take TITLE off my list",
+        "I never want to see TITLE",
+        "without GENRE",
+        "nothing with GENRE",
+        "no GENRE please",
+        "I don't want GENRE",
+        "leave out GENRE",
+        "exclude GENRE films",
+        "stop showing me GENRE",
+        "never show me TITLE again",
+        "remove TITLE from my recommendations",
+        "keep GENRE out of my list",
+        "I'm not interested in GENRE",
+    ],
+    "more": [
+        "I could use more GENRE",
+        "more GENRE would be good",
+        "put more GENRE in my list",
+        "increase the GENRE",
+        "more GENRE please",
+        "I want more GENRE",
+        "show me more GENRE films",
+        "give me more GENRE",
+        "can I have extra GENRE",
+        "I'd like more GENRE in my picks",
+        "more GENRE movies",
+        "add more GENRE",
+        "I'm in the mood for more GENRE",
+        "lots of GENRE please",
+    ],
+    "newer": [
+        "newer picks",
+        "newer stuff",
+        "something from this decade",
+        "fresh releases",
+        "something newer",
+        "more recent films",
+        "show me new releases",
+        "something from recent years",
+        "I want modern movies",
+        "newer ones please",
+        "these are too old",
+        "anything recent",
+        "films that came out recently",
+        "the latest movies",
+    ],
+    "older": [
+        "older ones please",
+        "older picks",
+        "older stuff",
+        "films from before my time",
+        "something from the golden age",
+        "something older",
+        "show me classics",
+        "an old film please",
+        "older movies",
+        "something from decades ago",
+        "a classic movie",
+        "vintage cinema",
+        "films from the past",
+        "something from the seventies or earlier",
+        "old school films",
+    ],
+    "different": [
+        "a change of pace",
+        "shake it up",
+        "something outside my usual taste",
+        "try something new for once",
+        "mix it up",
+        "something different",
+        "show me something else entirely",
+        "these all look alike, something different",
+        "change it up",
+        "something unusual for me",
+        "a different kind of film",
+        "surprise me",
+        "break the pattern",
+        "nothing like these",
+        "switch things up",
+    ],
+    "liked": [
+        "TITLE is one of my favourites",
+        "I really enjoyed watching TITLE",
+        "TITLE was brilliant",
+        "I loved TITLE",
+        "I really liked TITLE",
+        "TITLE was great",
+        "I enjoyed TITLE",
+        "TITLE is my favourite film",
+        "I watched TITLE and loved it",
+        "TITLE was amazing",
+        "I'm a big fan of TITLE",
+        "TITLE was fun",
+        "I also liked TITLE",
+    ],
+    "disliked": [
+        "TITLE was a letdown",
+        "TITLE was overrated",
+        "I regret watching TITLE",
+        "I didn't like TITLE",
+        "I hated TITLE",
+        "TITLE was boring",
+        "TITLE was terrible",
+        "I did not enjoy TITLE",
+        "not a fan of TITLE",
+        "TITLE was a disappointment",
+        "I couldn't get into TITLE",
+        "TITLE was awful",
+        "I found TITLE dull",
+    ],
+    "forget": [
+        "forget TITLE",
+        "remove TITLE from my history",
+        "delete TITLE from my profile",
+        "I never saw TITLE, forget it",
+        "erase TITLE",
+        "someone else watched TITLE, remove it",
+        "TITLE shouldn't be in my history",
+        "take TITLE out of my history",
+        "drop TITLE from what you know about me",
+        "forget that I watched TITLE",
+    ],
+    "profile": [
+        "who am I",
+        "what are my interests",
+        "what kind of viewer am I",
+        "what kind of person am I according to you",
+        "what do you think my taste is",
+        "what do you know about me",
+        "show my profile",
+        "describe my taste",
+        "what do I like",
+        "what's my profile",
+        "tell me about my preferences",
+        "how would you describe me",
+        "what have you learned about my taste",
+        "summarize what I like",
+        "what kind of movies do I like",
+    ],
+    "clear": [
+        "clear filters",
+        "reset my filters",
+        "remove all restrictions",
+        "start again without limits",
+        "drop all exclusions",
+        "clear everything",
+        "undo the filters",
+        "reset",
+        "show everything again",
+        "no filters",
+    ],
+    "switch": [
+        "switch to user 4",
+        "change user to 9",
+        "user 12",
+        "talk about user 3",
+        "I am user 5",
+        "log in as user 2",
+        "go to user 7",
+        "now user 8",
+        "let's do user 6",
+        "switch user",
+    ],
+    "quit": [
+        "quit",
+        "bye",
+        "goodbye",
+        "exit",
+        "I'm done",
+        "that's all",
+        "see you",
+        "end",
+        "thanks, that's it",
+        "stop the conversation",
+    ],
+    "wish": [
+        "films about a heist",
+        "something with robots",
+        "a movie set in Paris",
+        "something about friendship",
+        "a film with a strong hero",
+        "something scary but not too violent",
+        "stories about growing up",
+        "a movie with great dialogue",
+        "films set in a big city",
+        "something about animals",
+        "a journey across the country",
+        "something romantic at the beach",
+        "movies about sports",
+        "something funny about a family",
+        "a film about a bank robbery",
+        "a movie set in space",
+        "a story about a dog",
+        "something dark and atmospheric",
+        "a film with a surprise ending",
+        "a light movie to relax",
+        "a story about revenge",
+        "something set during a war in the desert",
+        "a film about music and musicians",
+        "something cozy for a cold evening",
+        "a movie about a small town mystery",
+    ],
+    "help": [
+        "what are my choices",
+        "how should I talk to you",
+        "I don't get it",
+        "help",
+        "what can you do",
+        "how does this work",
+        "what can I say",
+        "options",
+        "I'm confused",
+        "what commands do you understand",
+        "instructions",
+        "how do I use you",
+        "?",
+    ],
+}
+
+_REFERENCE = re.compile(r"\b(it|that one|that|this one|the (first|second|third|fourth|fifth|last) one?)\b", re.I)
+_PARTS = re.compile(r"\s*(?:[,;.!?]+|\bbut\b|\band (?=can|could|would|what|show|give|recommend))\s*", re.I)
+ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1}
+
+
+@dataclass
+class Act:
+    """One thing a line asks or tells: its intent and what it names (an item, a label or a query)."""
+
+    intent: str
+    item_id: str | None = None
+    label: str | None = None
+    query: str | None = None
+
+    def as_json(self) -> dict:
+        named = {"item_id": self.item_id, "label": self.label, "query": self.query}
+        return {"intent": self.intent} | {k: v for k, v in named.items() if v is not None}
+
+
+@dataclass
+class Understanding:
+    """A line as understood: its acts in order, the titles and labels it names, and who decided."""
+
+    acts: list[Act]
+    mentions: list[Mention] = field(default_factory=list)
+    understood_by: UnderstoodBy = "rules"
+    argument: str | None = None  # what the rules captured, for intents whose argument is a user id
+
+    @property
+    def intent(self) -> str:
+        return self.acts[0].intent if self.acts else "help"
+
+
+class SemanticRouter:
+    """Nearest example intents over sentence embeddings (`EXAMPLES`)."""
+
+    def __init__(self, embed: Callable[[list[str]], np.ndarray]):
+        self.embed = embed
+        self.intents = [intent for intent, examples in EXAMPLES.items() for _ in examples]
+        self.vectors = embed([example for examples in EXAMPLES.values() for example in examples])
+
+    def nearest(self, text: str) -> tuple[str, float, float]:
+        """(intent, similarity, lead over the next intent) for a line with its names masked."""
+        similarity = self.vectors @ self.embed([text])[0]
+        best: dict[str, float] = {}
+        for intent, value in zip(self.intents, similarity):
+            best[intent] = max(best.get(intent, -1.0), float(value))
+        ranked = sorted(best.items(), key=lambda pair: -pair[1])
+        return ranked[0][0], ranked[0][1], ranked[0][1] - ranked[1][1]
+
+
+def masked(line: str, mentions: list[Mention], start: int = 0, end: int | None = None) -> str:
+    """`line[start:end]` with each title written as TITLE and each label as GENRE."""
+    end = len(line) if end is None else end
+    out, at = [], start
+    for m in mentions:
+        if start <= m.span[0] and m.span[1] <= end:
+            out += [line[at : m.span[0]], "TITLE" if m.kind == "item" else "GENRE"]
+            at = m.span[1]
+    return "".join(out + [line[at:end]]).strip()
+
+
+def understand(
+    line: str,
+    mentions: list[Mention],
+    router: SemanticRouter,
+    choose_by_model: Callable[[str], str | None] | None = None,
+    shown: list[str] = (),
+) -> Understanding:
+    """The acts of one line (see the module docstring). `choose_by_model(line)` returns an intent or
+    None; `shown` is what the session just listed, for "the second"."""
+    intent, by, argument = _whole_line(line, mentions, router, choose_by_model)
+    acts = [_act(intent, line, mentions, 0, len(line), shown)]
+    if intent in NEEDS_ITEM and acts[0].item_id is None and route(line)[0] == intent:
+        acts[0].query = argument  # a title the catalogue lacks: the reply names what was asked for
+    parts = _parts(line)
+    if len(parts) > 1 and intent not in ("switch", "quit", "help"):
+        acts = []
+        for start, end in parts:
+            text = masked(line, mentions, start, end)
+            if len(text.split()) < 2 and acts:
+                continue  # "thanks", "please": courtesy, not a request
+            part_intent, similarity, lead = router.nearest(text)
+            if similarity < MIN_SIMILARITY or lead < MARGIN / 2:
+                part_intent = intent if not acts else None
+            if part_intent and part_intent != "help" and (not acts or acts[-1].intent != part_intent):
+                acts.append(_act(part_intent, line, mentions, start, end, shown))
+        acts = acts or [_act(intent, line, mentions, 0, len(line), shown)]
+    _agree_with_stances(acts, mentions)
+    judged = [m for m in mentions if m.kind == "item" and m.stance != "neutral"]
+    for m in judged:  # a title judged in passing is recorded before the request is answered
+        verdict = "liked" if m.stance == "liked" else "disliked"
+        if acts[0].intent not in (verdict, "exclude", "forget") and not any(a.item_id == m.key for a in acts[:1]):
+            acts.insert(0, Act(verdict, item_id=m.key))
+    return Understanding(acts, mentions, by, argument)
+
+
+def _agree_with_stances(acts: list[Act], mentions: list[Mention]) -> None:
+    """Where the stance read from the words and the nearest intent disagree on direction, the words win:
+    "no more romance" excludes, "the Matrix was a letdown" is a dislike."""
+    for act in acts:
+        named = next((m for m in mentions if (m.key == act.item_id or m.key == act.label) and m.key), None)
+        if named is None:
+            continue
+        if act.intent in ("liked", "disliked") and named.stance != "neutral":
+            act.intent = named.stance
+        elif act.intent == "more" and named.stance == "disliked":
+            act.intent = "exclude"
+        elif act.intent == "exclude" and named.kind == "label" and named.stance == "liked":
+            act.intent = "more"
+
+
+def _whole_line(line, mentions, router, choose_by_model) -> tuple[str, UnderstoodBy, str | None]:
+    ruled, argument = route(line)
+    if ruled == "switch":
+        return ruled, "rules", argument
+    intent, similarity, lead = router.nearest(masked(line, mentions))
+    # Clearly nearest wins; a close call goes to the rules when they read the line.
+    # The rules' catch-all "recommend" (any "more", "another") is no reading of its own.
+    if (
+        similarity >= MIN_SIMILARITY
+        and lead >= MARGIN
+        and (ruled in ("help", "recommend", intent) or lead >= CLEAR_LEAD)
+    ):
+        return intent, "embedding", argument
+    if ruled != "help":
+        return ruled, "rules", argument
+    if choose_by_model is not None and (chosen := choose_by_model(line)):
+        return chosen, "model", argument
+    return (intent, "embedding", argument) if similarity >= MIN_SIMILARITY else ("help", "rules", argument)
+
+
+def _parts(line: str) -> list[tuple[int, int]]:
+    """[start, end) of each part of the line, split at punctuation and at "but"."""
+    parts, at = [], 0
+    for match in _PARTS.finditer(line):
+        if match.start() > at:
+            parts.append((at, match.start()))
+        at = match.end()
+    if at < len(line):
+        parts.append((at, len(line)))
+    return [p for p in parts if line[p[0] : p[1]].strip()]
+
+
+def _act(intent: str, line: str, mentions: list[Mention], start: int, end: int, shown: list[str]) -> Act:
+    """The act of `intent` on what the part names: its title, else its label, else a reference."""
+    inside = [m for m in mentions if start <= m.span[0] < end]
+    items = [m for m in inside if m.kind == "item"] or [m for m in mentions if m.kind == "item"]
+    labels = [m for m in inside if m.kind == "label"]
+    if intent in ("exclude", "more") and labels:
+        return Act(intent, label=labels[0].key)
+    if intent == "wish":
+        return Act(intent, query=line[start:end].strip())
+    if items and (intent in NEEDS_ITEM or intent == "exclude"):
+        return Act(intent, item_id=items[0].key)
+    if intent in NEEDS_ITEM and shown and (ref := _REFERENCE.search(line[start:end])):
+        ordinal = ref.group(2)
+        return Act(intent, item_id=shown[ORDINALS[ordinal.lower()]] if ordinal else shown[0])
+    return Act(intent)
