@@ -178,3 +178,36 @@ def test_an_exclusion_keeps_finding_picks_for_someone_who_mostly_consumes_what_t
     items = tp.db.items()
     assert len(session.last) == session.k
     assert not any("Horror" in items[r.item_id].labels() for r in session.last)
+
+
+@pytest.mark.slow
+def test_the_paraphrase_set_is_read_by_meaning(movielens_store):
+    """The paraphrase set (tests/data/paraphrases.txt: 17 intents, 12+ lines each, typos, politeness,
+    several acts per line, titles mid-sentence and titles that are common words) through the session's
+    own reader, on the full MovieLens catalogue."""
+    from bench_chat import paraphrase_figures, read_paraphrases
+
+    rows = read_paraphrases()
+    per_intent = {intent: sum(r["intent"] == intent for r in rows) for intent in {r["intent"] for r in rows}}
+    assert len(rows) >= 200 and min(per_intent.values()) >= 12 and len(per_intent) == 17
+    tp = Tasteprint(store=movielens_store)
+    titles = {i: item.title for i, item in tp.db.items().items()}
+    assert all(title in titles.values() for r in rows for title in r["films"])  # every expected film exists
+    figures = paraphrase_figures(ChatSession(tp, rerank=False), titles)
+    assert figures["intent_accuracy"] >= 0.95, figures["per_intent"]
+    assert figures["subject_accuracy"] >= 0.95 and figures["polarity_errors"] <= 0.02, figures
+
+
+def test_turn_json_names_every_film_with_its_span_and_stance(sample):
+    session = ChatSession(sample, user_id="ana", rerank=False)
+    line = "I loved The Ember Crown, anything similar?"
+    turn = session.turn(line)
+    crown = sample.find_items("The Ember Crown")[0]
+    (subject,) = turn.subjects
+    assert (subject.item_id, subject.stance) == (crown, "liked")
+    assert line[subject.span[0] : subject.span[1]] == "The Ember Crown"
+    assert [a["intent"] for a in turn.acts] == ["liked", "like"] and turn.intent == "liked"
+    assert turn.acts[1]["item_id"] == crown and turn.recommendations and turn.understood_by == "embedding"
+    assert [e.rating for e in sample.db.user_events("ana") if e.item_id == crown][-1] == 5.0  # the like was stored
+    unread = session.turn("zxqv plorf")
+    assert unread.intent == "help" and len(unread.reply.split()) <= 25 and "\n" not in unread.reply

@@ -183,6 +183,10 @@ class ChatSession:
         except TasteprintError as exc:
             return f"Sorry: {exc.message}"
 
+    def read(self, question: str) -> Understanding:
+        """What a line names and asks, without acting on it (`turn` acts)."""
+        return self._understand(question)
+
     def _understand(self, question: str) -> Understanding:
         """The line's acts and mentions (`understanding.understand`), the model consulted as the router
         setting says (each failure's cause is kept in `route_failures`)."""

@@ -3,8 +3,9 @@
 `Recommender.fit` takes each user's item history in time order (ties in file order) and:
 1. holds out validation targets of sampled users from the *training* data (`next`: each of the last
    3 items, predicted from what came before it, while at least 4 items come before; `random`: a
-   random fifth of the items; `both`, the default: the two, each kind weighted so that it counts
-   alike relative to plain EASE on it) and fits the retrievers on the rest;
+   random fifth of the items; `both`, the default: the two, where a setting must keep long-term
+   taste before its next-item gain counts, see `validation.objective`) and fits the retrievers on
+   the rest;
 2. chooses the leading retriever (EASE with its L2 penalty, ALS, or item-kNN), how strongly item
    labels count as side information (`retrieve.with_labels`) and how strongly recent items count (a
    half-life in items, mixed with the plain history) by that retriever's NDCG@10 on those targets;
