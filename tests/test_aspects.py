@@ -159,3 +159,20 @@ def test_no_aspect_claim_rests_on_a_hedge_reported_words_or_a_rating_against_it(
     assert said(facts, "layout", "c", -1) is None  # 4 stars is above their mean (3.4): no dislike
     assert said(facts, "layout", "d", -1) is not None
     assert said(facts, "article", "e", 1) is None  # 2 stars is a star or more below it: no interest
+
+
+def test_review_clause_stance_on_a_labelled_set():
+    """100 review-style clauses written for the tests (praise, complaint, and hedges or other people's
+    words that are no verdict): at least 90% read right."""
+    from pathlib import Path
+
+    from tasteprint.ingest.aspects import verdict
+
+    rows = [
+        line.split("|", 1)
+        for line in (Path(__file__).parent / "data" / "review_clauses.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert len(rows) >= 100 and {int(want) for want, _ in rows} == {-1, 0, 1}
+    right = [verdict(clause.strip()) == int(want) for want, clause in rows]
+    assert sum(right) / len(rows) >= 0.9

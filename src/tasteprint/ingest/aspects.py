@@ -52,11 +52,118 @@ class Mention:
     polarity: float
 
 
+# VADER's lexicon is tuned on social media; product reviews judge with words it does not score
+# ("flimsy", "overpriced", "sturdy", "insightful"). Valences on VADER's own -4..4 scale.
+REVIEW_LEXICON = {
+    **dict.fromkeys(
+        [
+            "sturdy",
+            "reliable",
+            "insightful",
+            "informative",
+            "witty",
+            "durable",
+            "well-made",
+            "crisp",
+            "accurate",
+            "favourite",
+            "favorite",
+            "must-read",
+            "page-turner",
+            "engaging",
+            "thoughtful",
+            "useful",
+            "handy",
+            "comfy",
+            "versatile",
+            "intuitive",
+            "flawless",
+            "gripping",
+            "charming",
+            "smooth",
+            "solid",
+        ],
+        2.0,
+    ),
+    **dict.fromkeys(["sharp", "quiet", "works", "worked", "lasts", "recommended", "clean", "vibrant"], 1.2),
+    **dict.fromkeys(
+        [
+            "flimsy",
+            "overpriced",
+            "wobbly",
+            "tinny",
+            "cluttered",
+            "cheaply",
+            "nightmare",
+            "shoddy",
+            "defective",
+            "unreliable",
+            "unusable",
+            "useless",
+            "misleading",
+            "repetitive",
+            "shallow",
+            "bland",
+            "clunky",
+            "leaky",
+            "outdated",
+            "sloppy",
+            "mediocre",
+            "disappointing",
+            "overrated",
+            "filler",
+            "gimmicky",
+            "scratchy",
+            "frustrating",
+            "unreadable",
+        ],
+        -2.0,
+    ),
+    **dict.fromkeys(
+        [
+            "broke",
+            "broken",
+            "crashes",
+            "crashed",
+            "faded",
+            "fades",
+            "peeling",
+            "peeled",
+            "dies",
+            "died",
+            "tears",
+            "ripped",
+            "leaks",
+            "late",
+            "damaged",
+            "smells",
+            "stopped",
+            "rusted",
+            "rusty",
+            "advertising",
+            "ads",
+            "cracked",
+            "loose",
+            "jammed",
+            "stuck",
+            "dented",
+        ],
+        -1.5,
+    ),
+}
+# "too small", "far too easy", "hardly any", "never turn out": complaints VADER reads as neutral or praise.
+_COMPLAINT = re.compile(
+    r"\b(too|overly|hardly|barely)\s+\w+|\bnever\s+(work|works|worked|turn|turns|answer|answered)\b"
+)
+
+
 @lru_cache(maxsize=1)
 def _sentiment():
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    return SentimentIntensityAnalyzer()
+    analyzer = SentimentIntensityAnalyzer()
+    analyzer.lexicon.update(REVIEW_LEXICON)
+    return analyzer
 
 
 @lru_cache(maxsize=1)
@@ -83,8 +190,35 @@ def lemma_form(text: str) -> str:
 
 
 def polarity(clause: str) -> float:
-    """VADER's compound sentiment of a clause, -1 (negative) .. 1 (positive)."""
-    return float(_sentiment().polarity_scores(clause)["compound"])
+    """VADER's compound sentiment of a clause, -1 (negative) .. 1 (positive), with a lexicon for product
+    reviews (`REVIEW_LEXICON`); "too X" and "hardly any" make a clause a complaint."""
+    score = float(_sentiment().polarity_scores(clause)["compound"])
+    if _COMPLAINT.search(clause.lower()):
+        return min(score, -0.3)
+    return score
+
+
+# A clause that hedges ("not sure it is what I want") or reports someone else's words ("my wife says")
+# is not the reviewer's own verdict, so no claim rests on it.
+NOT_A_VERDICT = re.compile(
+    r"\b(not sure|unsure|maybe|perhaps|i wonder|wondering|i guess|if only|hoping|whether|"
+    r"said|says|told|tells|according to|claims?|claimed|heard|people say|others say|reviewers?|"
+    r"my (wife|husband|partner|friend|friends|son|daughter|kids?|mom|dad|mother|father|boss))\b",
+    re.IGNORECASE,
+)
+
+
+def own_verdict(clause: str) -> bool:
+    """Whether a clause is its writer's own judgement (no hedge, no reported speech)."""
+    return NOT_A_VERDICT.search(clause) is None
+
+
+def verdict(clause: str) -> int:
+    """+1 praise, -1 complaint, 0 neither or not the writer's own verdict."""
+    if not own_verdict(clause):
+        return 0
+    score = polarity(clause)
+    return 1 if score >= POLARITY_MIN else -1 if score <= -POLARITY_MIN else 0
 
 
 def clauses(text: str) -> list[str]:

@@ -25,6 +25,7 @@ from .verify import (
     cover_platforms,
     dislikable_labels,
     repair_omissions,
+    repair_own_words,
     verify_claims,
 )
 
@@ -226,6 +227,7 @@ def build_profile(
     profile.prompt = PROMPT_NAME
     if verify:
         repair_omissions(facts, profile)
+        repair_own_words(facts, profile)
         cover_platforms(facts, profile)
     if condense_level:
         profile.verification.reasons.append(f"facts condensed {condense_level} step(s) to fit the context window")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from tasteprint.errors import UnknownUserError
-from tasteprint.ingest.aspects import ASPECT_ATTRIBUTE, MAX_TEXT_CHARS, mine, stance
+from tasteprint.ingest.aspects import ASPECT_ATTRIBUTE, MAX_TEXT_CHARS, mine, own_verdict, stance
 from tasteprint.llm.privacy import redact
 from tasteprint.models import AspectStat, AttributeStat, Event, Item, ItemRef, UserFacts
 from tasteprint.storage.sqlite import Database
@@ -217,15 +217,27 @@ def _recent_shift(histories, labels_of, labels: set[str]) -> dict[str, float]:
     return {k: v for k, v in sorted(shift.items(), key=lambda kv: (-abs(kv[1]), kv[0])) if abs(v) >= SHIFT_THRESHOLD}
 
 
+def rating_allows(sign: int, rating: float | None, mean: float | None) -> bool:
+    """Whether a person's rating of an item allows a stance on it: no complaint (-1) that stands for a
+    dislike on an item rated at or above their own mean, no praise (+1) on one rated a star or more
+    below it."""
+    if rating is None or mean is None:
+        return True
+    return rating < mean if sign < 0 else rating > mean - 1
+
+
 def _aspects(histories: dict[str, _ItemHistory], rating_mean: float | None, generic: set[str]) -> list[AspectStat]:
     """Phrases from the user's own reviews, each with the stance most of its mentions take (praised or
-    criticised), the items it was written about and the first clause that says so; most items first."""
+    criticised), the items it was written about and the first clause that says so; most items first.
+    A mention counts only as its writer's own verdict, and only where their rating allows it."""
     votes: dict[str, dict[int, list[tuple[str, str]]]] = {}
     for history in sorted(histories.values(), key=lambda h: -h.last_timestamp):
         for text in history.texts:
             for mention in mine(text):
                 sign = stance(mention, history.rating, rating_mean)
-                if sign and mention.phrase not in generic:
+                if not sign or mention.phrase in generic or not own_verdict(mention.clause):
+                    continue  # a hedge or someone else's words is not the writer's verdict
+                if rating_allows(sign, history.rating, rating_mean):
                     votes.setdefault(mention.phrase, {1: [], -1: []})[sign].append((history.item_id, mention.clause))
     found = []
     for phrase, by_sign in votes.items():

@@ -9,18 +9,18 @@ the data. Dominant labels the model left out, and platforms no claim covers, are
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from tasteprint.ingest.aspects import Mention, clauses, contains, excerpt, lemma_form, polarity, stance
+from tasteprint.ingest.aspects import Mention, clauses, contains, excerpt, lemma_form, own_verdict, polarity, stance
 from tasteprint.models import Dislike, Interest, UserFacts, UserProfile, VerificationStats
 
-from .facts import DISLIKED_MAX
+from .facts import DISLIKED_MAX, rating_allows
 
 MAX_INTERESTS = 5
+MIN_OWN_WORDS = 2  # interests in their own words, for a person whose reviews praise that many things
 MAX_EVIDENCE = 3
 DISLIKE_MARGIN = 0.5
 HALF_LIFE_DAYS = 365
@@ -229,36 +229,17 @@ class _ClaimChecker:
         return dislikes
 
 
-# A clause that hedges ("not sure it is what I want") or reports someone else's words ("my wife says")
-# is not the reviewer's own verdict, so no claim rests on it.
-_NOT_A_VERDICT = re.compile(
-    r"\b(not sure|unsure|maybe|perhaps|i wonder|wondering|i guess|if only|hoping|whether|"
-    r"said|says|told|tells|according to|claims?|claimed|heard|people say|others say|reviewers?|"
-    r"my (wife|husband|partner|friend|friends|son|daughter|kids?|mom|dad|mother|father|boss))\b",
-    re.IGNORECASE,
-)
-
-
-def rating_agrees(facts: UserFacts, item_id: str, sign: int) -> bool:
-    """Whether the person's rating of the item allows a claim of this stance: no dislike on an item
-    they rated at or above their own mean, no interest on one they rated a star or more below it."""
-    rating, mean = facts.item_ratings.get(item_id), facts.rating_mean
-    if rating is None or mean is None:
-        return True
-    return rating < mean if sign < 0 else rating > mean - 1
-
-
 def said(facts: UserFacts, phrase: str, item_id: str, sign: int) -> str | None:
     """The clause in which the user wrote `phrase` (or its lemma form) about the item with the stated
     stance (+1 praise, -1 complaint), or None. Read from their own text, not from the mined aspects,
     so a claim stands or falls on what they wrote; the clause must be their own verdict (no hedge, no
-    reported speech), and their rating of the item must agree (`rating_agrees`)."""
+    reported speech), and their rating of the item must allow it (`facts.rating_allows`)."""
     target = lemma_form(phrase)
-    if not target or not rating_agrees(facts, item_id, sign):
+    if not target or not rating_allows(sign, facts.item_ratings.get(item_id), facts.rating_mean):
         return None
     for text in facts.item_texts.get(item_id, []):
         for clause in clauses(text):
-            if not contains(lemma_form(clause), target) or _NOT_A_VERDICT.search(clause):
+            if not contains(lemma_form(clause), target) or not own_verdict(clause):
                 continue
             mention = Mention(target, clause, polarity(clause))
             if stance(mention, facts.item_ratings.get(item_id), facts.rating_mean) == sign:
@@ -278,6 +259,37 @@ def _room_for(interests: list[Interest], weight: float, kept: set[str], stats) -
     stats.interests_proposed -= 1  # the repair takes its place: it was displaced, not found unsupported
     stats.reasons.append(f"interest {lightest.label!r}: made way for a dominant label the claims left out")
     return True
+
+
+def repair_own_words(facts: UserFacts, profile: UserProfile) -> None:
+    """A person who praised things in their own reviews gets at least MIN_OWN_WORDS interests in those
+    words: when the model's verified claims fall short, the phrases they praised on the most items
+    (each quote re-read from their text, with a rating that allows it) are added from data, logged."""
+    weights = label_weights(facts)
+    named = {c.label for c in profile.interests + profile.dislikes}
+    for aspect in facts.aspects:
+        if len(profile.interests) >= MIN_OWN_WORDS or len(profile.interests) >= MAX_INTERESTS:
+            break
+        if aspect.stance != "praised" or aspect.phrase in named:
+            continue
+        quoted = [(i, q) for i in aspect.item_ids if (q := said(facts, aspect.phrase, i, 1))][:MAX_EVIDENCE]
+        if not quoted:
+            continue
+        profile.interests.append(
+            Interest(
+                label=aspect.phrase,
+                weight=weights.get(aspect.phrase, 0.0),
+                evidence=[i for i, _ in quoted],
+                platforms=sorted({facts.item_platforms[i] for i, _ in quoted}),
+                quote=quoted[0][1],
+            )
+        )
+        profile.verification.omissions_repaired += 1
+        profile.verification.interests_proposed += 1
+        profile.verification.reasons.append(f"interest {aspect.phrase!r}: added from data, praised in their own words")
+    profile.interests.sort(key=lambda i: -i.weight)
+    profile.verification.interests_kept = len(profile.interests)
+    profile.verification.aspects_kept = sum(c.quote is not None for c in profile.interests + profile.dislikes)
 
 
 def repair_omissions(facts: UserFacts, profile: UserProfile) -> None:
