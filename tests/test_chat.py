@@ -211,3 +211,13 @@ def test_turn_json_names_every_film_with_its_span_and_stance(sample):
     assert [e.rating for e in sample.db.user_events("ana") if e.item_id == crown][-1] == 5.0  # the like was stored
     unread = session.turn("zxqv plorf")
     assert unread.intent == "help" and len(unread.reply.split()) <= 25 and "\n" not in unread.reply
+
+
+def test_a_free_text_wish_is_a_query_within_the_persons_ranking(sample):
+    session = ChatSession(sample, user_id="ben", rerank=False)
+    turn = session.turn("a story about dragons and magic")
+    assert turn.acts == [{"intent": "wish", "query": "a story about dragons and magic"}] and not turn.subjects
+    history = set(sample.facts("ben").history_item_ids)
+    assert turn.recommendations and not history & {r["item_id"] for r in turn.recommendations}
+    items = sample.db.items([r["item_id"] for r in turn.recommendations])
+    assert "Fantasy" in items[turn.recommendations[0]["item_id"]].labels()  # the nearest fits the words

@@ -229,7 +229,9 @@ class ChatSession:
             popularity = dict(zip(fitted.interactions.items, fitted.interactions.popularity)) if fitted else {}
             self._finder = (version, MentionFinder({i: it.title for i, it in items.items()}, labels, popularity))
         if self._router is None:
-            self._router = SemanticRouter(self.tp.embed)
+            tokenizer = getattr(getattr(self.tp.embed, "model", None), "tokenizer", None)
+            vocabulary = set(tokenizer.get_vocab()) if tokenizer is not None else set()
+            self._router = SemanticRouter(self.tp.embed, vocabulary)
         return self._finder[1], self._router
 
     def _ask_back(self) -> str:
@@ -444,6 +446,7 @@ class ChatSession:
                 title=items[i].title,
                 score=round(score, 4),
                 explanation=f"It fits what you asked for: {query}.",
+                evidence=[],
             )
             for i, score in ranked
             if i in items

@@ -342,10 +342,19 @@ class Understanding:
 class SemanticRouter:
     """Nearest example intents over sentence embeddings (`EXAMPLES`)."""
 
-    def __init__(self, embed: Callable[[list[str]], np.ndarray]):
+    def __init__(self, embed: Callable[[list[str]], np.ndarray], vocabulary: set[str] = frozenset()):
         self.embed = embed
+        self.vocabulary = vocabulary  # the embedding model's whole words: what counts as a real word
         self.intents = [intent for intent, examples in EXAMPLES.items() for _ in examples]
         self.vectors = embed([example for examples in EXAMPLES.values() for example in examples])
+
+    def describes(self, text: str) -> bool:
+        """Whether a line no intent reads still describes something to watch: two or more real content
+        words ("dragons and magic"), not noise ("zxqv plorf") or a courtesy."""
+        from .mentions import _common_words
+
+        content = [w for w in re.findall(r"[a-z]+", text.lower()) if w not in _common_words()]
+        return sum(w in self.vocabulary for w in content) >= 2
 
     def nearest(self, text: str) -> tuple[str, float, float]:
         """(intent, similarity, lead over the next intent) for a line with its names masked."""
@@ -435,7 +444,10 @@ def _whole_line(line, mentions, router, choose_by_model) -> tuple[str, Understoo
         return ruled, "rules", argument
     if choose_by_model is not None and (chosen := choose_by_model(line)):
         return chosen, "model", argument
-    return (intent, "embedding", argument) if similarity >= MIN_SIMILARITY else ("help", "rules", argument)
+    if similarity >= MIN_SIMILARITY:
+        return intent, "embedding", argument
+    # Nothing reads it as a request of its own: a line that names nothing but describes something is a wish.
+    return ("wish", "embedding", argument) if not mentions and router.describes(line) else ("help", "rules", argument)
 
 
 def _parts(line: str) -> list[tuple[int, int]]:
