@@ -5,7 +5,8 @@ from schema_replies import schema_reply
 from servers import reply_server
 
 from tasteprint import Tasteprint
-from tasteprint.chat.session import ChatSession, route
+from tasteprint.chat.intents import route
+from tasteprint.chat.session import ChatSession
 from tasteprint.cli.demo import BUILT_IN
 from tasteprint.llm import ScriptedBackend
 

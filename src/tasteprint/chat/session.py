@@ -1,10 +1,9 @@
 """A conversational front end: a small agent over the library's own tools.
 
-Each line is read into an intent and its argument by the router (`intents`: regular-expression rules
-for the paraphrases they were written for, titles fuzzy-matched to the catalogue, and for a hosted
-model that calls tools, the model's choice where the rules read nothing), then one tool answers:
-recommend, why/explain, more like an item, exclude a label or title, newer/older, feedback ("I didn't
-like X": stored, taken into the next profile update), the profile with its evidence, forget an item.
+Each line is read into its acts (`reader`: the titles and labels it names, then what it asks, by
+meaning), then one tool answers each act: recommend, why/explain, more like an item, exclude or more
+of a label, a free-text wish, newer/older, feedback ("I didn't like X": stored, taken into the next
+profile update), the profile with its evidence and edits, forget an item.
 The session keeps what was shown (never repeated) and the constraints (kept until cleared); an
 exclusion said without "for now" is also stored as a profile edit, so it holds in later sessions and
 in `recommend`.
@@ -17,16 +16,14 @@ import re
 import statistics
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, Field
-
 from tasteprint.api import Tasteprint
-from tasteprint.errors import LLMError, TasteprintError
-from tasteprint.explain.evidence import release_year
-from tasteprint.models import Item, Recommendation
+from tasteprint.errors import TasteprintError
+from tasteprint.models import Recommendation
 
-from .intents import TAKES_ARGUMENT, Router, route, route_by_model
-from .mentions import MentionFinder, Stance
-from .understanding import Act, SemanticRouter, Understanding, UnderstoodBy, understand
+from .intents import Router
+from .reader import LineReader
+from .turns import Constraints, LabelMention, Subject, Turn, approximate_year
+from .understanding import Act, Understanding
 
 HELP = (
     "Ask me: 'recommend something', 'why would I like <title>?', 'more like <title>', 'nothing with <label>', "
@@ -49,63 +46,6 @@ WISH_POOL = 100  # items a free-text wish is looked for among: its nearest, and 
 WISH_TASTE_WEIGHT = 0.3  # how much the person's fitted ranking counts beside closeness to the wish
 
 
-def approximate_year(item: Item) -> int | None:
-    """The item's year, else the middle of its decade label ("1990s" -> 1995): enough to tell newer from
-    older, never stated to the person as a fact."""
-    if year := release_year(item):
-        return year
-    decade = next((d for d in item.attributes.get("decade", []) if d[:4].isdigit()), None)
-    return int(decade[:4]) + 5 if decade else None
-
-
-class Constraints(BaseModel):
-    """What the person asked for, kept until cleared."""
-
-    exclude_labels: list[str] = Field(default_factory=list)
-    exclude_items: list[str] = Field(default_factory=list)
-    min_year: int | None = None
-    max_year: int | None = None
-
-    def allows(self, item: Item) -> bool:
-        labels = {label.lower() for label in item.labels()}
-        if labels & {label.lower() for label in self.exclude_labels} or item.item_id in self.exclude_items:
-            return False
-        year = approximate_year(item)
-        if (self.min_year or self.max_year) and year is None:
-            return False
-        return not (self.min_year and year < self.min_year) and not (self.max_year and year > self.max_year)
-
-
-class Subject(BaseModel):
-    """A title the line names: the item, the person's stance on it, and where (`span`: [start, end)
-    character offsets into the input)."""
-
-    item_id: str
-    title: str
-    stance: Stance
-    span: tuple[int, int]
-
-
-class LabelMention(BaseModel):
-    label: str
-    stance: Stance
-    span: tuple[int, int]
-
-
-class Turn(BaseModel):
-    """One exchange, as `chat --json` prints it."""
-
-    input: str
-    intent: str
-    reply: str
-    recommendations: list[dict] = Field(default_factory=list)
-    constraints: Constraints
-    acts: list[dict] = Field(default_factory=list, description='[{"intent", "item_id" | "label" | "query"}], in order')
-    subjects: list[Subject] = Field(default_factory=list, description="every title the line names")
-    labels: list[LabelMention] = Field(default_factory=list, description="every catalogue label the line names")
-    understood_by: UnderstoodBy = "rules"
-
-
 @dataclass
 class ChatSession:
     tp: Tasteprint
@@ -121,11 +61,20 @@ class ChatSession:
     # fails or names nothing that exists. auto: the rules, and the model (if the backend can call
     # tools) for what the rules cannot read; the embedded 135M model routed 2 of 8 plain requests
     # right through llama.cpp's server, so it must not overrule them.
-    router: Router = "auto"
-    route_failures: list[str] = field(default_factory=list)
-    _finder: tuple[int, MentionFinder] | None = None
-    _router: SemanticRouter | None = None
+    router: Router = "auto"  # who reads a line (see `LineReader`)
     _named: set[str] = field(default_factory=set)  # the item ids this act names, resolved already
+
+    def __post_init__(self) -> None:
+        self.reader = LineReader(self.tp, self.router)
+
+    @property
+    def route_failures(self) -> list[str]:
+        """Why each model routing failed, with its line."""
+        return self.reader.failures
+
+    def read(self, question: str) -> Understanding:
+        """What a line names and asks, without acting on it (`turn` acts)."""
+        return self.reader.read(question, self.user_id, [r.item_id for r in self.last])
 
     def answer(self, question: str) -> str | None:
         """Answer one line; None means the conversation is over."""
@@ -134,7 +83,7 @@ class ChatSession:
 
     def turn(self, question: str) -> Turn:
         """Answer one line and say what was understood, shown and constrained."""
-        understood = self._understand(question)
+        understood = self.read(question)
         self.last_shown = []
         replies = []
         for act in understood.acts:
@@ -182,57 +131,6 @@ class ChatSession:
             return getattr(self, f"_{act.intent}")(named)
         except TasteprintError as exc:
             return f"Sorry: {exc.message}"
-
-    def read(self, question: str) -> Understanding:
-        """What a line names and asks, without acting on it (`turn` acts)."""
-        return self._understand(question)
-
-    def _understand(self, question: str) -> Understanding:
-        """The line's acts and mentions (`understanding.understand`), the model consulted as the router
-        setting says (each failure's cause is kept in `route_failures`)."""
-        finder, router = self._readers()
-        history = set(self.tp.facts(self.user_id).history_item_ids) if self.user_id else set()
-        mentions = finder.find(question, history)
-        if self.router == "rules":
-            intent, argument = route(question)
-            return Understanding([_rule_act(intent, argument, mentions)], mentions, "rules", argument)
-        if self.router == "model" and (chosen := self._model_choice(question)):
-            return Understanding([_rule_act(chosen, None, mentions)], mentions, "model")
-        # auto: the model only for what neither the examples nor the rules read, and only a hosted
-        # one that calls tools (the embedded 135M model routed 2 of 8 plain requests right).
-        hosted = self.router == "auto" and callable(getattr(self.tp.backend, "call_tool", None))
-        choose = self._model_choice if hosted else None
-        return understand(question, mentions, router, choose, [r.item_id for r in self.last])
-
-    def _model_choice(self, question: str) -> str | None:
-        """The intent the model's tool call chose, or None (the failure's cause kept): a call that fails, or
-        names a title, label or user that does not exist."""
-        try:
-            chosen, named = route_by_model(self.tp.backend, question, self.tp.settings.prompts_dir)
-        except (LLMError, ValueError, AttributeError) as exc:
-            self.route_failures.append(f"{question!r}: {exc}")
-            return None
-        exists = chosen == "switch" and self.tp.db.has_user(named or "")
-        exists = exists or self._label(named or "") is not None or self._resolve(named or "") is not None
-        if named is not None and not exists:
-            self.route_failures.append(f"{question!r}: the model chose {chosen} of {named!r}, which does not exist")
-            return None
-        return chosen
-
-    def _readers(self) -> tuple[MentionFinder, SemanticRouter]:
-        """The catalogue's mention finder (rebuilt when the data changes) and the semantic router."""
-        version = self.tp.db.data_version()
-        if self._finder is None or self._finder[0] != version:
-            items = self.tp.db.items()
-            labels = {v for item in items.values() for values in item.attributes.values() for v in values}
-            fitted = self.tp.current_recommender()
-            popularity = dict(zip(fitted.interactions.items, fitted.interactions.popularity)) if fitted else {}
-            self._finder = (version, MentionFinder({i: it.title for i, it in items.items()}, labels, popularity))
-        if self._router is None:
-            tokenizer = getattr(getattr(self.tp.embed, "model", None), "tokenizer", None)
-            vocabulary = set(tokenizer.get_vocab()) if tokenizer is not None else set()
-            self._router = SemanticRouter(self.tp.embed, vocabulary)
-        return self._finder[1], self._router
 
     def _ask_back(self) -> str:
         """For a line nothing in it could be read: one short question, not the help list."""
@@ -491,15 +389,3 @@ class ChatSession:
             "Filters cleared. Items already shown stay out of new lists; what you excluded for good stays in "
             "your profile (`tasteprint edit USER --undo LABEL` removes it)."
         )
-
-
-def _rule_act(intent: str, argument: str | None, mentions) -> Act:
-    """An act from a router that reads no mentions itself (the rules, the model): its intent, naming
-    the line's first title (or label) where the intent takes one."""
-    if intent not in TAKES_ARGUMENT or intent == "switch":
-        return Act(intent)
-    item = next((m.key for m in mentions if m.kind == "item"), None)
-    label = next((m.key for m in mentions if m.kind == "label"), None)
-    if intent == "exclude" and label and not item:
-        return Act(intent, label=label)
-    return Act(intent, item_id=item) if item else Act(intent, query=argument)
