@@ -249,9 +249,9 @@ def test_the_both_target_keeps_long_term_taste_before_it_chases_the_next_item():
 
     assert objective(ratios(0.1, 0.4), cases) == pytest.approx(1.0)
     # Doubling next-item NDCG while losing 40% of the random fifth (pure recency) does not beat plain;
-    # a mix that gains half as much next and keeps 99% of the random fifth does.
+    # a mix that gains half as much next and keeps 99% of the random fifth does (the floor is 95%).
     assert objective(ratios(0.2, 0.24), cases) < 1.0 < objective(ratios(0.15, 0.396), cases)
     assert objective(ratios(0.15, 0.396), cases) == pytest.approx(1.5)
-    assert objective(ratios(0.3, 0.38), cases) < objective(ratios(0.1, 0.4), cases)  # 95% is below the floor
+    assert objective(ratios(0.3, 0.37), cases) < objective(ratios(0.1, 0.4), cases)  # 92.5% is below it
     nexts = [n for n, c in enumerate(cases) if c.kind == "next"]
     assert objective(ratios(0.2, 0.4)[nexts], by_kind["next"]) == pytest.approx(2.0)  # one kind: its mean

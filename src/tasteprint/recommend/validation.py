@@ -15,10 +15,10 @@ NEXT_POSITIONS = 3  # next-item validation cases per user: more cases, steadier 
 MIN_VALIDATION_ITEMS = 5
 SCORE_CHUNK = 256  # validation histories scored at once (bounds memory on large catalogues)
 HALF_LIVES = (None, 3.0, 5.0, 10.0, 20.0)  # None: the plain history, every item weighted 1
-PLAIN_MIX = (0.0, 0.3, 1.0, 3.0)
+PLAIN_MIX = (0.0, 0.3, 0.5, 1.0, 3.0)
 # With the both target: the share of plain EASE's NDCG on a random fifth of the history that a setting
 # must keep (long-term taste) before its next-item gain counts.
-LONG_TERM_FLOOR = 0.98
+LONG_TERM_FLOOR = 0.95
 
 
 @dataclass
