@@ -80,9 +80,8 @@ def test_conversation_keeps_context_and_cites_history(sample):
     assert session.answer("switch to user nobody") == "I don't know user 'nobody'."
     assert session.answer("switch to user ben").startswith("Now talking about user ben")
     assert session.last == []
-    assert (
-        session.answer("why did you recommend Nonexistent Book?") == "I can't find an item called 'Nonexistent Book'."
-    )
+    unknown = session.answer("why did you recommend Nonexistent Book?")
+    assert unknown.startswith("I don't know 'Nonexistent Book'") and len(unknown.split()) <= 25
     assert session.answer("quit") is None
 
 

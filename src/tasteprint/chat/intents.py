@@ -121,3 +121,10 @@ def route_by_model(backend, question: str, prompts_dir=None) -> tuple[str, str |
     if choice.intent in TAKES_ARGUMENT and argument is None:
         raise ValueError(f"intent {choice.intent!r} needs an argument")
     return choice.intent, argument if choice.intent in TAKES_ARGUMENT else None
+
+
+HELP = (
+    "Ask me: 'recommend something', 'why would I like <title>?', 'more like <title>', 'nothing with <label>', "
+    "'something newer' / 'older', 'I loved <title>' / 'I didn't like <title>', 'what do you know about me?', "
+    "'forget <title>', 'clear filters', 'switch to user <id>', or 'quit'."
+)

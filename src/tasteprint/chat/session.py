@@ -22,15 +22,8 @@ from tasteprint.models import Recommendation
 
 from .intents import Router
 from .reader import LineReader
-from .turns import Constraints, LabelMention, Subject, Turn, approximate_year
+from .turns import Constraints, LabelMention, Subject, Turn, approximate_year, short_name
 from .understanding import Act, Understanding
-
-HELP = (
-    "Ask me: 'recommend something', 'why would I like <title>?', 'more like <title>', 'nothing with <label>', "
-    "'something newer' / 'older', 'I loved <title>' / 'I didn't like <title>', 'what do you know about me?', "
-    "'forget <title>', 'clear filters', 'switch to user <id>', or 'quit'."
-)
-
 
 # A time phrase after what is excluded ("nothing with horror for now, thanks") is not part of its name;
 # "for now" and its kin keep the exclusion to this session, anything else makes it a profile edit.
@@ -197,6 +190,16 @@ class ChatSession:
         close = difflib.get_close_matches(wanted, list(titles), n=1, cutoff=0.75)
         return titles[close[0]] if close else None
 
+    def _not_found(self, name: str | None) -> str:
+        """One short question back, naming the closest titles or labels when there are any."""
+        if not name:
+            return self._ask_back()
+        names = [item.title for item in self.tp.db.items().values()] + list(self.tp.label_shares())
+        close = difflib.get_close_matches(name, names, n=2, cutoff=0.5)
+        if not close:
+            return f"I don't know {short_name(name)!r}: which title or genre do you mean?"
+        return f"I don't know {short_name(name)!r}: did you mean {' or '.join(short_name(c) for c in close)}?"
+
     def _label(self, text: str) -> str | None:
         """The catalogue label a phrase names ("horror" -> "Horror"), or None."""
         wanted = text.lower().rstrip("s ") or text.lower()
@@ -210,7 +213,7 @@ class ChatSession:
     def _why(self, title) -> str:
         item_id = self._resolve(title or "")
         if item_id is None:
-            return f"I can't find an item called {title!r}."
+            return self._not_found(title)
         facts = self.tp.facts(self.user_id)
         explanation = self.tp.explain(self.user_id, item_id)
         recommended = next((r for r in self.last if r.item_id == item_id), None)
@@ -260,7 +263,7 @@ class ChatSession:
     def _like(self, title) -> str:
         item_id = self._resolve(title or "")
         if item_id is None:
-            return f"I can't find an item called {title!r}."
+            return self._not_found(title)
         facts = self.tp.facts(self.user_id)
         skip = set(facts.history_item_ids) | self.shown | set(self.constraints.exclude_items)
         neighbours = self.tp.similar_items(item_id, k=self.k * 8, exclude=skip)
@@ -298,7 +301,7 @@ class ChatSession:
             return self._recommend(heading=f"Nothing with {label} {when}. Instead:")
         item_id = self._resolve(text)
         if item_id is None:
-            return f"I know no label or title called {text!r}."
+            return self._not_found(text)
         self.constraints.exclude_items.append(item_id)
         if not for_now:
             self.tp.edit_profile(self.user_id, never=[item_id])
@@ -360,7 +363,7 @@ class ChatSession:
     def _feedback(self, title: str | None, liked: bool) -> str:
         item_id = self._resolve(title or "")
         if item_id is None:
-            return f"I can't find an item called {title!r}."
+            return self._not_found(title)
         self.tp.feedback(self.user_id, item_id, liked)
         self.shown.add(item_id)
         name = self.tp.db.items([item_id])[item_id].title
@@ -376,7 +379,7 @@ class ChatSession:
     def _forget(self, title) -> str:
         item_id = self._resolve(title or "")
         if item_id is None:
-            return f"I can't find an item called {title!r}."
+            return self._not_found(title)
         removed = self.tp.forget_item(self.user_id, item_id)
         name = self.tp.db.items([item_id])[item_id].title
         if not removed:

@@ -67,3 +67,9 @@ class Turn(BaseModel):
     subjects: list[Subject] = Field(default_factory=list, description="every title the line names")
     labels: list[LabelMention] = Field(default_factory=list, description="every catalogue label the line names")
     understood_by: UnderstoodBy = "rules"
+
+
+def short_name(name: str, words: int = 6) -> str:
+    """A name cut to its first few words, so that a question back stays one short sentence."""
+    parts = name.split()
+    return " ".join(parts[:words]) + ("..." if len(parts) > words else "")

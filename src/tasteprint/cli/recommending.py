@@ -94,7 +94,8 @@ def chat(
 ):
     """Talk about recommendations in plain language: why, more like, exclusions, newer/older, feedback,
     your profile, forget. Reads one line per message when stdin is not a terminal."""
-    from tasteprint.chat.session import HELP, ChatSession
+    from tasteprint.chat.intents import HELP
+    from tasteprint.chat.session import ChatSession
 
     tp = where.open()
     session = ChatSession(tp, rerank=not no_rerank, router=router)
