@@ -35,7 +35,7 @@ from tasteprint.models import FitConfig, FitReport
 from .metrics import ndcg_at_k
 from .ranking import FUSION_GRID, LEAD_ALONE, Pool, earns_its_place, fit_lambdamart
 from .retrievers import ALS, EASE, Candidate, Embedding, Interactions, ItemKNN, top_indices
-from .validation import Case, hold_out, objective, recency_ndcgs, weigh_cases
+from .validation import Case, hold_out, keeps_long_term, objective, recency_ndcgs, weigh_cases
 from .validation import shortlists as validation_shortlists
 
 EASE_LAMBDAS = (100.0, 250.0, 500.0, 1000.0)  # EASE's L2 penalty, chosen on validation
@@ -251,7 +251,12 @@ class Recommender:
                 results["lambdamart"] = ndcgs(check_cases, lambda p: model.predict(p.features(popularity)))
 
         earning = [stage for stage, values in results.items() if earns_its_place(values, lead)]
-        earning = [stage for stage in earning if objective(results[stage], check_cases) > objective(lead, check_cases)]
+        earning = [
+            stage
+            for stage in earning
+            if objective(results[stage], check_cases) > objective(lead, check_cases)
+            and keeps_long_term(results[stage], lead, check_cases)
+        ]
         chosen = max(earning, key=lambda stage: objective(results[stage], check_cases), default="lead alone")
         if self.config.ranker == "lambdamart" and model is not None:
             chosen = "lambdamart"

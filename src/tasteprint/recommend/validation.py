@@ -139,3 +139,13 @@ def objective(values: np.ndarray, cases: list[Case]) -> float:
     if means["random"] < LONG_TERM_FLOOR:
         return means["random"] - LONG_TERM_FLOOR
     return means["next"]
+
+
+def keeps_long_term(stage: np.ndarray, lead: np.ndarray, cases: list[Case]) -> bool:
+    """With both kinds of target, whether a ranking stage keeps the leading retriever's NDCG on the random
+    fifth (fusing in popularity or other lists must not buy next-item gains with long-term taste).
+    Always true for one kind."""
+    random_cases = [n for n, c in enumerate(cases) if c.kind == "random"]
+    if len(random_cases) == len(cases) or not random_cases:
+        return True
+    return float(np.mean(stage[random_cases])) >= float(np.mean(lead[random_cases]))
