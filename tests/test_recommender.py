@@ -231,7 +231,7 @@ def test_explain_uses_a_current_fit_and_never_waits_for_one(tmp_path):
 def test_the_both_target_keeps_long_term_taste_before_it_chases_the_next_item():
     import numpy as np
 
-    from tasteprint.recommend.validation import hold_out, objective, weigh_cases
+    from tasteprint.recommend.validation import hold_out, keeps_long_term, objective, weigh_cases
 
     histories = {f"u{n}": [f"u{n}-i{i}" for i in range(20)] for n in range(4)}
     cases, inner = hold_out(histories, "both", users=4, seed=1)
@@ -253,5 +253,8 @@ def test_the_both_target_keeps_long_term_taste_before_it_chases_the_next_item():
     assert objective(ratios(0.2, 0.24), cases) < 1.0 < objective(ratios(0.15, 0.396), cases)
     assert objective(ratios(0.15, 0.396), cases) == pytest.approx(1.5)
     assert objective(ratios(0.3, 0.37), cases) < objective(ratios(0.1, 0.4), cases)  # 92.5% is below it
+    # A ranking stage that gains next-item NDCG but loses any of the random fifth's is not kept.
+    assert keeps_long_term(ratios(0.2, 0.4), ratios(0.1, 0.4), cases)
+    assert not keeps_long_term(ratios(0.2, 0.39), ratios(0.1, 0.4), cases)
     nexts = [n for n, c in enumerate(cases) if c.kind == "next"]
     assert objective(ratios(0.2, 0.4)[nexts], by_kind["next"]) == pytest.approx(2.0)  # one kind: its mean
