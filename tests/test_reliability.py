@@ -410,3 +410,36 @@ def test_eval_killed_with_sigkill_replays_its_llm_work(tmp_path):
     assert _rows(out / "store", "llm_cache") > done_before  # the resumed run did the rest
     with sqlite3.connect(out / "store" / "tasteprint.sqlite") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_check_backup_and_a_damaged_database(tmp_path):
+    """`check` reports a healthy store and exits 0; `backup` copies it so that the copy serves the same
+    list; a truncated database gets one line naming the file and the way back, exit 1, no traceback."""
+    from typer.testing import CliRunner
+
+    from tasteprint import Tasteprint
+    from tasteprint.cli import app
+    from tasteprint.cli.demo import BUILT_IN
+
+    store = tmp_path / "store"
+    tp = Tasteprint(store=store, fit_embeddings=False)
+    tp.ingest(BUILT_IN)
+    picks = [r.item_id for r in tp.recommend("ana", k=3, rerank=False).recommendations]
+    runner = CliRunner()
+    healthy = runner.invoke(app, ["check", "--store", str(store), "--json"])
+    assert healthy.exit_code == 0, healthy.output
+    report = json.loads(healthy.stdout)
+    assert report["database"] == "ok" and report["fit_current"] is True and report["items"] == len(tp.db.items())
+    copied = runner.invoke(app, ["backup", str(tmp_path / "copy"), "--store", str(store)])
+    assert copied.exit_code == 0, copied.output
+    copy = Tasteprint(store=tmp_path / "copy", fit_embeddings=False)
+    assert [r.item_id for r in copy.recommend("ana", k=3, rerank=False).recommendations] == picks
+    assert runner.invoke(app, ["backup", str(tmp_path / "copy"), "--store", str(store)]).exit_code == 1  # not empty
+    database = store / "tasteprint.sqlite"
+    for leftover in store.glob("tasteprint.sqlite-*"):
+        leftover.unlink()
+    database.write_bytes(database.read_bytes()[:3000])
+    damaged = runner.invoke(app, ["check", "--store", str(store)])
+    assert damaged.exit_code == 1 and "Traceback" not in damaged.output
+    said = damaged.output.replace("\n", "")  # the console wraps long lines
+    assert str(database) in said and "is damaged" in said and "restore a backup" in said

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Unpack
 
 from .config import Settings
+from .errors import TasteprintError
 from .explain.chain import RecommendResult
 from .explain.reasons import ReasonStats
 from .llm import LLMBackend
@@ -19,11 +21,13 @@ from .models import (
     LinkReport,
     ProfileDiff,
     Recommendation,
+    StoreCheck,
     UserFacts,
     UserProfile,
 )
 from .profile.edits import EditRequest
 from .profile.segments import Segmentation
+from .recommend.persistence import load_recommender
 from .recommend.recommender import Recommender
 from .services.batch import BatchOptions, BatchReport, batch_profile
 from .services.data import DataService
@@ -237,6 +241,38 @@ class Tasteprint:
         (one profile object per line) and `OUT/profiles.parquet`; a rerun resumes. `options`: `engine`
         ("ray" or "local"), `actors`, `ray_address`, `progress` (see `BatchOptions`)."""
         return batch_profile(self.services.profiles, Path(out), users, **options)
+
+    def check(self) -> StoreCheck:
+        """The store's health: the database's integrity, whether the saved fit and the item vectors
+        match the data. Derived files that do not match are rebuilt on use; a damaged database is not."""
+        db = self.db
+        database = db.integrity()
+        if database != "ok":
+            return StoreCheck(database=database)
+        saved = load_recommender(self.services.fitting.directory)
+        version = db.data_version()
+        fit_current = None if saved is None or saved.report is None else saved.report.data_version == version
+        items = len(db.items())
+        return StoreCheck(
+            database=database,
+            data_version=version,
+            fit_current=fit_current,
+            items=items,
+            items_embedded=len(self.vectors.item_ids()),
+        )
+
+    def backup(self, directory: str | Path) -> Path:
+        """A consistent copy of the store in `directory` (a new folder), taken while it may be in use:
+        SQLite's online backup of the database, then the vectors and the fitted recommender."""
+        target = Path(directory)
+        if target.exists() and any(target.iterdir()):
+            raise TasteprintError(f"{target} is not empty", hint="back up into a new folder")
+        target.mkdir(parents=True, exist_ok=True)
+        self.db.backup_to(target / self.db.path.name)
+        for derived in ("chroma", "recommender"):
+            if (self.services.workspace.store / derived).exists():
+                shutil.copytree(self.services.workspace.store / derived, target / derived)
+        return target
 
     def segments(self, k: int | str = "auto", seed: int | None = None) -> Segmentation:
         """k-means segments of every profiled user (k by silhouette with "auto"), described by the LLM;

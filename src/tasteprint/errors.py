@@ -18,6 +18,10 @@ class TasteprintError(Exception):
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 
 
+class StoreDamagedError(TasteprintError):
+    """The store's database cannot be read: the message names the file, the hint the way back."""
+
+
 class ConfigError(TasteprintError):
     """A setting is missing or invalid."""
 

@@ -370,3 +370,17 @@ class FitReport(BaseModel):
     rerank_gain: dict[str, float] | None = Field(default=None, description="NDCG@10 gain of the chosen blend, ±CI")
     seconds: float
     peak_rss_mb: float
+
+
+class StoreCheck(BaseModel):
+    """What `tasteprint check` found in a store."""
+
+    database: str = Field(description='SQLite\'s integrity check: "ok" or the first problem')
+    data_version: int = 0
+    fit_current: bool | None = Field(default=None, description="the saved fit matches the data (None: never fitted)")
+    items: int = 0
+    items_embedded: int = Field(default=0, description="catalogue items in the vector store")
+
+    @property
+    def damaged(self) -> bool:
+        return self.database != "ok"

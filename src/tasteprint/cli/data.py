@@ -1,4 +1,4 @@
-"""Commands that load and maintain a store: ingest, fit, link accounts, index, forget."""
+"""Commands that load and maintain a store: ingest, fit, link accounts, index, forget, check, backup."""
 
 from __future__ import annotations
 
@@ -110,3 +110,31 @@ def forget(
     console.print(
         f"forgot user {user_id}: {removed} events, all profile versions, cached LLM responses and the profile embedding"
     )
+
+
+@command(llm=False)
+def check(as_json: JsonOpt = False, *, where: Where):
+    """Verify a store: SQLite's integrity check, and whether the fit and the item vectors match the
+    data (stale ones are rebuilt on use). Exits 1 when the database is damaged."""
+    report = where.open().check()
+    if as_json:
+        print(report.model_dump_json())
+    else:
+        console.print(f"database: {report.database}")
+        if not report.damaged:
+            fit = {None: "never fitted", True: "current", False: "stale (refitted on use)"}[report.fit_current]
+            console.print(f"data version {report.data_version}; fit: {fit}")
+            console.print(f"item vectors: {report.items_embedded} of {report.items} items")
+    if report.damaged:
+        raise typer.Exit(1)
+
+
+@command(llm=False)
+def backup(
+    directory: Annotated[Path, typer.Argument(help="a new folder for the copy")],
+    *,
+    where: Where,
+):
+    """Copy a store consistently, even while it is in use (SQLite's online backup)."""
+    target = where.open().backup(directory)
+    console.print(f"backed up to {target}")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from tasteprint.errors import StoreDamagedError
 from tasteprint.models import Event, Item
 
 from .profiles import ProfileTables
@@ -94,7 +95,13 @@ class Database:
         # Switching a new file to WAL fails at once with "database is locked", without waiting out the
         # busy timeout, when another process is switching it too; so the first open is serialised.
         with FileLock(str(store / "sqlite.lock")):
-            self.conn.executescript(SCHEMA)
+            try:
+                self.conn.executescript(SCHEMA)
+            except sqlite3.DatabaseError as exc:
+                raise StoreDamagedError(
+                    f"the store's database {self.path} is damaged ({exc})",
+                    hint="restore a backup (tasteprint backup) or ingest the data again into a new store",
+                ) from exc
         self.profiles = ProfileTables(self)
         self.responses = ResponseCache(self)
 
@@ -264,6 +271,22 @@ class Database:
             )
 
     # -- reads --------------------------------------------------------------------------------
+
+    def integrity(self) -> str:
+        """SQLite's integrity check: "ok", or the first problem it found."""
+        try:
+            return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+
+    def backup_to(self, target: Path) -> None:
+        """A consistent copy of the database at `target`, taken while others may be writing (SQLite's
+        online backup)."""
+        copy = sqlite3.connect(target)
+        try:
+            self.conn.backup(copy)
+        finally:
+            copy.close()
 
     def data_version(self) -> int:
         row = self.conn.execute("SELECT value FROM meta WHERE key='data_version'").fetchone()
