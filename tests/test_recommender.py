@@ -36,7 +36,7 @@ def test_fit_chooses_recency_when_the_next_item_follows_the_last():
     histories = sequential_histories()
     held_out = {u: h[-1] for u, h in histories.items()}
     training = {u: h[:-1] for u, h in histories.items()}
-    recommender = Recommender(FitConfig(validation_users=200))
+    recommender = Recommender(FitConfig(target="next", validation_users=200))
     report = recommender.fit(training)
     assert report.half_life is not None and report.ranker in ("fusion", "lambdamart", "lead alone")
     assert report.validation[f"{recommender.lead[0]} (chosen)"] > report.validation["ease (plain history)"]
@@ -74,7 +74,7 @@ def test_fit_weighs_item_labels_in_when_they_tell_what_comes_next():
 def test_a_tuned_ranking_stage_is_kept_only_when_it_beats_the_leader_on_held_out_users():
     rng = random.Random(1)
     noise = {f"u{u}": rng.sample([f"i{i:02d}" for i in range(80)], 12) for u in range(300)}
-    report = Recommender(FitConfig(validation_users=150)).fit(noise)
+    report = Recommender(FitConfig(target="next", validation_users=150)).fit(noise)
     # On random histories a tuned stage can score higher on the check users by chance, not beyond a
     # 95% confidence interval: the leader alone is kept.
     assert max(report.validation["fusion"], report.validation["lambdamart"]) > report.validation["lead alone"]
@@ -199,7 +199,7 @@ def test_blend_tuning_follows_a_judge_that_knows_and_ignores_one_that_does_not()
     def contrary(user_id, history, pool):  # ranks it last
         return {item: 99 if item == next_item(user_id, history) else n for n, item in enumerate(pool)}
 
-    config = FitConfig(validation_users=200)
+    config = FitConfig(target="next", validation_users=200)
     helped = Recommender(config).fit(histories, tune_rerank=blend_tuner(knowing, 30))
     assert helped.rerank_blend > 0 and helped.rerank_gain["ndcg_gain"] > 0 and helped.rerank_gain["users"] == 30
     hurt = Recommender(config).fit(histories, tune_rerank=blend_tuner(contrary, 30))
