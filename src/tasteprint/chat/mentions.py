@@ -178,7 +178,7 @@ class MentionFinder:
         if start and line[start - 1] in "\"'":
             return True  # quoted
         if written.islower() or not written[:1].isalpha():
-            common = _common_words()
+            common = common_words()
             distinct = [w for w in key.split() if w not in common]
             if " " in key:
                 return len(distinct) >= 2
@@ -250,7 +250,7 @@ def _clauses_with_offsets(line: str) -> list[tuple[str, int, int]]:
 
 
 @lru_cache(maxsize=1)
-def _common_words() -> frozenset[str]:
+def common_words() -> frozenset[str]:
     """English function words (YAKE's stop list), which alone never make a lower-case title."""
     from tasteprint.ingest.aspects import _extractor
 

@@ -27,7 +27,8 @@ class LineReader:
     def read(self, question: str, user_id: str | None = None, shown: list[str] = ()) -> Understanding:
         """The line's acts and mentions; `shown` is what was just listed ("the second")."""
         finder, semantic = self._readers()
-        history = set(self.tp.facts(user_id).history_item_ids) if user_id else set()
+        # Only which items they consumed (to resolve a shared name): no facts built on every line.
+        history = {e.item_id for e in self.tp.db.user_events(user_id)} if user_id else set()
         mentions = finder.find(question, history)
         if self.router == "rules":
             intent, argument = route(question)

@@ -34,6 +34,7 @@ NEEDS_ITEM = {"why", "like", "liked", "disliked", "forget"}
 
 _REFERENCE = re.compile(r"\b(it|that one|that|this one|the (first|second|third|fourth|fifth|last) one?)\b", re.I)
 _PARTS = re.compile(r"\s*(?:[,;.!?]+|\bbut\b|\band (?=can|could|would|what|show|give|recommend))\s*", re.I)
+_EXAMPLE_VECTORS: dict[str, np.ndarray] = {}  # the examples' embeddings, by embedding model
 ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1}
 
 
@@ -72,14 +73,18 @@ class SemanticRouter:
         self.embed = embed
         self.vocabulary = vocabulary  # the embedding model's whole words: what counts as a real word
         self.intents = [intent for intent, examples in EXAMPLES.items() for _ in examples]
-        self.vectors = embed([example for examples in EXAMPLES.values() for example in examples])
+        # Every session embeds the same examples with the same model: once per model in a process.
+        key = str(getattr(embed, "model_dir", id(embed)))
+        if key not in _EXAMPLE_VECTORS:
+            _EXAMPLE_VECTORS[key] = embed([example for examples in EXAMPLES.values() for example in examples])
+        self.vectors = _EXAMPLE_VECTORS[key]
 
     def describes(self, text: str) -> bool:
         """Whether a line no intent reads still describes something to watch: two or more real content
         words ("dragons and magic"), not noise ("zxqv plorf") or a courtesy."""
-        from .mentions import _common_words
+        from .mentions import common_words
 
-        content = [w for w in re.findall(r"[a-z]+", text.lower()) if w not in _common_words()]
+        content = [w for w in re.findall(r"[a-z]+", text.lower()) if w not in common_words()]
         return sum(w in self.vocabulary for w in content) >= 2
 
     def nearest(self, text: str) -> tuple[str, float, float]:

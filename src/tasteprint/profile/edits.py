@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from tasteprint.errors import TasteprintError
 from tasteprint.models import ProfileEdit, UserFacts, UserProfile, VerificationStats, utcnow
 
-from .stated import StatedReading
+from .stated import StatedReading, title_names
 from .summary import fallback_summary
 
 
@@ -60,25 +60,18 @@ def resolve_item(name: str, titles: Mapping[str, str]) -> str:
         UnknownNameError: no item, or a title several items share; the hint names candidates."""
     if name in titles:
         return name
-    wanted = _title_key(name)
-    matches = sorted(i for i, title in titles.items() if wanted in (title.casefold().strip(), _title_key(title)))
+    wanted = name.strip().casefold()
+    names = {item_id: title_names(title) for item_id, title in titles.items()}
+    matches = sorted(i for i, forms in names.items() if wanted in forms or wanted == titles[i].casefold())
     if len(matches) == 1:
         return matches[0]
     if matches:
         shown = ", ".join(f"{titles[i]} [{i}]" for i in matches[:5])
         raise UnknownNameError(f"{name!r} matches {len(matches)} items", hint=f"name one by id: {shown}")
-    by_key = {_title_key(t): i for i, t in titles.items()}
-    near = difflib.get_close_matches(wanted, list(by_key), n=3, cutoff=0.6)
-    hint = "nearest items: " + ", ".join(f"{titles[by_key[n]]} [{by_key[n]}]" for n in near) if near else None
+    by_name = {forms[-1]: i for i, forms in names.items()}
+    near = difflib.get_close_matches(wanted, list(by_name), n=3, cutoff=0.6)
+    hint = "nearest items: " + ", ".join(f"{titles[by_name[n]]} [{by_name[n]}]" for n in near) if near else None
     raise UnknownNameError(f"unknown item {name!r}", hint=hint or "give an item id or an exact title")
-
-
-_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
-
-
-def _title_key(title: str) -> str:
-    """A title without its year, case folded: "Heat (1995)" and "heat" name the same film."""
-    return _YEAR.sub("", title).casefold().strip()
 
 
 def apply_edits(current: list[ProfileEdit], statements: list[ProfileEdit], undo: Collection[str]) -> list[ProfileEdit]:

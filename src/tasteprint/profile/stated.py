@@ -82,6 +82,12 @@ def find_stems(text: str | list[tuple[str, int]], name: str) -> int:
     return -1
 
 
+def title_names(title: str) -> tuple[str, ...]:
+    """The names a title goes by, year and case aside: as people say it ("the matrix") and as the
+    catalogue writes it ("matrix, the")."""
+    return tuple(dict.fromkeys((title_name(title), _YEAR.sub("", title).strip().casefold())))
+
+
 def mentioned_labels(text: str, labels: Collection[str]) -> list[str]:
     """Catalogue labels the text names by their word stems, longest first (so "science fiction" is
     found before "fiction")."""
@@ -97,7 +103,7 @@ def mentioned_titles(text: str, titles: Mapping[str, str]) -> dict[str, str]:
     folded = text.casefold()
     found: dict[str, str] = {}
     for item_id, title in titles.items():
-        for name in dict.fromkeys((title_name(title), _YEAR.sub("", title).strip().casefold())):
+        for name in title_names(title):
             if len(name) >= MIN_TITLE_CHARS and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", folded):
                 found[item_id] = name
                 break

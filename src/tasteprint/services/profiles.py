@@ -101,7 +101,10 @@ class ProfileService:
                 update={"n_events": facts.n_events, "event_watermark": watermark}
             )
         )
-        # Written with the profile, so that reading (recommend) never writes.
+        return self._embedded(profile)
+
+    def _embedded(self, profile: UserProfile) -> UserProfile:
+        """`profile`, its embedding written beside it, so that reading (recommend) never writes."""
         vector = self.workspace.embed([profile_text(profile)])[0]
         self.workspace.vectors.upsert_profile(profile.user_id, vector, {"version": profile.version})
         return profile
@@ -129,9 +132,9 @@ class ProfileService:
             edited = obey_edits(latest, edits, facts).model_copy(
                 update={"based_on": latest.version, "created_at": utcnow()}
             )
-            latest = db.profiles.save(edited)
+            latest = self._embedded(db.profiles.save(edited))  # dropped claims change its text
         elif not db.has_user(user_id):
-            latest = db.profiles.save(stated_profile(user_id))
+            latest = self._embedded(db.profiles.save(stated_profile(user_id)))
         # With history and no profile yet, the edits wait in the store: the first build carries them.
         return EditResult(edits=edits, profile=latest, reading=reading)
 
