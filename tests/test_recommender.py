@@ -120,8 +120,8 @@ def test_saved_recommender_is_reused_until_the_data_changes(tmp_path, monkeypatc
     again.db.add_events([Event(user_id=user, item_id=first[0], kind="rating", rating=5, timestamp=2_000_000_000)])
     assert again.recommender(progress=False).report.data_version == version + 1
     assert first[0] not in [r.item_id for r in again.recommend(user, k=5, rerank=False).recommendations]
-    # A saved state this version cannot read (another tasteprint's classes, a damaged file) is refitted.
-    (store / "recommender" / "recommender.pkl").write_bytes(b"\x80\x05not a pickle")
+    # A saved state this version cannot read (another format, a damaged file) is refitted.
+    (store / "recommender" / "current.json").write_text('{"fit": "fit-0"}')
     assert load_recommender(store / "recommender") is None
     fresh = Tasteprint(store=store, fit_embeddings=False)
     assert fresh.recommender(progress=False).report.data_version == version + 1
@@ -220,7 +220,7 @@ def test_explain_uses_a_current_fit_and_never_waits_for_one(tmp_path):
     tp.ingest(BUILT_IN)  # the API's ingest loads only
     history = tp.facts("ana").history_item_ids
     unseen = next(i for i in tp.db.items() if i not in history)
-    saved = tmp_path / "recommender" / "recommender.pkl"
+    saved = tmp_path / "recommender" / "current.json"
     assert tp.explain("ana", unseen).sentence
     assert tp.current_recommender() is None and not saved.exists()  # explaining fitted nothing
     tp.fit(progress=False)

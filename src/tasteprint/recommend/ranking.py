@@ -66,8 +66,8 @@ def earns_its_place(stage: np.ndarray, lead: np.ndarray, standard_errors: float 
 
 
 def fit_lambdamart(pools: list[Pool], targets: list[set[int]], popularity: np.ndarray, seed: int):
-    """A LightGBM lambdarank model trained on pools whose held-out target is among the candidates, or
-    None when fewer than 20 such pools exist."""
+    """A LightGBM lambdarank booster trained on pools whose held-out target is among the candidates
+    (its `predict` gives raw ranking scores), or None when fewer than 20 such pools exist."""
     from lightgbm import LGBMRanker
 
     rows, labels, groups = [], [], []
@@ -95,4 +95,4 @@ def fit_lambdamart(pools: list[Pool], targets: list[set[int]], popularity: np.nd
         verbose=-1,
     )
     model.fit(np.vstack(rows), np.concatenate(labels), group=groups)
-    return model
+    return model.booster_  # the trained booster alone: what a store saves as LightGBM's model text

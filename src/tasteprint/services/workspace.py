@@ -54,6 +54,8 @@ class Workspace:
         """The store's item and profile embeddings (Chroma, local or the configured server)."""
         if self._vectors is None:
             self._vectors = VectorStore(self.store, self.settings.chroma_url)
+            if self._vectors.rebuilt:
+                self.index()  # an unreadable folder was replaced by an empty one: fill it now
         return self._vectors
 
     def label_items(self) -> dict[str, set[str]]:

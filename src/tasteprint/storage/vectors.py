@@ -3,10 +3,14 @@
 Local persistent Chroma in the store directory by default, or a Chroma server (`--chroma-url`). Our
 embeddings are always passed explicitly: Chroma's default embedding function downloads a model.
 Writes to a local store take a file lock, because two processes writing one local Chroma can hang.
+A local folder that cannot be read is derived data: it is logged in one line, removed and rebuilt.
 """
 
 from __future__ import annotations
 
+import logging
+import shutil
+import struct
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -19,6 +23,40 @@ from tasteprint.progress import LoggedProgress
 ITEMS = "tasteprint_items"
 PROFILES = "tasteprint_profiles"
 UPSERT_BATCH = 2000
+HNSW_HEADER = struct.Struct("<I4Q")  # format version, level-0 offset, capacity, element count, bytes per element
+
+log = logging.getLogger("tasteprint")
+
+
+def hnsw_damage(folder: Path) -> str | None:
+    """Why a local Chroma folder's HNSW index files are damaged, or None. A truncated index file makes
+    Chroma's native reader crash the process (a segmentation fault no handler can catch), so the sizes
+    its header implies are checked before opening: data_level0.bin holds at least count x
+    bytes-per-element, length.bin a 4-byte vector length per element, and link_lists.bin one
+    size-prefixed list per element. An index in a header format other than version 1 is left to Chroma."""
+    for header in folder.glob("*/header.bin"):
+        segment, raw = header.parent, header.read_bytes()
+        if len(raw) < HNSW_HEADER.size:
+            return f"{header} is truncated"
+        version, _, _, count, per_element = HNSW_HEADER.unpack_from(raw)
+        if version != 1:
+            continue
+        try:
+            level0 = (segment / "data_level0.bin").stat().st_size
+            lengths = (segment / "length.bin").stat().st_size
+            links = (segment / "link_lists.bin").read_bytes()
+        except OSError as exc:
+            return f"{segment}: {exc.strerror}: {Path(exc.filename).name}"
+        if level0 < count * per_element or lengths < 4 * count:
+            return f"{segment} holds fewer elements than its header says"
+        position = 0
+        for _ in range(count):
+            if position + 4 > len(links):
+                return f"{segment}/link_lists.bin is truncated"
+            position += 4 + int.from_bytes(links[position : position + 4], "little")
+        if position > len(links):
+            return f"{segment}/link_lists.bin is truncated"
+    return None
 
 
 class VectorStore:
@@ -27,6 +65,7 @@ class VectorStore:
         from chromadb.config import Settings as ChromaSettings
 
         settings = ChromaSettings(anonymized_telemetry=False)
+        self.rebuilt = False  # whether an unreadable local folder was replaced by an empty one
         if chroma_url:
             url = urlparse(chroma_url)
             if not url.hostname:
@@ -37,11 +76,22 @@ class VectorStore:
             self.lock = None
         else:
             path = Path(store_dir) / "chroma"
-            path.mkdir(parents=True, exist_ok=True)
             self.lock = FileLock(str(Path(store_dir) / "chroma.lock"))
             # Opening a fresh local store creates its tables: two processes doing that at once crash
             # inside Chroma ("table collections already exists"), so the first open is serialised too.
             with self.lock:
+                damage = hnsw_damage(path)
+                if damage is None:
+                    try:
+                        self.client = chromadb.PersistentClient(path=str(path), settings=settings)
+                        self._open_collections()
+                        return
+                    except Exception as exc:  # noqa: BLE001 - whatever Chroma raises, the folder is unreadable
+                        damage = f"{type(exc).__name__}: {str(exc)[:120]}"
+                log.warning("the item vectors in %s cannot be read (%s); rebuilding them from the data", path, damage)
+                shutil.rmtree(path, ignore_errors=True)
+                self.rebuilt = True
+                chromadb.api.client.SharedSystemClient.clear_system_cache()  # forget the damaged folder's client
                 self.client = chromadb.PersistentClient(path=str(path), settings=settings)
                 self._open_collections()
             return
