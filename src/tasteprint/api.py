@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Unpack
 
-from .config import Settings
+from .config import ExplanationMode, Settings
 from .errors import TasteprintError
 from .explain.chain import RecommendResult
 from .explain.reasons import ReasonStats
@@ -122,10 +122,14 @@ class Tasteprint:
         fmt: str | None = None,
         platform: str | None = None,
         identity_map: str | Path | None = None,
+        mine_aspects: bool = True,
     ) -> IngestReport:
         """Load a data set. `platform` names where its events happened; `identity_map` (CSV with header
-        platform,platform_user_id,person_id) stores linked accounts under their person id."""
-        return self.services.data.ingest(Path(path), fmt, platform, Path(identity_map) if identity_map else None)
+        platform,platform_user_id,person_id) stores linked accounts under their person id. With
+        `mine_aspects` off the reviews' aspects are left for a later `mine_aspects` (a service taking
+        events in small batches mines them before each refit)."""
+        identities = Path(identity_map) if identity_map else None
+        return self.services.data.ingest(Path(path), fmt, platform, identities, mine_aspects)
 
     def mine_aspects(self, events: Iterable[Event] | None = None, progress: bool = True) -> int:
         """Mine item aspects from the stored reviews (or only `events`'); returns how many items carry some."""
@@ -319,14 +323,18 @@ class Tasteprint:
             str(user_id), k, rerank=rerank, n_candidates=n, exclude=exclude, reasons=reasons
         )
 
-    def word(self, user_id: str, recommendations: list[Recommendation]) -> tuple[list[Recommendation], ReasonStats]:
+    def word(
+        self, user_id: str, recommendations: list[Recommendation], explanations: ExplanationMode | None = None
+    ) -> tuple[list[Recommendation], ReasonStats]:
         """`recommendations` with the model's reasons where they pass the check (`explanation_source`
-        "llm"), the rest unchanged, and what happened. One LLM call for all."""
-        return self.services.recommending.word(self.facts(user_id), recommendations)
+        "llm"), the rest unchanged, and what happened. One LLM call for all. `explanations` (auto, prose
+        or slots) overrides the setting of who words them."""
+        return self.services.recommending.word(self.facts(user_id), recommendations, explanations)
 
-    def explain(self, user_id: str, item_id: str) -> Explanation:
-        """Why `item_id` (recommended or not) fits the user, citing the user's own history."""
-        return self.services.recommending.explain(str(user_id), str(item_id))
+    def explain(self, user_id: str, item_id: str, *, model: bool = True) -> Explanation:
+        """Why `item_id` (recommended or not) fits the user, citing the user's own history; without
+        `model`, the sentence is built from the evidence alone (no LLM call)."""
+        return self.services.recommending.explain(str(user_id), str(item_id), model)
 
     def similar_items(self, item_id: str, k: int = 10, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
         """Items nearest to `item_id` by embedding, excluding `exclude` and the item itself."""

@@ -80,6 +80,16 @@ class Settings(BaseModel):
     )
     llm_cache: bool = Field(default=True, description="cache LLM responses in the store, keyed by request hash")
     chroma_url: str | None = None
+    refit_stale: bool = Field(
+        default=True,
+        description="when the data changed since the last fit: refit on the next read (the CLI), or keep "
+        "serving the last fit, reading each user's history live, until a refit replaces it (the HTTP service, "
+        "which refits in the background)",
+    )
+    admin_token_env: str = Field(
+        default="TASTEPRINT_ADMIN_TOKEN", description="the environment variable holding the service's admin token"
+    )
+    max_body_bytes: int = Field(default=10_000_000, ge=1, description="the service refuses larger request bodies (413)")
 
     @classmethod
     def load(cls, **overrides: object) -> Settings:

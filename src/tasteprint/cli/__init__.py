@@ -2,7 +2,7 @@
 registers its commands on the one Typer `app` (`common`)."""
 
 # Importing a module registers its commands; `--help` lists them in this order, the pipeline's.
-from . import data, jobs, profiles, recommending  # noqa: F401
+from . import data, jobs, profiles, recommending, serving  # noqa: F401
 from .common import app
 
 __all__ = ["app", "main"]

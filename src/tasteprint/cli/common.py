@@ -75,10 +75,11 @@ class Where:
 SHARED = {"store": StoreOpt, "chroma_url": ChromaUrlOpt, "llm": LlmOpt, "model": ModelOpt, "base_url": BaseUrlOpt}
 
 
-def command(name: str | None = None, *, llm: bool = True, store: bool = True):
-    """Register a command whose function takes `where: Where` (keyword-only): the shared options
-    --store (unless the command declares its own), --chroma-url and, with `llm`, --llm, --model and
-    --base-url are added to its own, and library errors become one line on stderr and an exit code."""
+def command(name: str | None = None, *, llm: bool = True, store: bool = True, group: typer.Typer | None = None):
+    """Register a command (on `app`, or on a sub-command `group`) whose function takes `where: Where`
+    (keyword-only): the shared options --store (unless the command declares its own), --chroma-url and,
+    with `llm`, --llm, --model and --base-url are added to its own, and library errors become one line
+    on stderr and an exit code."""
     shared = [n for n in SHARED if (llm or n not in ("llm", "model", "base_url")) and (store or n != "store")]
 
     def register(function):
@@ -101,6 +102,6 @@ def command(name: str | None = None, *, llm: bool = True, store: bool = True):
 
         run.__signature__ = inspect.Signature(own + added)  # what typer reads to build the options
         run.__annotations__ = {p.name: p.annotation for p in own + added}
-        return app.command(name)(run)
+        return (group or app).command(name)(run)
 
     return register

@@ -23,10 +23,13 @@ class DataService:
     def __init__(self, workspace: Workspace):
         self.workspace = workspace
 
-    def ingest(self, path: Path, fmt: str | None, platform: str | None, identity_map: Path | None) -> IngestReport:
+    def ingest(
+        self, path: Path, fmt: str | None, platform: str | None, identity_map: Path | None, mine: bool = True
+    ) -> IngestReport:
         """See `Tasteprint.ingest`."""
         report = ingest_path(self.workspace.db, path, fmt, platform, identity_map)
-        self.mine_aspects()
+        if mine:
+            self.mine_aspects()
         return report
 
     def mine_aspects(self, events: Iterable[Event] | None = None, progress: bool = True) -> int:

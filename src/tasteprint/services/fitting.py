@@ -24,6 +24,7 @@ class FittingService:
         self.workspace = workspace
         self.directory = workspace.store / "recommender"
         self._recommender: Recommender | None = None
+        self._latest_stamp: int | None = None  # the saved pointer's mtime when `latest` last read it
 
     def fit(self, progress: bool = True, rerank_users: int = 0, **config: object) -> FitReport:
         """Fit the recommender on every stored interaction and save it in the store (see `Recommender`).
@@ -49,12 +50,16 @@ class FittingService:
         report.data_version = version
         save_recommender(recommender, self.directory)
         self._recommender = recommender
+        self._latest_stamp = (self.directory / "current.json").stat().st_mtime_ns  # `latest` need not reread it
         return report
 
     def get(self, progress: bool = True) -> Recommender:
-        """The fitted recommender for the current data; fitted (once, under a lock) when missing or stale."""
+        """The fitted recommender for the current data; fitted (once, under a lock) when missing or stale.
+        With `refit_stale` off, a stale fit is served as it is (a refit is the caller's to start)."""
         if (current := self.current()) is not None:
             return current
+        if not self.workspace.settings.refit_stale and (latest := self.latest()) is not None:
+            return latest
         with FileLock(str(self.workspace.store / "fit.lock")):
             if self.current() is None:  # another process may have fitted it meanwhile
                 self.fit(progress=progress)
@@ -69,6 +74,15 @@ class FittingService:
             if saved is None or saved.report is None or saved.report.data_version != version:
                 return None
             self._recommender = saved
+        return self._recommender
+
+    def latest(self) -> Recommender | None:
+        """The last recommender fitted (in memory, or saved in the store by any process), current or not."""
+        pointer = self.directory / "current.json"
+        stamp = pointer.stat().st_mtime_ns if pointer.exists() else None
+        if stamp != self._latest_stamp:  # a refit (here or in another process) replaced it
+            self._latest_stamp = stamp
+            self._recommender = load_recommender(self.directory) or self._recommender
         return self._recommender
 
     def judge(self, user_id: str, history: list[str], pool: list[str]) -> dict[str, float]:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from tasteprint.config import COLD_START_MAX
+from tasteprint.config import COLD_START_MAX, ExplanationMode
 from tasteprint.errors import UnknownItemError
 from tasteprint.explain.chain import RecommendResult
 from tasteprint.explain.item import explain_item
@@ -124,13 +124,15 @@ class RecommendService:
             self._catalogue, self._catalogue_version = catalogue_names(self.workspace.db.titles()), version
         return self._catalogue
 
-    def word(self, facts: UserFacts, recommendations: list[Recommendation]) -> tuple[list[Recommendation], ReasonStats]:
+    def word(
+        self, facts: UserFacts, recommendations: list[Recommendation], explanations: ExplanationMode | None = None
+    ) -> tuple[list[Recommendation], ReasonStats]:
         """`recommendations` with the model's reasons where they pass the check, and what happened."""
         ws = self.workspace
         items = ws.db.items([r.item_id for r in recommendations])
         checker = ReasonChecker(facts.item_titles, self._catalogue_names(), set(ws.factbook.global_shares))
         with on_behalf_of(facts.user_id):
-            return ws.stages().word(
+            return ws.stages(explanations=explanations).word(
                 facts,
                 recommendations,
                 items,
@@ -139,7 +141,7 @@ class RecommendService:
                 label_shares=ws.factbook.global_shares,
             )
 
-    def explain(self, user_id: str, item_id: str) -> Explanation:
+    def explain(self, user_id: str, item_id: str, model: bool = True) -> Explanation:
         """See `Tasteprint.explain`."""
         ws = self.workspace
         facts = ws.factbook.facts(user_id)
@@ -152,7 +154,7 @@ class RecommendService:
         together = fitted.interactions.together([item_id], facts.history_item_ids) if fitted else {}
         evidence = ws.evidence(facts, [item_id], items, together)[item_id]
         with on_behalf_of(user_id):
-            return explain_item(facts, items[item_id], evidence, ws.stages().llm, together.get(item_id))
+            return explain_item(facts, items[item_id], evidence, ws.stages(model).llm, together.get(item_id))
 
     def similar_items(self, item_id: str, k: int, exclude: Iterable[str]) -> list[tuple[str, float]]:
         """See `Tasteprint.similar_items`."""

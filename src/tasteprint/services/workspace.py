@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasteprint.config import Settings
+from tasteprint.config import ExplanationMode, Settings
 from tasteprint.explain.chain import LLMStages
 from tasteprint.explain.evidence import nearest_history, positive_history
 from tasteprint.llm import CachedBackend, LLMBackend, make_backend
@@ -28,7 +28,7 @@ class Workspace:
         self._backend = backend
         self._vectors: VectorStore | None = None
         self._indexed_version: int | None = None
-        self._stages: dict[bool, LLMStages] = {}  # with and without the model, for the current facts
+        self._stages: dict[tuple[bool, str], LLMStages] = {}  # (with the model, explanations), for the current facts
         self._label_items: tuple[int, dict[str, set[str]]] | None = None
 
     @property
@@ -41,13 +41,16 @@ class Workspace:
             self._backend = CachedBackend(self._backend, self.db.responses)
         return self._backend
 
-    def stages(self, model: bool = True) -> LLMStages:
-        """The LLM stages over this store's settings and catalogue labels; with `model` False they hold
-        no backend, so they keep the fitted order and template sentences and never load a model."""
-        if model not in self._stages:
+    def stages(self, model: bool = True, explanations: ExplanationMode | None = None) -> LLMStages:
+        """The LLM stages over this store's settings and catalogue labels (with `explanations`, who
+        words reasons, in place of the setting's); with `model` False they hold no backend, so they keep
+        the fitted order and template sentences and never load a model."""
+        key = (model, explanations or self.settings.explanations)
+        if key not in self._stages:
             backend = self.backend if model else None
-            self._stages[model] = LLMStages.from_settings(self.settings, backend, set(self.factbook.global_shares))
-        return self._stages[model]
+            settings = self.settings.model_copy(update={"explanations": key[1]})
+            self._stages[key] = LLMStages.from_settings(settings, backend, set(self.factbook.global_shares))
+        return self._stages[key]
 
     @property
     def vectors(self) -> VectorStore:

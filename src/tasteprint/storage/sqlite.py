@@ -19,6 +19,7 @@ from tasteprint.models import Event, Item
 
 from .profiles import ProfileTables
 from .responses import ResponseCache
+from .tokens import TokenTable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -61,6 +62,12 @@ CREATE INDEX IF NOT EXISTS llm_cache_user ON llm_cache(user_id);
 CREATE TABLE IF NOT EXISTS stale_profiles (user_id TEXT PRIMARY KEY);
 -- What each person stated (a JSON list of ProfileEdit): one row a user, the truth every profile version copies.
 CREATE TABLE IF NOT EXISTS profile_edits (user_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+-- Per-user access tokens of the HTTP service: a SHA-256 hash each, never the token.
+CREATE TABLE IF NOT EXISTS tokens (
+    token_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
 CREATE TABLE IF NOT EXISTS identities (
     platform TEXT NOT NULL,
     platform_user_id TEXT NOT NULL,
@@ -84,6 +91,7 @@ class Database:
     Attributes:
         profiles: the profile versions and which are stale.
         responses: the LLM response cache.
+        tokens: the HTTP service's access tokens (hashes only).
     """
 
     def __init__(self, store: Path):
@@ -104,6 +112,7 @@ class Database:
                 ) from exc
         self.profiles = ProfileTables(self)
         self.responses = ResponseCache(self)
+        self.tokens = TokenTable(self)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -235,11 +244,11 @@ class Database:
         return texts
 
     def forget_user(self, user_id: str) -> int:
-        """Delete a user's events, their edits, every profile version and the LLM responses cached for
-        them, in one transaction. Returns how many events were removed."""
+        """Delete a user's events, their edits, every profile version, the LLM responses cached for them
+        and their access tokens, in one transaction. Returns how many events were removed."""
         with self.conn:
             removed = self.conn.execute("DELETE FROM events WHERE user_id=?", (user_id,)).rowcount
-            for table in ("profiles", "llm_cache", "stale_profiles", "profile_edits"):
+            for table in ("profiles", "llm_cache", "stale_profiles", "profile_edits", "tokens"):
                 self.conn.execute(f"DELETE FROM {table} WHERE user_id=?", (user_id,))
         self._bump_data_version()
         return removed

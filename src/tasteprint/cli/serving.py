@@ -1,0 +1,40 @@
+"""Commands of the HTTP service: `serve`, and `token create` for a person's access token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import Where, app, command, err_console
+
+token_app = typer.Typer(no_args_is_help=True, help="Access tokens for the HTTP service.")
+app.add_typer(token_app, name="token")
+
+
+@command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port to listen on")] = 8000,
+    *,
+    where: Where,
+):
+    """Serve the store over HTTP: JSON routes under /v1 (docs at /docs), /healthz, /metrics, and the page
+    at / where a person sees and corrects their profile. Tokens: the admin's from TASTEPRINT_ADMIN_TOKEN,
+    a person's from `tasteprint token create USER`."""
+    import uvicorn
+
+    from tasteprint.service import create_app
+
+    tp = where.open()
+    application = create_app(tp)
+    tp.services.fitting.get(progress=True)  # fitted before the first request, not during it
+    err_console.print(f"serving {tp.settings.store} on http://{host}:{port} (docs at /docs)")
+    uvicorn.run(application, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+@command("create", llm=False, group=token_app)
+def create_token(user_id: Annotated[str, typer.Argument(help="the user the token opens")], *, where: Where):
+    """Create a token that opens USER's routes and page, printed alone on stdout; the store keeps only
+    its hash, so it cannot be shown again."""
+    print(where.open().db.tokens.create(user_id))

@@ -1,0 +1,254 @@
+"""The FastAPI application over one store: JSON routes under /v1 (errors as `{"error", "detail"}`),
+/healthz, Prometheus /metrics, OpenAPI docs at /docs, and the profile page (`page`)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import BaseModel, Field
+
+from tasteprint.api import Tasteprint
+from tasteprint.chat.session import ChatSession
+from tasteprint.errors import (
+    StoreDamagedError,
+    TasteprintError,
+    UnknownItemError,
+    UnknownUserError,
+)
+
+from .access import ApiError, Caller, bearer, identify
+from .background import Background
+from .limits import BodyLimit
+from .page import register_page
+
+Explanations = Literal["template", "auto", "prose", "slots"]
+
+
+class ProfileEdits(BaseModel):
+    """A PATCH of the profile: what the person states (see `Tasteprint.edit_profile`)."""
+
+    not_interested: list[str] = Field(default_factory=list, description="labels no pick may carry")
+    more: list[str] = Field(default_factory=list, description="labels at least 3 of 10 picks carry")
+    never: list[str] = Field(default_factory=list, description="items (ids or exact titles) never served again")
+    liked: list[str] = Field(default_factory=list, description="items they enjoyed")
+    undo: list[str] = Field(default_factory=list, description="labels or items whose earlier edit is removed")
+
+
+class Statement(BaseModel):
+    text: str = Field(min_length=1, max_length=2000, description="what they want, in their words")
+
+
+class ChatLine(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)
+    session_id: str | None = None
+
+
+def caller(request: Request) -> Caller:
+    """Who sent the request (see `access.identify`); the route's dependency."""
+    return identify(request.app.state.tp, bearer(request))
+
+
+Authorized = Annotated[Caller, Depends(caller)]
+
+
+def status_of(exc: TasteprintError) -> tuple[int, str]:
+    if isinstance(exc, UnknownUserError | UnknownItemError):
+        return 404, "not_found"
+    if isinstance(exc, StoreDamagedError):
+        return 503, "store_damaged"
+    return 400, type(exc).__name__
+
+
+def create_app(tp: Tasteprint) -> FastAPI:
+    """The service over `tp`'s store. It serves the last fit while events arrive (`refit_stale` off):
+    new events count in the next request for that user, and `POST /v1/fit` refits in the background."""
+    tp.settings = tp.settings.model_copy(update={"refit_stale": False})
+    background = Background(tp)
+    app = FastAPI(title="tasteprint", summary="User profiles and explained recommendations over one store")
+    app.add_middleware(BodyLimit, limit=tp.settings.max_body_bytes)
+    app.state.tp, app.state.background = tp, background
+    registry = CollectorRegistry()
+    requests = Counter("tasteprint_requests", "HTTP requests answered", ["route", "status"], registry=registry)
+    seconds = Histogram("tasteprint_request_seconds", "time to answer, by route", ["route"], registry=registry)
+    sessions: dict[str, tuple[str, ChatSession, threading.Lock]] = {}
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")  # the template: no user ids
+        requests.labels(route, str(response.status_code)).inc()
+        seconds.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    def error(status: int, name: str, detail: str) -> JSONResponse:
+        return JSONResponse({"error": name, "detail": detail}, status_code=status)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError):
+        return error(exc.status, exc.error, exc.detail)
+
+    @app.exception_handler(TasteprintError)
+    async def tasteprint_error(_: Request, exc: TasteprintError):
+        return error(*status_of(exc), str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError):
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
+        return error(422, "invalid_request", "; ".join(problems))
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict:
+        fitted = tp.services.fitting.latest()
+        return {"status": "ok", "fitted": fitted is not None, "refitting": background.pending("fit")}
+
+    @app.get("/metrics", tags=["service"])
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/users/{user_id}/recommendations", tags=["users"])
+    def recommendations(
+        user_id: str,
+        who: Authorized,
+        k: Annotated[int, Query(ge=1, le=100)] = 10,
+        explanations: Explanations = "template",
+    ) -> dict:
+        """Top-k picks from the fitted recommender, each as `recommend --json` prints it. `template`
+        calls no model; the others serve the template until the model's wording is ready."""
+        who.require(user_id)
+        picks = tp.recommend(user_id, k, rerank=False, reasons=False).recommendations
+        if explanations != "template":
+            picks = background.with_reasons(user_id, explanations, picks)
+        return {"user_id": user_id, "recommendations": [p.model_dump() for p in picks]}
+
+    @app.get("/v1/users/{user_id}/profile", tags=["users"])
+    def profile(user_id: str, who: Authorized):
+        """The stored profile as `profile --json` prints it; when there is none yet, or events arrived
+        since, a build is queued (202 while there is nothing to show)."""
+        who.require(user_id)
+        stored = tp.db.profiles.latest(user_id)
+        if stored is None and not tp.db.has_user(user_id):
+            raise UnknownUserError(user_id)
+        if stored is None or tp.db.profiles.is_stale(user_id):
+            background.build_profile(user_id)
+        if stored is None:
+            return JSONResponse({"user_id": user_id, "status": "building"}, status_code=202)
+        return json.loads(stored.model_dump_json())
+
+    @app.patch("/v1/users/{user_id}/profile", tags=["users"])
+    def edit(user_id: str, who: Authorized, edits: ProfileEdits) -> dict:
+        """Record edits (the CLI's `edit`); an unknown label or item changes nothing (400, nearest named)."""
+        who.require(user_id)
+        result = tp.edit_profile(user_id, **edits.model_dump())
+        background.forget(user_id)
+        return {"user_id": user_id, "edits": [json.loads(e.model_dump_json()) for e in result.edits]}
+
+    @app.post("/v1/users/{user_id}/statement", tags=["users"])
+    def statement(user_id: str, who: Authorized, said: Statement) -> dict:
+        """What a person says they like and dislike, read into edits (the CLI's `edit --says`)."""
+        who.require(user_id)
+        result = tp.edit_profile(user_id, says=said.text)
+        background.forget(user_id)
+        return {"user_id": user_id, "edits": [json.loads(e.model_dump_json()) for e in result.edits]}
+
+    @app.get("/v1/users/{user_id}/events", tags=["users"])
+    def events(
+        user_id: str,
+        who: Authorized,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict:
+        """The user's events, oldest first."""
+        who.require(user_id)
+        stored = tp.db.user_events(user_id)
+        if not stored and not tp.db.profiles.has_edits(user_id):
+            raise UnknownUserError(user_id)
+        page = stored[offset : offset + limit]
+        return {"total": len(stored), "events": [e.model_dump(exclude_none=True) for e in page]}
+
+    @app.get("/v1/users/{user_id}/items/{item_id}/explanation", tags=["users"])
+    def explanation(user_id: str, item_id: str, who: Authorized, explanations: Explanations = "template") -> dict:
+        """Why an item fits the user; `template` builds the sentence from the evidence, no model."""
+        who.require(user_id)
+        return tp.explain(user_id, item_id, model=explanations != "template").model_dump()
+
+    @app.post("/v1/users/{user_id}/chat", tags=["users"])
+    def chat(user_id: str, who: Authorized, line: ChatLine) -> dict:
+        """One chat turn as `chat --json` prints it, plus the `session_id` to send with the next line."""
+        who.require(user_id)
+        session_id = line.session_id or uuid.uuid4().hex
+        if line.session_id is None:
+            session = ChatSession(tp, rerank=False)
+            session.switch(user_id)
+            sessions[session_id] = (user_id, session, threading.Lock())
+        elif session_id not in sessions:
+            raise ApiError(404, "not_found", f"no chat session {session_id!r}; start one without session_id")
+        owner, session, lock = sessions[session_id]
+        if owner != user_id:
+            raise ApiError(403, "forbidden", "this session belongs to another user")
+        with lock:
+            turn = session.turn(line.text)
+        background.forget(user_id)
+        return json.loads(turn.model_dump_json()) | {"session_id": session_id}
+
+    @app.post("/v1/events", tags=["data"])
+    def post_events(
+        who: Authorized,
+        body: Annotated[bytes, Body(media_type="application/x-ndjson", description="JSON lines, or a JSON array")],
+    ):
+        """Store events (ingest's generic format): every good record is kept, every bad one reported by
+        line; an exact duplicate of a stored event is counted, not stored twice."""
+        if not who.is_admin:
+            raise ApiError(403, "forbidden", "posting events needs the admin token")
+        report = ingest_body(tp, body)
+        payload = json.loads(report.model_dump_json())
+        for rejected in payload["errors"]:
+            rejected["file"] = "request body"
+        if report.rejected and not report.accepted and not report.duplicates:
+            detail = "; ".join(f"line {e['line']}: {e['reason']}" for e in payload["errors"][:5])
+            return JSONResponse({"error": "invalid_events", "detail": detail, "report": payload}, status_code=422)
+        return payload
+
+    @app.delete("/v1/users/{user_id}", tags=["users"])
+    def forget(user_id: str, who: Authorized) -> dict:
+        """Remove everything stored about the user (their tokens included)."""
+        who.require(user_id)
+        removed = tp.forget(user_id)
+        background.forget(user_id)
+        return {"user_id": user_id, "events_removed": removed}
+
+    @app.post("/v1/fit", status_code=202, tags=["data"])
+    def fit(who: Authorized) -> dict:
+        """Refit on every stored event in the background; the new fit replaces the old when saved."""
+        who.require_admin()
+        return {"queued": background.refit(), "refitting": True}
+
+    register_page(app, tp, background)
+    app.router.on_shutdown.append(background.close)
+    return app
+
+
+def ingest_body(tp: Tasteprint, body: bytes):
+    """Ingest a request body of JSON lines (or one JSON array of event objects) as the generic format;
+    aspects are mined at the next refit, not per request."""
+    text = body.lstrip()
+    if text.startswith(b"["):
+        try:
+            rows = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "invalid_json", f"the body starts a JSON array but is not one: {exc}") from exc
+        body = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+    with tempfile.TemporaryDirectory(prefix="tasteprint-events-") as folder:
+        path = Path(folder) / "events.jsonl"
+        path.write_bytes(body)
+        return tp.ingest(path, fmt="events", mine_aspects=False)
