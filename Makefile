@@ -18,8 +18,11 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# torch is installed first and pinned, so no later dependency can pull a multi-GB CUDA build.
+# torch is installed first and pinned, so no later dependency can pull a multi-GB CUDA build. The page's
+# browser tests drive Debian's chromium through Playwright (never a browser Playwright downloads); CI runs
+# as root, so apt-get installs it where it is missing.
 $(STAMP): pyproject.toml
+	command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip wheel setuptools
 	$(PY) -m pip install torch==2.13.0

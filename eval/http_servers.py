@@ -40,6 +40,23 @@ def wait_for(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None
 
 
 @contextmanager
+def tasteprint_server(store, admin_token: str, extra_env: dict | None = None, timeout_s: float = 300) -> Iterator[str]:
+    """`tasteprint serve` over `store` on a free port with `admin_token`; yields its base URL (stopped
+    with SIGTERM after). Its stderr goes to `store/serve.log`."""
+    port = free_port()
+    env = dict(os.environ, TASTEPRINT_ADMIN_TOKEN=admin_token, **(extra_env or {}))
+    command = [sys.executable, "-m", "tasteprint.cli", "serve", "--store", str(store), "--port", str(port)]
+    with open(os.path.join(store, "serve.log"), "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", process, timeout_s)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@contextmanager
 def llama_server(model_path, n_ctx: int = 4096, alias: str = "smollm2") -> Iterator[str]:
     """llama-cpp-python's own OpenAI-compatible server, serving `model_path`; yields its base URL."""
     port = free_port()
