@@ -21,7 +21,7 @@ ADMIN = "admin-secret-for-tests"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     store = tmp_path_factory.mktemp("served")
-    tp = Tasteprint(store=store, llm="scripted", max_body_bytes=20_000)
+    tp = Tasteprint(store=store, llm="scripted", max_body_bytes=20_000, refit_stale=False)
     tp.ingest(BUILT_IN)
     tp.fit(progress=False)
     tokens = {user: tp.db.tokens.create(user) for user in ("ana", "ben")}

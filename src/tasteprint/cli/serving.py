@@ -26,7 +26,7 @@ def serve(
 
     from tasteprint.service import create_app
 
-    tp = where.open()
+    tp = where.open(refit_stale=False)
     application = create_app(tp)
     tp.services.fitting.get(progress=True)  # fitted before the first request, not during it
     err_console.print(f"serving {tp.settings.store} on http://{host}:{port} (docs at /docs)")

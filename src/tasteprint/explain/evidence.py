@@ -47,10 +47,35 @@ def positive_history(facts: UserFacts) -> list[str]:
     return [i for i in facts.history_item_ids if facts.item_ratings.get(i, 5.0) > DISLIKED_MAX]
 
 
+class CitableHistory:
+    """A user's (not disliked) history items as `nearest_history` compares candidates with them: their
+    labels, ratings, and the embeddings as one matrix (rows of zeros for items without one), built once
+    per list of candidates."""
+
+    def __init__(self, facts: UserFacts, vectors: Mapping[str, np.ndarray]):
+        self.ids = positive_history(facts)
+        self.id_array = np.array(self.ids, dtype=str)
+        columns: dict[str, int] = {}
+        cells = [
+            (row, columns.setdefault(label, len(columns)))
+            for row, i in enumerate(self.ids)
+            for label in set(facts.item_labels.get(i, []))
+        ]
+        self.label_columns = columns  # history items x their labels, 1 where an item carries one
+        self.carries = np.zeros((len(self.ids), len(columns)), dtype=np.int32)
+        for row, column in cells:
+            self.carries[row, column] = 1
+        self.ratings = np.array([facts.item_ratings.get(i, 0.0) for i in self.ids], dtype=np.float64)
+        dimension = len(next(iter(vectors.values()))) if vectors else 0
+        self.matrix = np.zeros((len(self.ids), dimension), dtype=np.float32)
+        for row, item_id in enumerate(self.ids):
+            if (vector := vectors.get(item_id)) is not None:
+                self.matrix[row] = vector
+
+
 def nearest_history(
     candidate_vector: np.ndarray | None,
-    history_vectors: dict[str, np.ndarray],
-    facts: UserFacts,
+    history: CitableHistory,
     item: Item | None,
     n: int = EVIDENCE_PER_CANDIDATE,
     together: Mapping[str, int] | None = None,
@@ -61,20 +86,22 @@ def nearest_history(
     together with the candidate (`together`: history item -> how many, at least CO_LIKED_MIN). Never a
     mere word of the title in common."""
     labels = item.labels() if item else set()
-    scored = []
-    positive = positive_history(facts)
-    for item_id in positive:
-        shared = len(labels & set(facts.item_labels.get(item_id, [])))
-        vector = history_vectors.get(item_id)
-        cosine = float(candidate_vector @ vector) if candidate_vector is not None and vector is not None else 0.0
-        if shared or cosine >= CITE_MIN_COSINE:
-            scored.append((shared, cosine + 0.01 * facts.item_ratings.get(item_id, 0), item_id))
-    if not scored and together:
+    columns = [history.label_columns[label] for label in labels if label in history.label_columns]
+    shared = history.carries[:, columns].sum(axis=1)
+    cosines = np.zeros(len(history.ids))
+    if candidate_vector is not None and history.matrix.shape[1]:
+        cosines = (history.matrix @ candidate_vector).astype(np.float64)
+    keep = np.flatnonzero((shared > 0) | (cosines >= CITE_MIN_COSINE))
+    if len(keep):  # best first: most labels shared, then cosine plus a touch of rating, then item id
+        scores = cosines[keep] + 0.01 * history.ratings[keep]
+        order = np.lexsort((history.id_array[keep], scores, shared[keep]))[::-1][:n]
+        return [history.ids[keep[r]] for r in order]
+    if together:
         # One item only: the sentence states its count, and "both" must not be ambiguous.
-        best = max(((together.get(i, 0), facts.item_ratings.get(i, 0), i) for i in positive), default=None)
-        scored = [best] if best and best[0] >= CO_LIKED_MIN else []
-    scored.sort(reverse=True)
-    return [item_id for _, _, item_id in scored[:n]]
+        pairs = zip(history.ids, history.ratings)
+        best = max(((together.get(i, 0), float(rating), i) for i, rating in pairs), default=None)
+        return [best[2]] if best and best[0] >= CO_LIKED_MIN else []
+    return []
 
 
 def rated_above_mean(facts: UserFacts, rating: float | None) -> bool:

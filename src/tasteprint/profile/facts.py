@@ -4,7 +4,8 @@ that every profile claim is checked against."""
 from __future__ import annotations
 
 import statistics
-from collections import Counter, defaultdict
+import threading
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -27,6 +28,7 @@ MAX_ASPECTS = 10
 # Amazon and MovieLens rate 1-5 (MovieLens latest 0.5-5): these bounds read "loved" and "disliked".
 LOVED_MIN = 4.0
 DISLIKED_MAX = 2.0
+FACTS_CACHED = 4096  # users whose facts `FactBook` keeps (a served store answers its active users from memory)
 
 
 @dataclass
@@ -345,6 +347,8 @@ class FactBook:
         self.db = db
         self._global_shares: dict[str, float] | None = None
         self._generic_aspects: set[str] | None = None
+        self._facts: OrderedDict[str, tuple[tuple[int, int, int], UserFacts]] = OrderedDict()
+        self._lock = threading.Lock()
 
     @property
     def global_shares(self) -> dict[str, float]:
@@ -359,8 +363,21 @@ class FactBook:
         return self._generic_aspects
 
     def facts(self, user_id: str) -> UserFacts:
+        """The user's facts, rebuilt only when their history (or the data version) changed since the
+        last call: the most recent `FACTS_CACHED` users' are kept. Callers must not modify them."""
+        state = self.db.user_state(user_id)
+        with self._lock:
+            cached = self._facts.get(user_id)
+            if cached is not None and cached[0] == state:
+                self._facts.move_to_end(user_id)
+                return cached[1]
         events = self.db.user_events(user_id)
         if not events:
             raise UnknownUserError(user_id)
         items = self.db.items({e.item_id for e in events})
-        return build_facts(user_id, events, items, self.global_shares, self.generic_aspects)
+        facts = build_facts(user_id, events, items, self.global_shares, self.generic_aspects)
+        with self._lock:
+            self._facts[user_id] = (state, facts)
+            while len(self._facts) > FACTS_CACHED:
+                self._facts.popitem(last=False)
+        return facts

@@ -90,7 +90,8 @@ def _restore(state: dict, arrays, ranker: Path) -> Recommender:
     main = state["main"]
     if main["kind"] == "ease":
         recommender.main = EASE(main["lam"], main["min_count"], main["label_weight"])
-        recommender.main.columns, recommender.main.weights = arrays["ease.columns"], arrays["ease.weights"]
+        recommender.main.columns = arrays["ease.columns"]
+        recommender.main.weights = np.ascontiguousarray(arrays["ease.weights"])  # rows are what scoring reads
     else:
         from implicit.cpu.als import AlternatingLeastSquares
 

@@ -34,7 +34,7 @@ from tasteprint.models import FitConfig, FitReport
 
 from .metrics import ndcg_at_k
 from .ranking import FUSION_GRID, LEAD_ALONE, Pool, earns_its_place, fit_lambdamart
-from .retrievers import ALS, EASE, Candidate, Embedding, Interactions, ItemKNN, top_indices
+from .retrievers import ALS, EASE, Candidate, Embedding, Interactions, ItemKNN, batch_scores, top_indices
 from .validation import Case, hold_out, keeps_long_term, objective, recency_ndcgs, weigh_cases
 from .validation import shortlists as validation_shortlists
 
@@ -273,10 +273,10 @@ class Recommender:
 
         def weighted(retriever) -> tuple[np.ndarray, np.ndarray]:
             """(recency-weighted score mixed with the plain one, plain score)."""
-            scores = retriever.scores(recent)
             if self.half_life is None:
+                scores = retriever.scores(recent)
                 return scores, scores
-            whole = retriever.scores(plain)
+            scores, whole = batch_scores(retriever, np.stack([recent, plain]))  # one pass over the weights
             return scores + self.plain_mix * whole, whole
 
         main, main_plain = weighted(self.lead[1])

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from tasteprint.api import Tasteprint
 from tasteprint.chat.session import ChatSession
 from tasteprint.errors import (
+    ConfigError,
     StoreDamagedError,
     TasteprintError,
     UnknownItemError,
@@ -70,9 +71,13 @@ def status_of(exc: TasteprintError) -> tuple[int, str]:
 
 
 def create_app(tp: Tasteprint) -> FastAPI:
-    """The service over `tp`'s store. It serves the last fit while events arrive (`refit_stale` off):
-    new events count in the next request for that user, and `POST /v1/fit` refits in the background."""
-    tp.settings = tp.settings.model_copy(update={"refit_stale": False})
+    """The service over `tp`'s store, opened with `refit_stale` off: it serves the last fit while events
+    arrive (new events count in the next request for that user), and `POST /v1/fit` refits in the
+    background. A request never waits for a fit."""
+    if tp.settings.refit_stale:
+        raise ConfigError(
+            "the service needs a store opened with refit_stale=False", hint="Tasteprint(..., refit_stale=False)"
+        )
     background = Background(tp)
     app = FastAPI(title="tasteprint", summary="User profiles and explained recommendations over one store")
     app.add_middleware(BodyLimit, limit=tp.settings.max_body_bytes)

@@ -70,10 +70,9 @@ class FittingService:
         never fits."""
         version = self.workspace.db.data_version()
         if self._recommender is None or self._recommender.report.data_version != version:
-            saved = load_recommender(self.directory)
+            saved = self.latest()  # read from the store only when a fit was saved since
             if saved is None or saved.report is None or saved.report.data_version != version:
                 return None
-            self._recommender = saved
         return self._recommender
 
     def latest(self) -> Recommender | None:

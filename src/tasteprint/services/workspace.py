@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from tasteprint.config import ExplanationMode, Settings
 from tasteprint.explain.chain import LLMStages
-from tasteprint.explain.evidence import nearest_history, positive_history
+from tasteprint.explain.evidence import CitableHistory, nearest_history, positive_history
 from tasteprint.llm import CachedBackend, LLMBackend, make_backend
 from tasteprint.models import Item, UserFacts
 from tasteprint.profile.facts import MAX_LABEL_CHARS, FactBook
@@ -30,6 +32,7 @@ class Workspace:
         self._indexed_version: int | None = None
         self._stages: dict[tuple[bool, str], LLMStages] = {}  # (with the model, explanations), for the current facts
         self._label_items: tuple[int, dict[str, set[str]]] | None = None
+        self._item_vectors: dict[str, np.ndarray] = {}  # read from the vector store on first use
 
     @property
     def backend(self) -> LLMBackend:
@@ -96,11 +99,18 @@ class Workspace:
         """For each item, the user's nearest (not disliked) history items: the citations it may use.
         `together` (item -> history item -> people who consumed both, counted in the fitted data) lets
         an item that shares nothing else cite what it was consumed with."""
-        vectors = self.vectors.item_vectors(list(item_ids) + positive_history(facts))
+        vectors = self.item_vectors(list(item_ids) + positive_history(facts))
+        history = CitableHistory(facts, vectors)
         together = together or {}
-        return {
-            i: nearest_history(vectors.get(i), vectors, facts, items.get(i), together=together.get(i)) for i in item_ids
-        }
+        return {i: nearest_history(vectors.get(i), history, items.get(i), together=together.get(i)) for i in item_ids}
+
+    def item_vectors(self, item_ids: list[str]) -> dict[str, np.ndarray]:
+        """The items' embeddings, read from the vector store once each and kept in memory (an item's
+        embedding is written once, when it is indexed)."""
+        missing = [i for i in dict.fromkeys(item_ids) if i not in self._item_vectors]
+        if missing:
+            self._item_vectors |= self.vectors.item_vectors(missing)
+        return {i: self._item_vectors[i] for i in item_ids if i in self._item_vectors}
 
     def close(self) -> None:
         self.db.close()

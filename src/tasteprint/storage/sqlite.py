@@ -315,6 +315,13 @@ class Database:
         row = self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events WHERE user_id=?", (user_id,)).fetchone()
         return row[0]
 
+    def user_state(self, user_id: str) -> tuple[int, int, int]:
+        """(data version, the user's event count, their last event row): equal states, equal histories."""
+        count, last = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM events WHERE user_id=?", (user_id,)
+        ).fetchone()
+        return self.data_version(), count, last
+
     def iter_events(self) -> Iterator[Event]:
         cursor = self.conn.execute(
             "SELECT user_id, item_id, kind, timestamp, rating, text, platform FROM events "
