@@ -2,7 +2,7 @@
 
 With no arguments it ingests ml-latest-small into a store (or reuses `--store`), starts `tasteprint
 serve` on 127.0.0.1 and asks for `k=10` picks with template explanations for users drawn uniformly,
-in phases that do not overlap:
+in phases that do not overlap (the server runs `--workers` processes, by default one per core):
 
 1. `inproc`: the same requests as in-process `Tasteprint.recommend` calls, no HTTP (the library's p50);
 2. `single`: one client for `--single-s` seconds (the idle p50 over HTTP);
@@ -20,7 +20,9 @@ p99_ms, rps, errors_5xx, events_sent, events_acknowledged, events_stored.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -28,6 +30,7 @@ import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from http_servers import tasteprint_server
@@ -73,10 +76,13 @@ def in_process(store: Path, users: list[str], requests: int, seed: int) -> float
 
 
 class Client:
-    """Requests for random users' picks over one keep-alive connection, timed."""
+    """Requests for random users' picks over one keep-alive connection, timed. The standard library's
+    `http.client`: the clients share the server's two cores, so they must cost little."""
 
     def __init__(self, url: str, token: str, users: list[str], seed: int):
-        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        address = urlsplit(url)
+        self.connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+        self.headers = {"Authorization": f"Bearer {token}"}
         self.users, self.rng = users, random.Random(seed)
         self.times: list[float] = []
         self.errors_5xx = 0
@@ -84,9 +90,13 @@ class Client:
     def ask(self, user: str | None = None) -> None:
         user = user or self.rng.choice(self.users)
         started = time.perf_counter()
-        response = self.http.get(f"/v1/users/{user}/recommendations", params={"k": K, "explanations": "template"})
+        self.connection.request(
+            "GET", f"/v1/users/{user}/recommendations?k={K}&explanations=template", headers=self.headers
+        )
+        response = self.connection.getresponse()
+        response.read()
         self.times.append((time.perf_counter() - started) * 1000)
-        self.errors_5xx += response.status_code >= 500
+        self.errors_5xx += response.status >= 500
 
     def run_for(self, seconds: float) -> None:
         deadline = time.perf_counter() + seconds
@@ -102,6 +112,17 @@ def run_clients(clients: list, seconds: float, method: str = "run_for") -> float
     for thread in threads:
         thread.join()
     return time.perf_counter() - started
+
+
+class WarmUp:
+    """Asks once for each of `users`."""
+
+    def __init__(self, client: Client, users: list[str]):
+        self.client, self.users = client, users
+
+    def run(self, _seconds: float) -> None:
+        for user in self.users:
+            self.client.ask(user)
 
 
 class EventPoster:
@@ -147,6 +168,7 @@ def main() -> None:
     parser.add_argument("--single-s", type=float, default=20)
     parser.add_argument("--concurrent-s", type=float, default=60)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="serve's worker processes")
     parser.add_argument("--events-s", type=float, default=10)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -159,10 +181,10 @@ def main() -> None:
     print(f"in-process: p50 {inproc:.1f} ms over {args.inproc_requests} requests", flush=True)
 
     with ExitStack() as stack:
-        url = args.url or stack.enter_context(tasteprint_server(store, args.token))
-        warm = [Client(url, args.token, users, args.seed + n) for n in range(2)]
-        for n, user in enumerate(users):  # warm: every user once, over two connections
-            warm[n % 2].ask(user)
+        url = args.url or stack.enter_context(tasteprint_server(store, args.token, args.workers))
+        warm = [Client(url, args.token, users, args.seed + n) for n in range(4)]
+        for _ in range(2):  # warm: every user twice, over four connections (each worker sees most users)
+            run_clients([WarmUp(client, users[n::4]) for n, client in enumerate(warm)], 0, "run")
         single = Client(url, args.token, users, args.seed)
         single.run_for(args.single_s)
         print(f"one client: p50 {statistics.median(single.times):.1f} ms, {len(single.times)} requests", flush=True)

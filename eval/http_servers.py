@@ -40,12 +40,13 @@ def wait_for(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None
 
 
 @contextmanager
-def tasteprint_server(store, admin_token: str, extra_env: dict | None = None, timeout_s: float = 300) -> Iterator[str]:
-    """`tasteprint serve` over `store` on a free port with `admin_token`; yields its base URL (stopped
-    with SIGTERM after). Its stderr goes to `store/serve.log`."""
+def tasteprint_server(store, admin_token: str, workers: int = 1, timeout_s: float = 300) -> Iterator[str]:
+    """`tasteprint serve` over `store` on a free port with `admin_token` and `workers` processes; yields
+    its base URL (stopped with SIGTERM after). Its stderr goes to `store/serve.log`."""
     port = free_port()
-    env = dict(os.environ, TASTEPRINT_ADMIN_TOKEN=admin_token, **(extra_env or {}))
+    env = dict(os.environ, TASTEPRINT_ADMIN_TOKEN=admin_token)
     command = [sys.executable, "-m", "tasteprint.cli", "serve", "--store", str(store), "--port", str(port)]
+    command += ["--workers", str(workers)]
     with open(os.path.join(store, "serve.log"), "ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
     try:

@@ -22,7 +22,7 @@ from tasteprint.models import Recommendation
 
 from .intents import Router
 from .reader import LineReader
-from .turns import Constraints, LabelMention, Subject, Turn, approximate_year, short_name
+from .turns import Constraints, LabelMention, SessionState, Subject, Turn, approximate_year, short_name
 from .understanding import Act, Understanding
 
 # A time phrase after what is excluded ("nothing with horror for now, thanks") is not part of its name;
@@ -128,6 +128,18 @@ class ChatSession:
     def _ask_back(self) -> str:
         """For a line nothing in it could be read: one short question, not the help list."""
         return "I didn't catch that: would you like a recommendation, or more like a film you name?"
+
+    def state(self) -> SessionState:
+        """What the next line needs of this one (the service stores it between requests)."""
+        return SessionState(
+            user_id=self.user_id, k=self.k, last=self.last, shown=sorted(self.shown), constraints=self.constraints
+        )
+
+    @classmethod
+    def resume(cls, tp: Tasteprint, state: SessionState, **options) -> ChatSession:
+        """A session carrying on from `state`."""
+        shown, last = set(state.shown), list(state.last)
+        return cls(tp, state.user_id, k=state.k, last=last, shown=shown, constraints=state.constraints, **options)
 
     def switch(self, user_id: str) -> str:
         if not self.tp.db.has_user(user_id):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from tasteprint.explain.evidence import release_year
-from tasteprint.models import Item
+from tasteprint.models import Item, Recommendation
 
 from .mentions import Stance
 from .understanding import UnderstoodBy
@@ -53,6 +53,16 @@ class LabelMention(BaseModel):
     label: str
     stance: Stance
     span: tuple[int, int]
+
+
+class SessionState(BaseModel):
+    """What a chat session carries from one line to the next, as the service stores it."""
+
+    user_id: str | None = None
+    k: int = 5
+    last: list[Recommendation] = Field(default_factory=list)
+    shown: list[str] = Field(default_factory=list)
+    constraints: Constraints = Field(default_factory=Constraints)
 
 
 class Turn(BaseModel):

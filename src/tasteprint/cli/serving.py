@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -16,6 +17,10 @@ app.add_typer(token_app, name="token")
 def serve(
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port to listen on")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, help="worker processes (a request's work holds Python's lock: one per core)"),
+    ] = 1,
     *,
     where: Where,
 ):
@@ -24,13 +29,24 @@ def serve(
     a person's from `tasteprint token create USER`."""
     import uvicorn
 
-    from tasteprint.service import create_app
-
     tp = where.open(refit_stale=False)
-    application = create_app(tp)
-    tp.services.fitting.get(progress=True)  # fitted before the first request, not during it
-    err_console.print(f"serving {tp.settings.store} on http://{host}:{port} (docs at /docs)")
-    uvicorn.run(application, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    tp.recommender(progress=True)  # fitted before the first request when the store has none, never during one
+    store = tp.settings.store
+    tp.close()
+    # Each worker opens the store from the environment (the app factory), as this process would.
+    chosen = {"store": str(store), "chroma_url": where.chroma_url, "llm": where.llm, "model": where.model}
+    chosen["base_url"] = where.base_url
+    os.environ.update({f"TASTEPRINT_{name.upper()}": value for name, value in chosen.items() if value})
+    err_console.print(f"serving {store} on http://{host}:{port} with {workers} worker(s) (docs at /docs)")
+    uvicorn.run(
+        "tasteprint.service.app:from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
 
 
 @command("create", llm=False, group=token_app)

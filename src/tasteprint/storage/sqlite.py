@@ -19,6 +19,7 @@ from tasteprint.models import Event, Item
 
 from .profiles import ProfileTables
 from .responses import ResponseCache
+from .sessions import SessionTable
 from .tokens import TokenTable
 
 SCHEMA = """
@@ -68,6 +69,13 @@ CREATE TABLE IF NOT EXISTS tokens (
     user_id TEXT NOT NULL,
     created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
+-- The service's chat sessions: what each showed and the constraints it keeps (JSON), per user.
+CREATE TABLE IF NOT EXISTS chat_sessions (
+    session_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
 CREATE TABLE IF NOT EXISTS identities (
     platform TEXT NOT NULL,
     platform_user_id TEXT NOT NULL,
@@ -92,6 +100,7 @@ class Database:
         profiles: the profile versions and which are stale.
         responses: the LLM response cache.
         tokens: the HTTP service's access tokens (hashes only).
+        sessions: the HTTP service's chat sessions.
     """
 
     def __init__(self, store: Path):
@@ -113,6 +122,7 @@ class Database:
         self.profiles = ProfileTables(self)
         self.responses = ResponseCache(self)
         self.tokens = TokenTable(self)
+        self.sessions = SessionTable(self)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -244,11 +254,11 @@ class Database:
         return texts
 
     def forget_user(self, user_id: str) -> int:
-        """Delete a user's events, their edits, every profile version, the LLM responses cached for them
-        and their access tokens, in one transaction. Returns how many events were removed."""
+        """Delete a user's events, their edits, every profile version, the LLM responses cached for them,
+        their access tokens and chat sessions, in one transaction. Returns how many events were removed."""
         with self.conn:
             removed = self.conn.execute("DELETE FROM events WHERE user_id=?", (user_id,)).rowcount
-            for table in ("profiles", "llm_cache", "stale_profiles", "profile_edits", "tokens"):
+            for table in ("profiles", "llm_cache", "stale_profiles", "profile_edits", "tokens", "chat_sessions"):
                 self.conn.execute(f"DELETE FROM {table} WHERE user_id=?", (user_id,))
         self._bump_data_version()
         return removed
