@@ -14,7 +14,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint docs clean
+.PHONY: install demo serve test lint docs clean
 
 install: $(STAMP)
 
@@ -31,6 +31,14 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(VENV)/bin/tasteprint demo
+
+# The service on the demo store (made by `make demo` when missing): prints a token for user 1, then serves
+# the page at http://127.0.0.1:8000/ and the API (docs at /docs).
+DEMO_STORE := .tasteprint/demo
+serve: install
+	test -f $(DEMO_STORE)/tasteprint.sqlite || $(VENV)/bin/tasteprint demo
+	@echo "user 1's token (sign in at http://127.0.0.1:8000/): $$($(VENV)/bin/tasteprint token create 1 --store $(DEMO_STORE))"
+	TASTEPRINT_ADMIN_TOKEN=$${TASTEPRINT_ADMIN_TOKEN:-demo-admin-token} $(VENV)/bin/tasteprint serve --store $(DEMO_STORE)
 
 # Two pytest-xdist workers, each given half the cores (tests/conftest.py); a module that builds a costly
 # store once carries an xdist_group mark, so its tests share one worker and one build.
