@@ -89,11 +89,18 @@ class Client:
 
     def ask(self, user: str | None = None) -> None:
         user = user or self.rng.choice(self.users)
+        path = f"/v1/users/{user}/recommendations?k={K}&explanations=template"
         started = time.perf_counter()
-        self.connection.request(
-            "GET", f"/v1/users/{user}/recommendations?k={K}&explanations=template", headers=self.headers
-        )
-        response = self.connection.getresponse()
+        try:
+            self.connection.request("GET", path, headers=self.headers)
+            response = self.connection.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server closed a connection left idle past its keep-alive timeout: reconnect, as
+            # every HTTP client does, and time the request from there.
+            self.connection.close()
+            started = time.perf_counter()
+            self.connection.request("GET", path, headers=self.headers)
+            response = self.connection.getresponse()
         response.read()
         self.times.append((time.perf_counter() - started) * 1000)
         self.errors_5xx += response.status >= 500

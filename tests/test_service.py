@@ -190,3 +190,18 @@ def test_forget_and_a_background_refit(served):
     gone = client.delete("/v1/users/dan", headers=auth(token))
     assert gone.status_code == 200 and gone.json()["events_removed"] == 1
     assert client.get("/v1/users/dan/recommendations", headers=auth(token)).status_code == 401  # tokens go too
+
+
+def test_token_create_prints_the_token_alone_and_it_opens_that_user(served, tmp_path):
+    from typer.testing import CliRunner
+
+    from tasteprint.cli import app
+
+    client, tp, _ = served
+    result = CliRunner().invoke(app, ["token", "create", "ben", "--store", str(tp.settings.store)])
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    assert len(result.stdout.splitlines()) == 1 and len(token) >= 32
+    assert client.get("/v1/users/ben/recommendations", headers=auth(token)).status_code == 200
+    assert client.get("/v1/users/ana/recommendations", headers=auth(token)).status_code == 403
+    assert token not in (tp.settings.store / "tasteprint.sqlite").read_bytes().decode("latin-1")  # only its hash
