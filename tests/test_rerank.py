@@ -117,33 +117,33 @@ def test_liked_means_rated_above_the_users_own_mean():
 def test_a_citation_shares_a_label_or_close_text_never_just_a_title_word():
     import numpy as np
 
-    from tasteprint.explain.evidence import nearest_history
+    from tasteprint.explain.evidence import CitableHistory, nearest_history
 
     history = facts().model_copy(update={"item_titles": {"h1": "Old Drama", "h2": "Candidate Comedy", "h3": "x"}})
     far = {"h1": np.array([0.0, 1.0]), "h2": np.array([0.3, 0.95])}
-    cited = nearest_history(np.array([1.0, 0.0]), far, history, ITEMS["c1"])
+    cited = nearest_history(np.array([1.0, 0.0]), CitableHistory(history, far), ITEMS["c1"])
     assert cited == ["h1"]  # shares Drama; h2 shares only a title word and is not close in embedding
     close = far | {"h2": np.array([0.8, 0.6])}
-    assert nearest_history(np.array([1.0, 0.0]), close, history, ITEMS["c1"]) == ["h1", "h2"]
+    assert nearest_history(np.array([1.0, 0.0]), CitableHistory(history, close), ITEMS["c1"]) == ["h1", "h2"]
 
 
 def test_a_pick_sharing_nothing_else_cites_what_most_people_consumed_with_it():
     import numpy as np
 
-    from tasteprint.explain.evidence import nearest_history
+    from tasteprint.explain.evidence import CitableHistory, nearest_history
 
     western = Item(item_id="w", title="Far West", attributes={"genres": ["Western"]})
-    vectors = {"h1": np.array([0.0, 1.0]), "h2": np.array([0.0, 1.0])}
+    vectors = CitableHistory(facts(), {"h1": np.array([0.0, 1.0]), "h2": np.array([0.0, 1.0])})
     # h3 was rated 1 (disliked): never a citation, however often it was consumed with the pick.
     together = {"h1": 3, "h2": 7, "h3": 40}
-    cited = nearest_history(np.array([1.0, 0.0]), vectors, facts(), western, together=together)
+    cited = nearest_history(np.array([1.0, 0.0]), vectors, western, together=together)
     assert cited == ["h2"]
     text = explanation_text(facts(), western, cited, together)
     assert text == "Because you liked Old Comedy (you rated it 4); 7 other people chose both."
     # One person is an anecdote: no citation, and the sentence says what the data shows instead.
-    assert nearest_history(np.array([1.0, 0.0]), vectors, facts(), western, together={"h2": 1}) == []
+    assert nearest_history(np.array([1.0, 0.0]), vectors, western, together={"h2": 1}) == []
     # A shared label still wins over co-consumption, and then the labels are the reason given.
-    assert nearest_history(np.array([1.0, 0.0]), vectors, facts(), ITEMS["c1"], together=together) == ["h1"]
+    assert nearest_history(np.array([1.0, 0.0]), vectors, ITEMS["c1"], together=together) == ["h1"]
     assert "other people" not in explanation_text(facts(), ITEMS["c1"], ["h1"], together)
 
 
