@@ -205,3 +205,18 @@ def test_token_create_prints_the_token_alone_and_it_opens_that_user(served, tmp_
     assert client.get("/v1/users/ben/recommendations", headers=auth(token)).status_code == 200
     assert client.get("/v1/users/ana/recommendations", headers=auth(token)).status_code == 403
     assert token not in (tp.settings.store / "tasteprint.sqlite").read_bytes().decode("latin-1")  # only its hash
+
+
+def test_an_unexpected_fault_is_answered_in_the_error_shape(served, monkeypatch):
+    client, tp, tokens = served
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(tp.services.recommending, "recommend", broken)
+    quiet = TestClient(client.app, raise_server_exceptions=False)
+    response = quiet.get("/v1/users/ana/recommendations", headers=auth(tokens["ana"]))
+    assert response.status_code == 500 and response.json() == {
+        "error": "internal",
+        "detail": "RuntimeError: the service failed on this request",
+    }

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import threading
 import time
@@ -35,6 +36,7 @@ from .limits import BodyLimit
 from .page import register_page
 
 Explanations = Literal["template", "auto", "prose", "slots"]
+log = logging.getLogger("tasteprint")
 
 
 class Measured:
@@ -137,6 +139,12 @@ def create_app(tp: Tasteprint) -> FastAPI:
     async def invalid(_: Request, exc: RequestValidationError):
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
         return error(422, "invalid_request", "; ".join(problems))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception):
+        # A fault of ours, still answered in the one error shape; the traceback goes to the log.
+        log.exception("unexpected error", exc_info=exc)
+        return error(500, "internal", f"{type(exc).__name__}: the service failed on this request")
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict:
