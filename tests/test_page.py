@@ -41,6 +41,8 @@ def test_sign_in_see_picks_and_steer_them(tmp_path):
     with tasteprint_server(store, "admin-for-the-page-test") as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+        page.set_default_timeout(60_000)  # the embedded model shares the cores with the tests under load
+        expect.set_options(timeout=60_000)
         page.goto(url + "/")
         page.get_by_test_id("token-input").fill(token)
         page.get_by_test_id("sign-in").click()

@@ -41,12 +41,12 @@ def test_events_acknowledged_before_a_sigkill_are_kept_once(tmp_path):
     server = start(store, port)
     url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {ADMIN}"}
     base = int(time.time()) - 1_000_000
-    acknowledged: dict[str, int] = {}
-    batches: dict[str, list[str]] = {}
+    users = [f"crash-{n}" for n in range(4)]
+    acknowledged: dict[str, int] = dict.fromkeys(users, 0)
+    batches: dict[str, list[str]] = {user: [] for user in users}
     stop = threading.Event()
 
     def post(user: str) -> None:
-        batches[user], acknowledged[user] = [], 0
         with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
             for n in range(10_000):
                 if stop.is_set():
@@ -70,10 +70,12 @@ def test_events_acknowledged_before_a_sigkill_are_kept_once(tmp_path):
                 assert response.status_code == 200, response.text
                 acknowledged[user] += response.json()["accepted"]
 
-    posters = [threading.Thread(target=post, args=(f"crash-{n}",)) for n in range(4)]
+    posters = [threading.Thread(target=post, args=(user,)) for user in users]
     for thread in posters:
         thread.start()
-    time.sleep(3)
+    deadline = time.time() + 120  # kill once some batches were acknowledged, however loaded the machine is
+    while sum(acknowledged.values()) < 40 and time.time() < deadline:
+        time.sleep(0.1)
     server.send_signal(signal.SIGKILL)
     server.wait(timeout=30)
     stop.set()
