@@ -326,7 +326,7 @@ class FitConfig(BaseModel):
         default="both",
         description="validation target: each sampled user's last 3 items, each predicted from what came before "
         "it (next), a random fifth of their items (random), or both: the best next-item NDCG among settings "
-        "that keep 95% of plain EASE's on the random fifth (one list for what comes next and long-term taste)",
+        "that keep 97% of plain EASE's on the random fifth (one list for what comes next and long-term taste)",
     )
     ease_max_items: int = Field(
         default=12_000, description="above this many items with 2+ interactions, ALS replaces EASE"

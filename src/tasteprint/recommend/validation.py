@@ -17,8 +17,9 @@ SCORE_CHUNK = 256  # validation histories scored at once (bounds memory on large
 HALF_LIVES = (None, 3.0, 5.0, 10.0, 20.0)  # None: the plain history, every item weighted 1
 PLAIN_MIX = (0.0, 0.3, 0.5, 1.0, 3.0)
 # With the both target: the share of plain EASE's NDCG on a random fifth of the history that a setting
-# must keep (long-term taste) before its next-item gain counts.
-LONG_TERM_FLOOR = 0.95
+# must keep (long-term taste) before its next-item gain counts. At 0.95 the served list kept 0.966 of
+# EASE's on a held-out random split of ml-latest-small, at 0.97 0.986 (and 1.43x on the next item).
+LONG_TERM_FLOOR = 0.97
 
 
 @dataclass
