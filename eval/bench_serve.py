@@ -28,7 +28,9 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -111,25 +113,21 @@ class Client:
             self.ask()
 
 
-def run_clients(clients: list, seconds: float, method: str = "run_for") -> float:
-    threads = [threading.Thread(target=getattr(c, method), args=(seconds,)) for c in clients]
+def map_ask(client: Client, users: list[str]) -> None:
+    """Ask once for each of `users` (the warm-up)."""
+    for user in users:
+        client.ask(user)
+
+
+def run_together(jobs: list[Callable[[], object]]) -> float:
+    """Run each job on its own thread, all at once; the seconds until the last one ended."""
+    threads = [threading.Thread(target=job) for job in jobs]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     return time.perf_counter() - started
-
-
-class WarmUp:
-    """Asks once for each of `users`."""
-
-    def __init__(self, client: Client, users: list[str]):
-        self.client, self.users = client, users
-
-    def run(self, _seconds: float) -> None:
-        for user in self.users:
-            self.client.ask(user)
 
 
 class EventPoster:
@@ -191,16 +189,16 @@ def main() -> None:
         url = args.url or stack.enter_context(tasteprint_server(store, args.token, args.workers))
         warm = [Client(url, args.token, users, args.seed + n) for n in range(4)]
         for _ in range(2):  # warm: every user twice, over four connections (each worker sees most users)
-            run_clients([WarmUp(client, users[n::4]) for n, client in enumerate(warm)], 0, "run")
+            run_together([partial(map_ask, client, users[n::4]) for n, client in enumerate(warm)])
         single = Client(url, args.token, users, args.seed)
         single.run_for(args.single_s)
         print(f"one client: p50 {statistics.median(single.times):.1f} ms, {len(single.times)} requests", flush=True)
         clients = [Client(url, args.token, users, args.seed + 100 + n) for n in range(args.clients)]
-        elapsed = run_clients(clients, args.concurrent_s)
+        elapsed = run_together([partial(c.run_for, args.concurrent_s) for c in clients])
         times = [t for c in clients for t in c.times]
         print(f"{args.clients} clients: {len(times)} requests in {elapsed:.0f} s", flush=True)
         posters = [EventPoster(url, args.token, n, items) for n in range(EVENT_CLIENTS)]
-        run_clients(posters, args.events_s)
+        run_together([partial(p.run_for, args.events_s) for p in posters])
         stored = sum(p.stored() for p in posters)
     result = {
         "inproc_p50_ms": round(inproc, 2),

@@ -34,9 +34,8 @@ def serve(
     store = tp.settings.store
     tp.close()
     # Each worker opens the store from the environment (the app factory), as this process would.
-    chosen = {"store": str(store), "chroma_url": where.chroma_url, "llm": where.llm, "model": where.model}
-    chosen["base_url"] = where.base_url
-    os.environ.update({f"TASTEPRINT_{name.upper()}": value for name, value in chosen.items() if value})
+    chosen = where.options(store=str(store))
+    os.environ.update({f"TASTEPRINT_{name.upper()}": str(value) for name, value in chosen.items() if value})
     err_console.print(f"serving {store} on http://{host}:{port} with {workers} worker(s) (docs at /docs)")
     uvicorn.run(
         "tasteprint.service.app:from_environment",

@@ -163,6 +163,7 @@ class ItemKNN:
         similarity.setdiag(0.0)
         similarity.eliminate_zeros()
         self.similarity = similarity
+        self.__dict__.pop("by_neighbour", None)  # derived from the old similarities
         return self
 
     @cached_property

@@ -114,13 +114,18 @@ def create_app(tp: Tasteprint) -> FastAPI:
     background = Background(tp)
     app = FastAPI(title="tasteprint", summary="User profiles and explained recommendations over one store")
     app.add_middleware(BodyLimit, limit=tp.settings.max_body_bytes)
-    app.state.tp, app.state.background = tp, background
+    app.state.tp = tp
     registry = CollectorRegistry()
     requests = Counter("tasteprint_requests", "HTTP requests answered", ["route", "status"], registry=registry)
     seconds = Histogram("tasteprint_request_seconds", "time to answer, by route", ["route"], registry=registry)
     # One recommendation computed at a time: the work holds the GIL most of the time, and threads that
     # take turns at it slowed 16 concurrent clients to 64 requests/s from 84 one at a time (2 cores).
     compute = threading.Lock()
+
+    def picks(user_id: str, k: int) -> list[Recommendation]:
+        """The fitted recommender's top `k` with template explanations: no model on the request path."""
+        with compute:
+            return tp.recommend(user_id, k, rerank=False, reasons=False).recommendations
 
     app.add_middleware(Measured, requests=requests, seconds=seconds)
 
@@ -165,26 +170,24 @@ def create_app(tp: Tasteprint) -> FastAPI:
         """Top-k picks from the fitted recommender, each as `recommend --json` prints it. `template`
         calls no model; the others serve the template until the model's wording is ready."""
         who.require(user_id)
-        with compute:
-            picks = tp.recommend(user_id, k, rerank=False, reasons=False).recommendations
+        served = picks(user_id, k)
         if explanations != "template":
-            picks = background.with_reasons(user_id, explanations, picks)
+            served = background.with_reasons(user_id, explanations, served)
         # Serialised by pydantic in one call: FastAPI's generic encoder walks a dict of picks 3x slower.
-        return Response(Picks(user_id=user_id, recommendations=picks).model_dump_json(), media_type="application/json")
+        body = Picks(user_id=user_id, recommendations=served).model_dump_json()
+        return Response(body, media_type="application/json")
 
     @app.get("/v1/users/{user_id}/profile", tags=["users"])
     def profile(user_id: str, who: Authorized):
         """The stored profile as `profile --json` prints it; when there is none yet, or events arrived
         since, a build is queued (202 while there is nothing to show)."""
         who.require(user_id)
-        stored = tp.db.profiles.latest(user_id)
+        stored = background.stored_profile(user_id)
         if stored is None and not tp.db.has_user(user_id):
             raise UnknownUserError(user_id)
-        if stored is None or tp.db.profiles.is_stale(user_id):
-            background.build_profile(user_id)
         if stored is None:
             return JSONResponse({"user_id": user_id, "status": "building"}, status_code=202)
-        return json.loads(stored.model_dump_json())
+        return stored.model_dump(mode="json")
 
     @app.patch("/v1/users/{user_id}/profile", tags=["users"])
     def edit(user_id: str, who: Authorized, edits: ProfileEdits) -> dict:
@@ -192,7 +195,7 @@ def create_app(tp: Tasteprint) -> FastAPI:
         who.require(user_id)
         result = tp.edit_profile(user_id, **edits.model_dump())
         background.forget(user_id)
-        return {"user_id": user_id, "edits": [json.loads(e.model_dump_json()) for e in result.edits]}
+        return {"user_id": user_id, "edits": [e.model_dump(mode="json") for e in result.edits]}
 
     @app.post("/v1/users/{user_id}/statement", tags=["users"])
     def statement(user_id: str, who: Authorized, said: Statement) -> dict:
@@ -200,7 +203,7 @@ def create_app(tp: Tasteprint) -> FastAPI:
         who.require(user_id)
         result = tp.edit_profile(user_id, says=said.text)
         background.forget(user_id)
-        return {"user_id": user_id, "edits": [json.loads(e.model_dump_json()) for e in result.edits]}
+        return {"user_id": user_id, "edits": [e.model_dump(mode="json") for e in result.edits]}
 
     @app.get("/v1/users/{user_id}/events", tags=["users"])
     def events(
@@ -241,7 +244,7 @@ def create_app(tp: Tasteprint) -> FastAPI:
         turn = session.turn(line.text)
         tp.db.sessions.save(session_id, user_id, session.state().model_dump_json())
         background.forget(user_id)
-        return json.loads(turn.model_dump_json()) | {"session_id": session_id}
+        return turn.model_dump(mode="json") | {"session_id": session_id}
 
     @app.post("/v1/events", tags=["data"])
     def post_events(
@@ -253,7 +256,7 @@ def create_app(tp: Tasteprint) -> FastAPI:
         if not who.is_admin:
             raise ApiError(403, "forbidden", "posting events needs the admin token")
         report = ingest_body(tp, body)
-        payload = json.loads(report.model_dump_json())
+        payload = report.model_dump(mode="json")
         for rejected in payload["errors"]:
             rejected["file"] = "request body"
         if report.rejected and not report.accepted and not report.duplicates:
@@ -275,7 +278,7 @@ def create_app(tp: Tasteprint) -> FastAPI:
         who.require_admin()
         return {"queued": background.refit(), "refitting": True}
 
-    register_page(app, tp, background)
+    register_page(app, tp, background, picks)
     app.router.on_shutdown.append(background.close)
     return app
 

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from tasteprint.api import Tasteprint
-from tasteprint.models import Recommendation
+from tasteprint.models import Recommendation, UserProfile
 
 log = logging.getLogger("tasteprint")
+WORDED_FIELDS = ("explanation", "evidence", "explanation_source")  # what the model's wording replaces in a pick
 
 
 class Background:
@@ -59,12 +60,7 @@ class Background:
                 missing.append(pick)
                 served.append(pick)
             else:  # the current rank and score, the worded sentence
-                served.append(
-                    pick.model_copy(
-                        update={k: getattr(worded, k) for k in ("explanation", "evidence")}
-                        | {"explanation_source": worded.explanation_source}
-                    )
-                )
+                served.append(pick.model_copy(update={k: getattr(worded, k) for k in WORDED_FIELDS}))
         if missing:
             key = ("word", user_id, explanations, tuple(p.item_id for p in missing))
             self._submit(self.llm, key, lambda: self._word(user_id, explanations, missing))
@@ -72,12 +68,17 @@ class Background:
 
     def _word(self, user_id: str, explanations: str, picks: list[Recommendation]) -> None:
         worded, _ = self.tp.word(user_id, picks, explanations=explanations)
-        for pick in worded:  # a reason the check refused stays the template: cached too, not asked again
-            self._worded[(user_id, explanations, pick.item_id)] = pick
+        with self._lock:  # a reason the check refused stays the template: cached too, not asked again
+            self._worded |= {(user_id, explanations, pick.item_id): pick for pick in worded}
 
-    def build_profile(self, user_id: str) -> bool:
-        """Queue building (or updating) the user's profile; whether it was queued now."""
-        return self._submit(self.llm, ("profile", user_id), lambda: self.tp.profile(user_id))
+    def stored_profile(self, user_id: str) -> UserProfile | None:
+        """The user's stored profile, as it is; when there is none, or events arrived since, building
+        (or updating) it is queued, so a later request shows the current one."""
+        db = self.tp.db
+        stored = db.profiles.latest(user_id)
+        if db.has_user(user_id) and (stored is None or db.profiles.is_stale(user_id)):
+            self._submit(self.llm, ("profile", user_id), lambda: self.tp.profile(user_id))
+        return stored
 
     def refit(self) -> bool:
         """Queue a refit on every stored event (aspects mined first); whether it was queued now."""

@@ -4,8 +4,9 @@ files; no JavaScript build, no CDN). Server-rendered with Jinja2; every control 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -14,8 +15,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from tasteprint.api import Tasteprint
 from tasteprint.errors import TasteprintError, UnknownUserError
+from tasteprint.models import Recommendation
 
-from .access import PAGE_COOKIE, ApiError, Caller, bearer, identify
+from .access import PAGE_COOKIE, ApiError, bearer, identify
 from .background import Background
 
 HERE = Path(__file__).parent
@@ -24,37 +26,50 @@ LABELS_PER_PICK = 4
 templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 
 
-def register_page(app: FastAPI, tp: Tasteprint, background: Background) -> None:
-    """Add the page, its sign-in and its controls to `app`."""
+EDITS = {  # the page's controls: which edit each makes, as `Tasteprint.edit_profile`'s arguments
+    "not_interested": lambda value: {"not_interested": [value]},
+    "more": lambda value: {"more": [value]},
+    "never": lambda value: {"never": [value]},
+    "undo": lambda value: {"undo": [value]},
+    "says": lambda value: {"says": value},
+}
+
+
+def register_page(
+    app: FastAPI, tp: Tasteprint, background: Background, picks: Callable[[str, int], list[Recommendation]]
+) -> None:
+    """Add the page, its sign-in and its controls to `app`; `picks` serves a user's list as the API does."""
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     def render(name: str, status: int = 200, **context) -> HTMLResponse:
         return HTMLResponse(templates.get_template(name).render(**context), status_code=status)
 
-    def signed_in(request: Request, user: str | None) -> tuple[Caller, str]:
-        """The caller and the user whose page it is (the admin names one with ?user=)."""
+    def signed_in(request: Request, user: str | None) -> str:
+        """The user whose page it is: the token's, or the one the admin names with ?user=."""
         caller = identify(tp, bearer(request))
         user_id = caller.user_id or user
-        if user_id is None:
+        if not user_id:
             raise ApiError(400, "no_user", "the admin token opens a person's page with ?user=ID")
         caller.require(user_id)
-        return caller, user_id
+        return user_id
 
     def picks_context(user_id: str, message: str = "") -> dict:
-        picks = tp.recommend(user_id, PICKS, rerank=False, reasons=False).recommendations
-        facts = tp.facts(user_id) if tp.db.has_user(user_id) else None
-        titles = facts.item_titles if facts else {}
+        """What picks.html shows: the list, the titles its evidence cites, each pick's labels, the edits."""
+        try:
+            shown = picks(user_id, PICKS)
+        except UnknownUserError:  # a person known by nothing yet: the page asks them what they like
+            shown = []
+        titles = tp.facts(user_id).item_titles if tp.db.has_user(user_id) else {}
         showable = tp.services.workspace.label_items()
-        items = tp.db.items([p.item_id for p in picks])
+        items = tp.db.items([p.item_id for p in shown])
         labels = {
-            p.item_id: sorted(label for label in items[p.item_id].labels() if label in showable)[:LABELS_PER_PICK]
-            for p in picks
-            if p.item_id in items
+            i: sorted(label for label in item.labels() if label in showable)[:LABELS_PER_PICK]
+            for i, item in items.items()
         }
         edits = tp.db.profiles.edits(user_id)
         return {
             "user_id": user_id,
-            "picks": picks,
+            "picks": shown,
             "titles": titles,
             "labels": labels,
             "edits": edits,
@@ -64,26 +79,18 @@ def register_page(app: FastAPI, tp: Tasteprint, background: Background) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page(request: Request, user: str | None = None):
         try:
-            _, user_id = signed_in(request, user)
+            user_id = signed_in(request, user)
         except ApiError as exc:
             return render("signin.html", status=200 if exc.status == 401 else exc.status, problem=exc.detail)
-        profile = tp.db.profiles.latest(user_id)
-        if tp.db.has_user(user_id) and (profile is None or tp.db.profiles.is_stale(user_id)):
-            background.build_profile(user_id)
-        try:
-            context = picks_context(user_id)
-        except UnknownUserError:
-            context = {"user_id": user_id, "picks": [], "titles": {}, "labels": {}, "edits": [], "message": ""}
-        return render("page.html", profile=profile, **context)
+        return render("page.html", profile=background.stored_profile(user_id), **picks_context(user_id))
 
     @app.post("/signin", include_in_schema=False)
     def signin(token: Annotated[str, Form()]):
         try:
-            caller = identify(tp, token.strip())
+            identify(tp, token.strip())
         except ApiError as exc:
             return render("signin.html", status=401, problem=exc.detail)
-        target = "/" if caller.user_id else "/?user="
-        response = RedirectResponse(target, status_code=303)
+        response = RedirectResponse("/", status_code=303)
         response.set_cookie(PAGE_COOKIE, token.strip(), httponly=True, samesite="strict")
         return response
 
@@ -93,33 +100,20 @@ def register_page(app: FastAPI, tp: Tasteprint, background: Background) -> None:
         response.delete_cookie(PAGE_COOKIE)
         return response
 
-    def control(request: Request, user: str | None, **edit) -> HTMLResponse:
-        """Apply one edit and answer the re-rendered picks (and the edits list, out of band)."""
-        _, user_id = signed_in(request, user)
+    @app.post("/page/edit", include_in_schema=False)
+    def edit(
+        request: Request,
+        action: Annotated[Literal["not_interested", "more", "never", "undo", "says"], Form()],
+        value: Annotated[str, Form(min_length=1, max_length=2000)],
+        user: str | None = None,
+    ):
+        """Apply one control's edit and answer the re-rendered picks and edits; a name the catalogue does
+        not have changes nothing and is said above the picks."""
+        user_id = signed_in(request, user)
         message = ""
         try:
-            tp.edit_profile(user_id, **edit)
+            tp.edit_profile(user_id, **EDITS[action](value))
             background.forget(user_id)
         except TasteprintError as exc:
             message = str(exc)
         return render("picks.html", **picks_context(user_id, message))
-
-    @app.post("/page/not-interested", include_in_schema=False)
-    def not_interested(request: Request, label: Annotated[str, Form()], user: str | None = None):
-        return control(request, user, not_interested=[label])
-
-    @app.post("/page/more", include_in_schema=False)
-    def more(request: Request, label: Annotated[str, Form()], user: str | None = None):
-        return control(request, user, more=[label])
-
-    @app.post("/page/never", include_in_schema=False)
-    def never(request: Request, item_id: Annotated[str, Form()], user: str | None = None):
-        return control(request, user, never=[item_id])
-
-    @app.post("/page/undo", include_in_schema=False)
-    def undo(request: Request, target: Annotated[str, Form()], user: str | None = None):
-        return control(request, user, undo=[target])
-
-    @app.post("/page/says", include_in_schema=False)
-    def says(request: Request, text: Annotated[str, Form(max_length=2000)], user: str | None = None):
-        return control(request, user, says=text)
