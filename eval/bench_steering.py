@@ -31,7 +31,7 @@ from rich.table import Table
 from tasteprint import Tasteprint
 from tasteprint.progress import LoggedProgress
 from tasteprint.recommend.metrics import ndcg_at_k
-from tasteprint.recommend.steering import more_floor
+from tasteprint.recommend.wanted import more_floor
 
 K = 10
 

@@ -368,6 +368,9 @@ class FitReport(BaseModel):
     validation_users: int
     rerank_blend: float | None = None
     rerank_gain: dict[str, float] | None = Field(default=None, description="NDCG@10 gain of the chosen blend, ±CI")
+    more_boost: float = Field(
+        default=0.0, description="how strongly items of a label asked more of rise beyond the floor (validation)"
+    )
     seconds: float
     peak_rss_mb: float
 

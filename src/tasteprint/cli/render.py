@@ -32,6 +32,7 @@ def print_fit(report: FitReport) -> None:
         f"validation NDCG@10 ({report.validation_users} users, {report.target})": ", ".join(
             f"{name} {value:.4f}" for name, value in report.validation.items()
         ),
+        "more of a label": f"rises by {report.more_boost:g} beyond the floor (3 of 10)",
         "LLM blend": "not tuned" if report.rerank_blend is None else f"{report.rerank_blend} {report.rerank_gain}",
         "cost": f"{report.seconds} s, peak RSS {report.peak_rss_mb} MB",
     }

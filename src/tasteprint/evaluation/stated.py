@@ -63,7 +63,7 @@ def stated_outcomes(
         candidates = recommender.recommend(history, n=POOL, exclude=seen | steering.excluded)
         consumed = seen | set(history) | steering.excluded
         candidates = with_wanted(recommender, history, candidates, steering, k, consumed)
-        ranked = steering.top([c.item_id for c in candidates], k, consumed)
+        ranked = steering.top([c.item_id for c in candidates], k, consumed, recommender.more_boost)
         outcomes["stated"].append(UserOutcome(user_id, ranked, relevant, set(history)))
         popular = [i for i in recommender.single("pop", [], n=k + len(seen)) if i not in seen][:k]
         outcomes["pop"].append(UserOutcome(user_id, popular, relevant, set()))

@@ -74,6 +74,7 @@ def _state(recommender: Recommender) -> tuple[dict, dict[str, np.ndarray]]:
         "plain_mix": recommender.plain_mix,
         "weights": recommender.weights,
         "rerank_blend": recommender.rerank_blend,
+        "more_boost": recommender.more_boost,
         "report": recommender.report.model_dump(mode="json") if recommender.report else None,
     }
     return state, arrays
@@ -110,6 +111,7 @@ def _restore(state: dict, arrays, ranker: Path) -> Recommender:
     recommender.plain_mix = state["plain_mix"]
     recommender.weights = state["weights"]
     recommender.rerank_blend = state["rerank_blend"]
+    recommender.more_boost = state.get("more_boost", 0.0)  # fits saved before it was chosen: the floor alone
     recommender.report = FitReport(**state["report"]) if state["report"] else None
     if ranker.exists():
         from lightgbm import Booster

@@ -12,9 +12,10 @@
 3. chooses the ranking stage: reciprocal-rank fusion with weights tuned on one half of the users,
    LightGBM LambdaMART trained on the same half, or the leading retriever alone, whichever scores
    best on the other half;
-4. optionally takes the LLM rerank blend from a tuner given the validation cases (the tuner lives
+4. chooses how strongly items of a label a person asks more of rise (`wanted.choose_more_boost`);
+5. optionally takes the LLM rerank blend from a tuner given the validation cases (the tuner lives
    above this package: nothing here calls a language model);
-5. refits the retrievers on everything and keeps the choices (`persistence` keeps it in a store).
+6. refits the retrievers on everything and keeps the choices (`persistence` keeps it in a store).
 
 The main retriever is EASE up to `ease_max_items` items with at least 2 interactions, ALS above, so
 no dense items x items matrix is built for a large catalogue.
@@ -37,6 +38,7 @@ from .ranking import FUSION_GRID, LEAD_ALONE, Pool, earns_its_place, fit_lambdam
 from .retrievers import ALS, EASE, Candidate, Embedding, Interactions, ItemKNN, batch_scores, top_indices
 from .validation import Case, hold_out, keeps_long_term, objective, recency_ndcgs, weigh_cases
 from .validation import shortlists as validation_shortlists
+from .wanted import choose_more_boost
 
 EASE_LAMBDAS = (100.0, 250.0, 500.0, 1000.0)  # EASE's L2 penalty, chosen on validation
 # Weights of the item-label rows (`retrieve.with_labels`) tried on validation, per retriever; 0 is always tried.
@@ -65,6 +67,7 @@ class Recommender:
         self.weights: dict[str, float] = dict(FUSION_GRID[0])
         self.model = None  # the LambdaMART ranker when chosen
         self.rerank_blend: float | None = None
+        self.more_boost = 0.0  # how strongly items of a label asked more of rise, chosen on validation
         self.report: FitReport | None = None
         self._baselines: dict[str, EASE | ALS | ItemKNN] = {}
 
@@ -136,6 +139,9 @@ class Recommender:
         pools = [self._pool(c.history, shortlists[n] if shortlists else None) for n, c in enumerate(cases)]
         pool_of = {id(c): pool for c, pool in zip(cases, pools)}
         validation |= self._choose_ranker(tune_cases, check_cases, pool_of)
+        orders = [self._ordered(pool_of[id(c)], self._ranking_scores(pool_of[id(c)])) for c in cases]
+        self.more_boost, more = choose_more_boost(cases, orders, self.labels)
+        validation |= more
         gain = None
         if tune_rerank is not None:
             self.rerank_blend, gain = tune_rerank(self, check_cases)
@@ -158,6 +164,7 @@ class Recommender:
             validation_users=len(users),
             rerank_blend=self.rerank_blend,
             rerank_gain=gain,
+            more_boost=self.more_boost,
             seconds=round(time.perf_counter() - started, 2),
             peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         )

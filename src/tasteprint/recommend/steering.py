@@ -3,15 +3,15 @@
 - `never`: the item is never served again.
 - `not_interested` in a label: no served item carries it (it is excluded before ranking, so the list
   is filled from the rest of the person's taste, not left short).
-- `more` of a label: at least `more_floor(k)` of the top k carry it (3 of 10), or every unconsumed item
-  with it when there are fewer; they come in the recommender's own order for this person, and they
-  replace the lowest picks that carry no wanted label, so the person's other tastes keep the rest.
+- `more` of a label: items carrying it rise by the fit's `more_boost` (chosen on validation), and at
+  least `more_floor(k)` of the top k carry it (3 of 10), or every unconsumed item with it when there
+  are fewer; they come in the recommender's own order for this person, and they replace the lowest
+  picks that carry no wanted label, so the person's other tastes keep the rest (see `wanted`).
 - `liked` items join the history the recommender reads, so a person with none can still be served.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -19,13 +19,7 @@ from tasteprint.models import ProfileEdit
 
 from .recommender import Recommender
 from .retrievers import Candidate
-
-MORE_SHARE = 0.3  # of a list of k: the share that carries each label asked more of (3 of 10)
-
-
-def more_floor(k: int) -> int:
-    """How many of the top `k` must carry a label the person asked more of."""
-    return math.ceil(MORE_SHARE * k)
+from .wanted import wanted_top
 
 
 @dataclass
@@ -54,29 +48,10 @@ class Steering:
         """The items carrying a `more` label that may still be served (unconsumed, not excluded)."""
         return sorted(self.more[label] - consumed - self.excluded)
 
-    def top(self, order: Sequence[str], k: int, consumed: set[str]) -> list[str]:
-        """The first `k` of `order` (best first) with every `more` label's floor met: the best further
-        items of `order` that carry the label replace the lowest picks that carry no wanted label."""
-        chosen = list(order[:k])
-
-        def protected(item_id: str) -> bool:
-            return any(item_id in items for items in self.more.values())
-
-        for label, items in self.more.items():
-            pool = self.servable(label, consumed)
-            need = min(more_floor(k), len(pool)) - sum(i in items for i in chosen)
-            if need <= 0:
-                continue
-            servable = set(pool)
-            additions = [i for i in order if i in servable and i not in chosen][:need]
-            for item_id in additions:
-                victims = [n for n in range(len(chosen)) if not protected(chosen[n])]
-                if len(chosen) < k:
-                    chosen.append(item_id)
-                elif victims:
-                    del chosen[victims[-1]]
-                    chosen.append(item_id)
-        return chosen
+    def top(self, order: Sequence[str], k: int, consumed: set[str], boost: float = 0.0) -> list[str]:
+        """The first `k` of `order` (best first) with items of each `more` label risen by `boost` and
+        each label's floor met (see `wanted.wanted_top`)."""
+        return wanted_top(order, {label: set(self.servable(label, consumed)) for label in self.more}, k, boost)
 
 
 def with_wanted(

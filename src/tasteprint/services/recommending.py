@@ -75,7 +75,8 @@ class RecommendService:
                 facts, profile, candidates, items, evidence, k=len(candidates), blend=blend, together=together
             )
         picks = {r.item_id: r for r in ranked.recommendations}
-        result = RecommendResult([picks[i] for i in steering.top(list(picks), k, consumed)], ranked.stats)
+        top = steering.top(list(picks), k, consumed, recommender.more_boost)
+        result = RecommendResult([picks[i] for i in top], ranked.stats)
         if rerank and reasons and not ranked.stats.fallback:
             result.recommendations, result.reasons = self.word(facts, result.recommendations)
         return result
