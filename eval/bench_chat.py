@@ -52,10 +52,12 @@ def paraphrase_figures(session: ChatSession, titles: dict[str, str]) -> dict:
     rows = read_paraphrases()
     confusion: Counter = Counter()
     intents_right = subjects_right = stance_checked = stance_wrong = 0
+    readers: Counter = Counter()  # (who understood the line, whether its intent was right)
     for row in rows:
         understood = session.read(row["text"])
         confusion[(row["intent"], understood.intent)] += 1
         intents_right += understood.intent == row["intent"]
+        readers[(understood.understood_by, understood.intent == row["intent"])] += 1
         got = {titles[m.key]: m.stance for m in understood.mentions if m.kind == "item"}
         got_labels = {m.key: m.stance for m in understood.mentions if m.kind == "label"}
         subjects_right += set(got) == set(row["films"])
@@ -75,6 +77,10 @@ def paraphrase_figures(session: ChatSession, titles: dict[str, str]) -> dict:
         "subject_accuracy": round(subjects_right / len(rows), 4),
         "polarity_errors": round(stance_wrong / max(stance_checked, 1), 4),
         "per_intent": per_intent,
+        "understood_by": {
+            by: {"lines": readers[(by, True)] + readers[(by, False)], "right": readers[(by, True)]}
+            for by in sorted({by for by, _ in readers})
+        },
     }
 
 

@@ -146,12 +146,45 @@ def test_a_tool_calling_model_routes_what_the_rules_cannot_read_and_is_checked(t
     assert log.requests == 2  # the gizmo line and "what's the weather": nothing else asked the model
 
 
-def test_a_backend_that_cannot_call_tools_is_never_asked_to_route(tmp_path):
+def test_a_backend_that_cannot_call_tools_is_not_asked_about_a_line_near_no_example(tmp_path):
     backend = ScriptedBackend()  # like the embedded model: no call_tool
     session = ChatSession(Tasteprint(store=tmp_path, llm=backend), router="auto")
     turn = session.turn("hello there")
     assert turn.intent == "help" and turn.understood_by != "model" and not backend.history
     assert ChatSession(Tasteprint(store=tmp_path, llm=backend), router="model").turn("hi").understood_by != "model"
+
+
+CLOSE_CALL = "wy did you pick Titanic for me"  # a typo leaves its examples too close to call
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_the_local_model_chooses_only_among_the_intents_the_examples_could_not_tell_apart(movielens_store):
+    from tasteprint.chat.understanding import MARGIN, masked
+
+    backend = ScriptedBackend()
+    tp = Tasteprint(store=movielens_store, llm=backend, llm_cache=False)  # each read asks the script
+    session = ChatSession(tp, rerank=False)
+    finder, router = session.reader._readers()
+    ranked = router.ranked(masked(CLOSE_CALL, finder.find(CLOSE_CALL, set())))
+    close = [intent for intent, value in ranked if value >= ranked[0][1] - MARGIN]
+    assert len(close) >= 2 and ranked[0][1] - ranked[1][1] < MARGIN
+    second = close[1]
+    backend.enqueue({"intent": second})
+    understood = session.read(CLOSE_CALL)
+    assert (understood.intent, understood.understood_by) == (second, "model")
+    messages, schema = backend.history[-1]
+    assert schema["properties"]["intent"]["enum"] == close  # a finite choice among the close ones only
+    assert all(f"- {intent}:" in messages[1]["content"] for intent in close)
+    # a reply outside the choices is refused (re-asked, then given up): the examples' nearest stands
+    backend.enqueue(*[{"intent": "quit"}] * 3)
+    fallback = ChatSession(tp, rerank=False).read(CLOSE_CALL)
+    assert (fallback.intent, fallback.understood_by) == (close[0], "embedding")
+
+    # The embedded model itself, confined by its grammar, reads the misspelt why-question
+    real = ChatSession(Tasteprint(store=movielens_store), rerank=False).read(CLOSE_CALL)
+    assert (real.intent, real.understood_by) == ("why", "model")
+    assert real.acts[0].item_id == Tasteprint(store=movielens_store).find_items("Titanic (1997)")[0]
 
 
 def test_an_exclusion_keeps_finding_picks_for_someone_who_mostly_consumes_what_they_excluded(tmp_path):

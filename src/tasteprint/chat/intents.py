@@ -1,7 +1,8 @@
 """What a chat line asks for: an intent (recommend, why, more like, exclude...) and its argument (a
 title, label or user id). Two routers: deterministic rules that read paraphrases, and, for a hosted
 model that can call tools, the model's own choice through one forced OpenAI tool call whose
-arguments are validated before anything acts on them.
+arguments are validated before anything acts on them. `choose_intent` asks a model (the local one
+among them) to pick one of a few intents, confined to them.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
+from tasteprint.llm import LLMContext, generate
 from tasteprint.llm.prompting import chat
 
 _TITLE = r"[\"']?(.+?)[\"']?\s*[.!?]*\s*$"
@@ -48,7 +50,7 @@ PATTERNS: list[tuple[str, str]] = [
     ("recommend", r"\b(recommend|suggest|what should i|give me|what else|another|more|ideas?)\b"),
 ]
 ROUTES = [(intent, re.compile(pattern, re.I)) for intent, pattern in PATTERNS]
-TAKES_ARGUMENT = {"switch", "forget", "disliked", "why", "liked", "exclude", "like"}
+TAKES_ARGUMENT = {"switch", "forget", "disliked", "why", "liked", "exclude", "like", "more"}
 
 
 def route(question: str) -> tuple[str, str | None]:
@@ -66,6 +68,7 @@ INTENTS = {
     "why": "explain why a named item would suit them (argument: the title)",
     "like": "suggest items like a named one (argument: the title)",
     "exclude": "leave out a label or a title from now on (argument: the label or title)",
+    "more": "more items with a label (argument: the label)",
     "newer": "suggest more recent items",
     "older": "suggest older items",
     "different": "suggest something unlike what was just shown",
@@ -76,6 +79,7 @@ INTENTS = {
     "clear": "drop every exclusion and year bound",
     "switch": "talk about another user (argument: the user id)",
     "quit": "end the conversation",
+    "wish": "a description of what they want, in their own words",
     "help": "the request is none of these",
 }
 Intent = Literal[tuple(INTENTS)]  # type: ignore[valid-type]
@@ -121,6 +125,21 @@ def route_by_model(backend, question: str, prompts_dir=None) -> tuple[str, str |
     if choice.intent in TAKES_ARGUMENT and argument is None:
         raise ValueError(f"intent {choice.intent!r} needs an argument")
     return choice.intent, argument if choice.intent in TAKES_ARGUMENT else None
+
+
+def choose_intent(llm: LLMContext, question: str, choices: list[str]) -> str:
+    """The intent among `choices` (at least two) that the model reads in `question`; the reply is
+    confined to `choices` (a grammar for the local model, the schema for a hosted one).
+
+    Raises:
+        LLMError: the call failed, or no reply validated.
+    """
+    described = {intent: INTENTS[intent] for intent in choices}
+    messages = chat("intent_system.j2", "intent_user.j2", llm.prompts_dir, request=question, choices=described)
+    # Validated against `choices` too: a backend that only asks for the schema may answer outside it.
+    choice = create_model("IntentChoice", intent=(Literal[tuple(choices)], ...))
+    reply = generate(llm.backend, messages, choice, max_tokens=16, temperature=0.0)
+    return reply.value.intent
 
 
 HELP = (

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from tasteprint.api import Tasteprint
 from tasteprint.errors import LLMError
+from tasteprint.llm import make_context
 
-from .intents import TAKES_ARGUMENT, Router, route, route_by_model
+from .intents import TAKES_ARGUMENT, Router, choose_intent, route, route_by_model
 from .mentions import MentionFinder
 from .understanding import Act, SemanticRouter, Understanding, understand
 
@@ -17,8 +18,9 @@ class LineReader:
     def __init__(self, tp: Tasteprint, router: Router = "auto"):
         self.tp = tp
         # rules: the old deterministic parser only. model: the model's tool call first. auto: the
-        # examples, then the rules, then a hosted model that calls tools (the embedded 135M model routed
-        # 2 of 8 plain requests right through llama.cpp's server, so it is not asked by default).
+        # examples, then the rules, then a hosted model that calls tools, or the local model choosing
+        # only among the intents the examples left too close to call (the embedded 135M model routed
+        # 2 of 8 plain requests right through llama.cpp's server when it chose among all of them).
         self.router = router
         self.failures: list[str] = []
         self._finder: tuple[int, MentionFinder] | None = None
@@ -35,8 +37,23 @@ class LineReader:
             return Understanding([_rule_act(intent, argument, mentions)], mentions, "rules", argument)
         if self.router == "model" and (chosen := self._model_choice(question)):
             return Understanding([_rule_act(chosen, None, mentions)], mentions, "model")
-        hosted = self.router == "auto" and callable(getattr(self.tp.backend, "call_tool", None))
-        return understand(question, mentions, semantic, self._model_choice if hosted else None, list(shown))
+        chooser = self._close_choice if self.router == "auto" else None
+        return understand(question, mentions, semantic, chooser, list(shown))
+
+    def _close_choice(self, question: str, close: list[str] | None) -> str | None:
+        """A hosted model's tool call over every intent; the local model's pick among `close` (the
+        intents the examples could not tell apart), confined to them. None when there is nothing to
+        choose from, or the call failed (the failure's cause kept)."""
+        if callable(getattr(self.tp.backend, "call_tool", None)):
+            return self._model_choice(question)
+        choices = [intent for intent in close or () if intent != "switch"]  # a user id comes from the rules
+        if len(choices) < 2:
+            return None
+        try:
+            return choose_intent(make_context(self.tp.settings, self.tp.backend), question, choices)
+        except LLMError as exc:
+            self.failures.append(f"{question!r}: {exc}")
+            return None
 
     def _model_choice(self, question: str) -> str | None:
         """The intent the model's tool call chose, or None (the failure's cause kept): a call that fails, or
@@ -80,6 +97,6 @@ def _rule_act(intent: str, argument: str | None, mentions) -> Act:
         return Act(intent)
     item = next((m.key for m in mentions if m.kind == "item"), None)
     label = next((m.key for m in mentions if m.kind == "label"), None)
-    if intent == "exclude" and label and not item:
+    if intent in ("exclude", "more") and label and not item:
         return Act(intent, label=label)
     return Act(intent, item_id=item) if item else Act(intent, query=argument)

@@ -4,8 +4,9 @@
 2. The line, with each title written as TITLE and each label as GENRE, is embedded with the
    project's MiniLM model and compared with example requests of every intent (`EXAMPLES`); the
    nearest intent wins when it is close enough and clearly ahead of the next one.
-3. Otherwise the rules (`intents.route`) read the line; failing those, a model chooses among the
-   intents (grammar-confined for the local model, a tool call for a hosted one), when one is allowed.
+3. Otherwise the rules (`intents.route`) read the line; failing those, a model chooses: the local
+   model among the intents whose examples were too close to tell apart (confined to them by a
+   grammar), a hosted one that calls tools among every intent (a tool call).
 4. A line with several parts ("I loved Heat, anything similar?") carries several acts: each part
    that reads clearly as its own request adds an act, and a title judged liked or disliked is
    recorded before the request is answered. "it", "that one" or "the second" in a part refer to the
@@ -26,6 +27,8 @@ from .intents import route
 from .mentions import Mention
 
 UnderstoodBy = Literal["rules", "embedding", "model"]
+# (line, the intents within the margin of the nearest or None) -> the intent a model reads, or None
+ModelChooser = Callable[[str, list[str] | None], str | None]
 MIN_SIMILARITY = 0.55  # below this the nearest example is not a paraphrase
 MARGIN = 0.04  # the nearest intent must lead the next by this much
 CLEAR_LEAD = 0.1  # ... and by this much to overrule the rules where they read the line otherwise
@@ -87,13 +90,17 @@ class SemanticRouter:
         content = [w for w in re.findall(r"[a-z]+", text.lower()) if w not in common_words()]
         return sum(w in self.vocabulary for w in content) >= 2
 
-    def nearest(self, text: str) -> tuple[str, float, float]:
-        """(intent, similarity, lead over the next intent) for a line with its names masked."""
+    def ranked(self, text: str) -> list[tuple[str, float]]:
+        """Every intent with its nearest example's similarity to a line with its names masked, nearest first."""
         similarity = self.vectors @ self.embed([text])[0]
         best: dict[str, float] = {}
         for intent, value in zip(self.intents, similarity):
             best[intent] = max(best.get(intent, -1.0), float(value))
-        ranked = sorted(best.items(), key=lambda pair: -pair[1])
+        return sorted(best.items(), key=lambda pair: -pair[1])
+
+    def nearest(self, text: str) -> tuple[str, float, float]:
+        """(intent, similarity, lead over the next intent) for a line with its names masked."""
+        ranked = self.ranked(text)
         return ranked[0][0], ranked[0][1], ranked[0][1] - ranked[1][1]
 
 
@@ -112,11 +119,12 @@ def understand(
     line: str,
     mentions: list[Mention],
     router: SemanticRouter,
-    choose_by_model: Callable[[str], str | None] | None = None,
+    choose_by_model: ModelChooser | None = None,
     shown: list[str] = (),
 ) -> Understanding:
-    """The acts of one line (see the module docstring). `choose_by_model(line)` returns an intent or
-    None; `shown` is what the session just listed, for "the second"."""
+    """The acts of one line (see the module docstring). `choose_by_model(line, close)` returns an intent
+    or None, where `close` lists the intents whose examples are within the margin of the nearest (None
+    when no example is near); `shown` is what the session just listed, for "the second"."""
     intent, by, argument = _whole_line(line, mentions, router, choose_by_model)
     acts = [_act(intent, line, mentions, 0, len(line), shown)]
     if intent in NEEDS_ITEM and acts[0].item_id is None and route(line)[0] == intent:
@@ -162,7 +170,8 @@ def _whole_line(line, mentions, router, choose_by_model) -> tuple[str, Understoo
     ruled, argument = route(line)
     if ruled == "switch":
         return ruled, "rules", argument
-    intent, similarity, lead = router.nearest(masked(line, mentions))
+    ranked = router.ranked(masked(line, mentions))
+    (intent, similarity), lead = ranked[0], ranked[0][1] - ranked[1][1]
     # Clearly nearest wins; a close call goes to the rules when they read the line.
     # The rules' catch-all "recommend" (any "more", "another") is no reading of its own.
     if (
@@ -173,7 +182,8 @@ def _whole_line(line, mentions, router, choose_by_model) -> tuple[str, Understoo
         return intent, "embedding", argument
     if ruled != "help":
         return ruled, "rules", argument
-    if choose_by_model is not None and (chosen := choose_by_model(line)):
+    close = [name for name, value in ranked if value >= similarity - MARGIN] if similarity >= MIN_SIMILARITY else None
+    if choose_by_model is not None and (chosen := choose_by_model(line, close)):
         return chosen, "model", argument
     if similarity >= MIN_SIMILARITY:
         return intent, "embedding", argument
