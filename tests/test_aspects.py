@@ -176,3 +176,19 @@ def test_review_clause_stance_on_a_labelled_set():
     assert len(rows) >= 100 and {int(want) for want, _ in rows} == {-1, 0, 1}
     right = [verdict(clause.strip()) == int(want) for want, clause in rows]
     assert sum(right) / len(rows) >= 0.9
+
+
+def test_an_aspect_takes_the_verdict_of_any_clause_of_the_review_that_names_it():
+    from tasteprint.ingest.aspects import Mention, stance
+
+    text = "The crossword puzzles came in the March issue. Honestly, the crossword puzzles are a delight!"
+    found = {m.phrase: m for m in mine(text)}
+    puzzle = next(m for phrase, m in found.items() if "puzzle" in phrase)
+    assert puzzle.polarity > 0.3 and "delight" in puzzle.clause  # not the neutral first clause
+    # named only neutrally: the rating decides; without a rating, a clearly one-sided review does
+    neutral = Mention("layout", "the layout changed in May", 0.0, review=0.8)
+    assert stance(neutral, None, None) == 1
+    assert stance(Mention("layout", "the layout changed", 0.0, review=-0.7), None, None) == -1
+    assert stance(Mention("layout", "the layout changed", 0.0, review=0.2), None, None) == 0
+    assert stance(neutral, 4.0, 4.0) == 0  # their own rating, at their mean, outweighs the review's tone
+    assert stance(neutral, 2.0, 4.0) == -1

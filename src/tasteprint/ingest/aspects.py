@@ -1,9 +1,11 @@
 """Aspects: the things people write about, mined from review and search text.
 
-Candidate phrases come from YAKE (a maintained unsupervised keyphrase extractor), are put in lemma
-form by simplemma, lose the opinion words at their edges ("wonderful recipes" -> "recipe": VADER's
-lexicon says which words carry opinion), and take the polarity of the clause they were written in
-(VADER's compound score). Item aspects count what all reviewers of an item wrote; phrases that half
+Candidate phrases come from YAKE (a maintained unsupervised keyphrase extractor) run over the whole
+text, are put in lemma form by simplemma, lose the opinion words at their edges ("wonderful recipes" ->
+"recipe": VADER's lexicon says which words carry opinion), and take the polarity (VADER's compound
+score) of the first of the writer's own clauses that names them with an opinion, wherever it is in
+the text; named only neutrally, the rating decides, or without one the whole review's polarity.
+Item aspects count what all reviewers of an item wrote; phrases that half
 the catalogue shares ("magazine") say nothing about any one item and are dropped; near-duplicates are
 merged by sentence-embedding similarity. User aspects keep the person's own phrase and the clause
 that contains it, so a profile claim can be checked against, and quote, what they wrote.
@@ -27,6 +29,7 @@ MAX_ITEM_ASPECTS = 6
 GENERIC_ITEM_SHARE = 0.2  # a phrase written about more than this share of items describes none of them
 MERGE_SIMILARITY = 0.85
 POLARITY_MIN = 0.05  # VADER's own neutral band: |compound| below it is neither praise nor complaint
+REVIEW_POLARITY_MIN = 0.5  # a whole review this clearly for or against judges what it names neutrally
 QUOTE_CHARS = 160
 OPINION_VALENCE = 1.0  # VADER valence from which a word is an opinion, not a thing
 _TOKEN = re.compile(r"[a-z][a-z'-]*")
@@ -44,12 +47,14 @@ _VAGUE = {
 
 @dataclass(frozen=True)
 class Mention:
-    """One aspect phrase in one text: its lemma form, the clause it was written in, and that clause's
-    polarity (VADER compound, -1..1)."""
+    """One aspect phrase in one text: its lemma form, the clause that judges it (the first of the
+    writer's own clauses naming it with an opinion, else the first naming it), that clause's polarity
+    (VADER compound, -1..1), and the whole text's polarity over the writer's own clauses."""
 
     phrase: str
     clause: str
     polarity: float
+    review: float = 0.0
 
 
 # VADER's lexicon is tuned on social media; product reviews judge with words it does not score
@@ -289,30 +294,36 @@ def _mined(text: str) -> tuple[Mention, ...]:
     and facts the user's own, so the same texts come back (YAKE takes ~5 ms a review)."""
     if len(_TOKEN.findall(text.lower())) < 3:
         return ()
-    pieces = [(clause, lemma_form(clause)) for clause in clauses(text)]
+    pieces = [(clause, lemma_form(clause), polarity(clause)) for clause in clauses(text)]
+    review = polarity(" ".join(clause for clause, _, _ in pieces if own_verdict(clause)))
     found: dict[str, Mention] = {}
     for candidate, _ in _extractor().extract_keywords(text):
         phrase = aspect_phrase(candidate)
         if phrase is None or phrase in found:
             continue
-        for clause, lemmas in pieces:
-            if contains(lemmas, phrase):
-                found[phrase] = Mention(phrase, excerpt(clause, phrase), polarity(clause))
-                break
+        naming = [(clause, score) for clause, lemmas, score in pieces if contains(lemmas, phrase)]
+        if not naming:
+            continue
+        # Every clause that names it counts, not only the first: "The recipes. Each one a keeper!"
+        judged = [(c, score) for c, score in naming if own_verdict(c) and abs(score) >= POLARITY_MIN]
+        clause, score = (judged or naming)[0]
+        found[phrase] = Mention(phrase, excerpt(clause, phrase), score, review)
         if len(found) == PHRASES_PER_TEXT:
             break
     return tuple(found.values())
 
 
 def stance(mention: Mention, rating: float | None, rating_mean: float | None) -> int:
-    """+1 praise, -1 complaint, 0 neither: the clause's polarity, or where it is neutral, the rating
-    against the writer's own mean."""
+    """+1 praise, -1 complaint, 0 neither: the clause's polarity; where it is neutral, the rating
+    against the writer's own mean; without a rating, the whole review's when it is clearly one way."""
     if mention.polarity >= POLARITY_MIN:
         return 1
     if mention.polarity <= -POLARITY_MIN:
         return -1
-    if rating is not None and rating_mean is not None and abs(rating - rating_mean) >= 0.5:
-        return 1 if rating > rating_mean else -1
+    if rating is not None and rating_mean is not None:
+        return (1 if rating > rating_mean else -1) if abs(rating - rating_mean) >= 0.5 else 0
+    if abs(mention.review) >= REVIEW_POLARITY_MIN:
+        return 1 if mention.review > 0 else -1
     return 0
 
 
