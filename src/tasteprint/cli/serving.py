@@ -44,6 +44,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        access_log=False,  # a line per request costs more than some requests; /metrics counts them
         timeout_graceful_shutdown=5,
     )
 
