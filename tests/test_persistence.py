@@ -53,7 +53,7 @@ def loaded_fit(directory) -> str:
 def test_each_damaged_part_of_a_fit_is_logged_once_and_read_as_none(tmp_path, caplog):
     fitted = Recommender(FitConfig(validation_users=100))
     fitted.fit(clustered_histories(120))
-    for part in ("arrays.npz", "state.json", "current.json"):
+    for part in ("arrays/matrix.data.npy", "state.json", "current.json"):
         save_recommender(fitted, tmp_path)
         target = tmp_path / ("current.json" if part == "current.json" else f"{loaded_fit(tmp_path)}/{part}")
         target.write_bytes(target.read_bytes()[: len(target.read_bytes()) // 2])

@@ -36,7 +36,7 @@ def test_each_damaged_derived_file_is_rebuilt_with_one_line(tmp_path):
     fit = store / "recommender" / json.loads((store / "recommender" / "current.json").read_text())["fit"]
     segment = next((store / "chroma").glob("*/header.bin")).parent
     damages = {
-        "the fit's arrays": lambda: truncate(fit / "arrays.npz"),
+        "the fit's arrays": lambda: truncate(fit / "arrays" / "matrix.data.npy"),
         "the fit's state": lambda: (fit / "state.json").write_text("{"),
         "the vector index": lambda: truncate(segment / "header.bin"),
         "the vector database": lambda: truncate(store / "chroma" / "chroma.sqlite3"),

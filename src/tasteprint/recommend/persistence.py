@@ -1,5 +1,8 @@
 """A fitted `Recommender` in a store directory, saved without pickle so that reading a store never runs
-code: arrays in one `.npz` (read with `allow_pickle=False`), LightGBM's own model text, and JSON.
+code: one `.npy` file per array (read with `allow_pickle=False`), LightGBM's own model text, and JSON.
+
+The arrays are memory-mapped, not read: the service's worker processes then share one copy of the
+fitted matrices in the page cache (and in the processor's cache), instead of each holding its own.
 
 Each save writes a new folder `fit-<time>` and then points `current.json` at it (an atomic rename), so a
 reader (a service answering while a refit finishes) sees the old fit or the new one, never half of one.
@@ -24,7 +27,7 @@ from .retrievers import ALS, EASE, Embedding, Interactions, ItemKNN
 
 log = logging.getLogger("tasteprint")
 
-FORMAT = 1  # bumped when the layout changes; a fit in another format is refitted
+FORMAT = 2  # bumped when the layout changes; a fit in another format is refitted
 POINTER = "current.json"
 
 
@@ -98,7 +101,8 @@ def _restore(state: dict, arrays, ranker: Path) -> Recommender:
 
         recommender.main = ALS(**main["params"], seed=main["seed"])
         model = AlternatingLeastSquares(**main["params"], random_state=main["seed"])
-        model.item_factors, model.user_factors = arrays["als.items"], arrays["als.users"]
+        # implicit's compiled code asks for writable buffers: its factors are copied out of the mapping
+        model.item_factors, model.user_factors = np.array(arrays["als.items"]), np.array(arrays["als.users"])
         recommender.main.model = model
     recommender.knn = ItemKNN(state["knn"]["k"], state["knn"]["label_weight"])
     recommender.knn.similarity = _get_sparse(arrays, "knn")
@@ -129,7 +133,9 @@ def save_recommender(recommender: Recommender, directory: Path) -> None:
     name = f"fit-{time.time_ns()}"
     partial = directory / f"{name}.partial"
     partial.mkdir()
-    np.savez(partial / "arrays.npz", **arrays)
+    (partial / "arrays").mkdir()
+    for key, array in arrays.items():
+        np.save(partial / "arrays" / f"{key}.npy", np.ascontiguousarray(array))
     if recommender.model is not None:
         recommender.model.save_model(str(partial / "ranker.txt"))
     (partial / "state.json").write_text(json.dumps(state))
@@ -165,8 +171,11 @@ def load_recommender(directory: Path) -> Recommender | None:
             return None  # marked unreadable already; a fit is on its way
         folder = directory / pointer["fit"]
         state = json.loads((folder / "state.json").read_text())
-        with np.load(folder / "arrays.npz", allow_pickle=False) as arrays:
-            return _restore(state, dict(arrays), folder / "ranker.txt")
+        arrays = {
+            path.name[: -len(".npy")]: np.load(path, mmap_mode="r", allow_pickle=False)
+            for path in (folder / "arrays").glob("*.npy")
+        }
+        return _restore(state, arrays, folder / "ranker.txt")
     except Exception as exc:  # noqa: BLE001 - any damage means the same: refit from the data
         reason = f"{type(exc).__name__}: {str(exc)[:120]}"
         log.warning("the saved fit in %s cannot be read (%s); refitting it from the data", directory, reason)

@@ -56,7 +56,7 @@ class RecommendService:
         steering = Steering.from_edits(ws.db.profiles.edits(user_id), ws.label_items())
         facts = self._facts(user_id, steering)
         profile = self._profile(user_id, rerank)
-        history = [e.item_id for e in ws.db.user_events(user_id) if e.kind != "search"] + steering.liked
+        history = ws.db.user_history(user_id) + steering.liked
         recommender = self.fitting.get()
         exclude = set(exclude) | steering.excluded
         candidates = self._candidates(recommender, facts, profile, history, max(n_candidates, k), exclude)

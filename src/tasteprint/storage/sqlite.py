@@ -320,6 +320,15 @@ class Database:
         ).fetchall()
         return [_event(row) for row in rows]
 
+    def user_history(self, user_id: str) -> list[str]:
+        """The item ids of the user's events other than searches, in `user_events`' order: what a
+        recommender reads, without building an event object per row (2,700 of them for the longest
+        MovieLens histories, most of such a request's time)."""
+        rows = self.conn.execute(
+            "SELECT item_id FROM events WHERE user_id=? AND kind != 'search' ORDER BY timestamp, rowid", (user_id,)
+        ).fetchall()
+        return [row[0] for row in rows]
+
     def event_watermark(self, user_id: str) -> int:
         """The last event row stored for the user: a profile built now covers everything up to it."""
         row = self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events WHERE user_id=?", (user_id,)).fetchone()
