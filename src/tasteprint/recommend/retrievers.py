@@ -242,6 +242,7 @@ class Candidate:
 
 
 ROW_BLOCK = 64  # EASE rows gathered at a time for a history's scores (fastest of 16-256 measured)
+FEW_HISTORIES = 8
 
 
 def batch_scores(retriever: EASE | ItemKNN | ALS, user_vectors: np.ndarray) -> np.ndarray:
@@ -250,9 +251,11 @@ def batch_scores(retriever: EASE | ItemKNN | ALS, user_vectors: np.ndarray) -> n
         full = np.zeros_like(user_vectors)
         histories = user_vectors[:, retriever.columns]
         consumed = np.flatnonzero(histories.any(axis=0))  # few items: sum just their rows of B
-        if len(consumed) < len(retriever.columns) // 4:
-            # In blocks of rows that stay in cache: gathering every consumed row at once copied up to
-            # ~100 MB for the longest histories, and took 3.7x as long (ml-latest-small, 2,700 items).
+        # A few histories (serving) or few consumed items: their rows in blocks that stay in cache.
+        # Gathering every consumed row at once copied up to ~100 MB for the longest histories and took
+        # 3.7x as long; the product with all of B took 4-6x as long for one history of 1,700-3,600 items
+        # (ml-latest-small). Many histories at once (validation) share a full product.
+        if len(user_vectors) <= FEW_HISTORIES or len(consumed) < len(retriever.columns) // 4:
             scores = np.zeros((len(user_vectors), len(retriever.columns)), dtype=np.float32)
             for start in range(0, len(consumed), ROW_BLOCK):
                 rows = consumed[start : start + ROW_BLOCK]
