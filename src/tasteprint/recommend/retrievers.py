@@ -215,7 +215,7 @@ class Embedding:
     history-weighted mean of the consumed items' embeddings (plus a profile vector when given)."""
 
     def __init__(self, vectors: np.ndarray):
-        self.vectors = vectors.astype(np.float32)
+        self.vectors = vectors.astype(np.float32, copy=False)  # a memory-mapped fit stays shared between workers
 
     def query(self, user_vector: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray | None:
         parts = []
