@@ -30,7 +30,7 @@ class LineReader:
         """The line's acts and mentions; `shown` is what was just listed ("the second")."""
         finder, semantic = self._readers()
         # Only which items they consumed (to resolve a shared name): no facts built on every line.
-        history = {e.item_id for e in self.tp.db.user_events(user_id)} if user_id else set()
+        history = set(self.tp.db.user_history(user_id)) if user_id else set()
         mentions = finder.find(question, history)
         if self.router == "rules":
             intent, argument = route(question)

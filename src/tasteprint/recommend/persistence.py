@@ -95,7 +95,7 @@ def _restore(state: dict, arrays, ranker: Path) -> Recommender:
     if main["kind"] == "ease":
         recommender.main = EASE(main["lam"], main["min_count"], main["label_weight"])
         recommender.main.columns = arrays["ease.columns"]
-        recommender.main.weights = np.ascontiguousarray(arrays["ease.weights"])  # rows are what scoring reads
+        recommender.main.weights = arrays["ease.weights"]  # saved row-contiguous: rows are what scoring reads
     else:
         from implicit.cpu.als import AlternatingLeastSquares
 
@@ -115,7 +115,7 @@ def _restore(state: dict, arrays, ranker: Path) -> Recommender:
     recommender.plain_mix = state["plain_mix"]
     recommender.weights = state["weights"]
     recommender.rerank_blend = state["rerank_blend"]
-    recommender.more_boost = state.get("more_boost", 0.0)  # fits saved before it was chosen: the floor alone
+    recommender.more_boost = state["more_boost"]
     recommender.report = FitReport(**state["report"]) if state["report"] else None
     if ranker.exists():
         from lightgbm import Booster
