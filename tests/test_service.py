@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from tasteprint import Tasteprint
 from tasteprint.cli.demo import BUILT_IN
 from tasteprint.service import create_app
+from tasteprint.service.app import warm
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("service")]
 ADMIN = "admin-secret-for-tests"
@@ -63,6 +64,23 @@ def test_recommendations_are_what_recommend_serves(served):
     assert bad.status_code == 422 and "k" in bad.json()["detail"]
     unknown = client.get("/v1/users/nobody/recommendations", headers=auth(ADMIN))
     assert unknown.status_code == 404 and "nobody" in unknown.json()["detail"]
+
+
+def test_a_worker_warms_its_caches_most_recent_users_first(served, monkeypatch):
+    _, tp, _ = served
+    recent = tp.db.recent_users(1000)
+    newest = tp.db.conn.execute("SELECT user_id FROM events ORDER BY rowid DESC LIMIT 1").fetchone()[0]
+    assert sorted(recent) == tp.users() and recent[0] == newest
+    assert tp.db.recent_users(1) == [newest]
+    assert warm(tp, budget_s=0) == 1  # the budget is checked after each user
+    assert warm(tp) == len(recent)
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("facts built after the warm-up")
+
+    monkeypatch.setattr("tasteprint.profile.facts.build_facts", no_build)
+    for user in recent:  # every user now answered from the warmed facts
+        assert tp.recommend(user, 3, rerank=False, reasons=False).recommendations
 
 
 def test_edits_through_patch_steer_the_picks_and_unknown_names_change_nothing(served):

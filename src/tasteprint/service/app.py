@@ -31,6 +31,7 @@ from tasteprint.errors import (
     UnknownUserError,
 )
 from tasteprint.models import Recommendation
+from tasteprint.profile.facts import FACTS_CACHED
 
 from .access import ApiError, Caller, bearer, identify
 from .background import Background
@@ -306,11 +307,29 @@ def from_environment() -> FastAPI:
     threadpool_limits(1)  # for those loaded already
     tp = Tasteprint(refit_stale=False)
     app = create_app(tp)
-    if users := tp.users():
-        # Load the fit, catalogue and indexes before accepting requests: the first one served took
-        # 4.6 s otherwise (ml-latest-small), while the worker's other connections waited behind it.
-        tp.recommend(users[0], 10, rerank=False, reasons=False)
+    warm(tp)
     return app
+
+
+WARM_SECONDS = 60.0
+
+
+def warm(tp: Tasteprint, budget_s: float = WARM_SECONDS) -> int:
+    """Answer the most recently active users once (as many as the facts cache keeps, for at most
+    `budget_s`) before accepting requests; how many were answered. Each worker process has its own
+    caches: the first request answered loaded the fit, catalogue and indexes (4.6 s, ml-latest-small)
+    while the worker's other connections waited behind it, and a user met cold under load costs a
+    facts build and vector reads (5-50 ms) on top of the picks."""
+    started = time.perf_counter()
+    users = tp.db.recent_users(FACTS_CACHED)
+    answered = 0
+    for answered, user_id in enumerate(users, start=1):
+        tp.recommend(user_id, 10, rerank=False, reasons=False)
+        if time.perf_counter() - started > budget_s:
+            break
+    if users:
+        log.warning("worker %d warmed %d of %d users in %.1f s", os.getpid(), answered, len(users), time.perf_counter() - started)
+    return answered
 
 
 def ingest_body(tp: Tasteprint, body: bytes):

@@ -366,6 +366,11 @@ class Database:
     def user_ids(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT user_id FROM events ORDER BY user_id")]
 
+    def recent_users(self, limit: int) -> list[str]:
+        """At most `limit` user ids, the most recently stored event's user first."""
+        query = "SELECT user_id FROM events GROUP BY user_id ORDER BY MAX(rowid) DESC LIMIT ?"
+        return [r[0] for r in self.conn.execute(query, (limit,))]
+
     def items(self, item_ids: Iterable[str] | None = None) -> dict[str, Item]:
         if item_ids is None:
             rows = self.conn.execute("SELECT * FROM items").fetchall()
