@@ -323,12 +323,14 @@ def warm(tp: Tasteprint, budget_s: float = WARM_SECONDS) -> int:
     started = time.perf_counter()
     users = tp.db.recent_users(FACTS_CACHED)
     answered = 0
-    for answered, user_id in enumerate(users, start=1):
+    for user_id in users:
         tp.recommend(user_id, 10, rerank=False, reasons=False)
+        answered += 1
         if time.perf_counter() - started > budget_s:
             break
     if users:
-        log.warning("worker %d warmed %d of %d users in %.1f s", os.getpid(), answered, len(users), time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        log.warning("worker %d warmed %d of %d users in %.1f s", os.getpid(), answered, len(users), seconds)
     return answered
 
 
