@@ -180,6 +180,7 @@ def test_chat_sessions_carry_on_and_belong_to_their_user(served):
 
 def test_metrics_count_routes_without_user_ids(served):
     client, _, tokens = served
+    client.get("/v1/users/ana/recommendations", headers=auth(tokens["ana"]))
     client.get("/v1/users/ana/profile", headers=auth(tokens["ana"]))
     text = client.get("/metrics").text
     assert 'route="/v1/users/{user_id}/recommendations"' in text and "tasteprint_request_seconds" in text

@@ -11,7 +11,7 @@ LLM fails, the retrieval order stands, with deterministic explanations.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict
 
@@ -220,7 +220,7 @@ class RerankOptions(TypedDict, total=False):
 
     k: int
     blend: float
-    together: dict[str, dict[str, int]] | None
+    together: Mapping[str, Mapping[str, int]] | None
 
 
 def rerank(
@@ -234,7 +234,7 @@ def rerank(
     k: int = 10,
     blend: float = DEFAULT_BLEND,
     passes: int = 1,
-    together: dict[str, dict[str, int]] | None = None,
+    together: Mapping[str, Mapping[str, int]] | None = None,
 ) -> RerankResult:
     """Order `candidates` (already in retrieval order, none consumed) and explain the top k.
 

@@ -273,9 +273,11 @@ class Recommender:
 
     # -- ranking ------------------------------------------------------------------------------
 
-    def _scores(self, history: Sequence[str], profile_vector: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Each retriever's score of every fitted item for one history (oldest first)."""
-        plain = self.interactions.vector(history)
+    def _scores(
+        self, history: Sequence[str], plain: np.ndarray, profile_vector: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Each retriever's score of every fitted item for one history (oldest first), whose plain
+        vector (`Interactions.vector`) is `plain`."""
         recent = plain if self.half_life is None else self.interactions.vector(history, self.half_life)
 
         def weighted(retriever) -> tuple[np.ndarray, np.ndarray]:
@@ -303,9 +305,10 @@ class Recommender:
     ) -> Pool:
         """The candidates (given, or the union of every retriever's top list) with their features."""
         index = self.interactions.item_index
-        seen = self.interactions.vector(history) > 0
+        plain = self.interactions.vector(history)
+        seen = plain > 0
         seen[[index[i] for i in exclude if i in index]] = True
-        scores = self._scores(history, profile_vector)
+        scores = self._scores(history, plain, profile_vector)
         if candidates is None:
             candidates = np.unique(np.concatenate([top_indices(s, seen) for s in scores.values()]))
         ranks = {}
@@ -314,7 +317,9 @@ class Recommender:
             ranks[source] = 1 + len(unseen) - np.searchsorted(unseen, values[candidates], side="right")
         affinity = np.zeros(len(candidates), dtype=np.float32)
         if self.labels is not None and seen.any():
-            profile = np.asarray(self.labels[seen].sum(axis=0)).ravel() / seen.sum()
+            # The label counts of the seen items as one product over every item: selecting their rows
+            # first cost time in proportion to the history.
+            profile = (self.labels.T @ seen.astype(np.float32)) / seen.sum()
             affinity = np.asarray(self.labels[candidates] @ profile).ravel().astype(np.float32)
         return Pool(candidates, {s: v[candidates] for s, v in scores.items()}, ranks, len(set(history)), affinity)
 

@@ -9,7 +9,7 @@ depends most on what came last. Consumed items are never candidates.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -54,17 +54,15 @@ class Interactions:
     def by_item(self) -> sparse.csc_matrix:
         return self.matrix.tocsc()
 
-    def together(self, item_ids: Iterable[str], others: Iterable[str]) -> dict[str, dict[str, int]]:
+    def together(self, item_ids: Iterable[str], others: Iterable[str]) -> CoConsumption:
         """For each of `item_ids`, how many users consumed both it and each of `others` (counts of 0
-        and items outside the fitted data left out)."""
-        rows = [i for i in dict.fromkeys(item_ids) if i in self.item_index]
-        columns = [o for o in dict.fromkeys(others) if o in self.item_index]
-        if not rows or not columns:
-            return {}
-        pick = self.by_item[:, [self.item_index[i] for i in rows]]
-        cited = self.by_item[:, [self.item_index[o] for o in columns]]
-        counts = (pick.T @ cited).toarray()
-        return {item: {o: int(c) for o, c in zip(columns, row) if c} for item, row in zip(rows, counts)}
+        and items outside the fitted data left out), counted for an item when first asked for."""
+        return CoConsumption(self, item_ids, others)
+
+    def co_counts(self, item_id: str) -> np.ndarray:
+        """How many users consumed both `item_id` and each fitted item."""
+        column = self.item_index[item_id]
+        return np.asarray((self.by_item[:, column].T @ self.matrix).toarray()).ravel()
 
     def label_matrix(self, labels: dict[str, Iterable[str]]) -> sparse.csr_matrix:
         """Items x labels, 1 where the item carries the label (labels sorted by name)."""
@@ -79,10 +77,12 @@ class Interactions:
         """The history as a vector over items: 1 per consumed item, or with `half_life`, 0.5 ** (steps back
         from the most recent item / half_life), counting each item at its latest position."""
         row = np.zeros(len(self.items), dtype=np.float32)
-        known = [(position, self.item_index[i]) for position, i in enumerate(history) if i in self.item_index]
-        if not known:
+        lookup = self.item_index.get
+        indices = np.fromiter((lookup(i, -1) for i in history), dtype=np.int64, count=len(history))
+        positions = np.flatnonzero(indices >= 0)  # where in the history each fitted item stands
+        indices = indices[positions]
+        if not len(indices):
             return row
-        positions, indices = np.array(known).T
         if half_life is None:
             row[indices] = 1.0
             return row
@@ -91,6 +91,55 @@ class Interactions:
         latest = len(indices) - 1 - first_from_end
         row[indices[latest]] = 0.5 ** ((len(history) - 1 - positions[latest]) / half_life)
         return row
+
+
+class CoConsumption(Mapping[str, Mapping[str, int]]):
+    """Item id -> other item id -> how many users consumed both, for the `item_ids` and `others` given
+    (counts of 0 and items outside the fitted data left out). An item's counts are computed when they
+    are first read: a pick is cited by co-consumption only when it shares no label or close embedding
+    with the history, and counting every candidate against a long history cost up to 3 ms a request."""
+
+    def __init__(self, interactions: Interactions, item_ids: Iterable[str], others: Iterable[str]):
+        self.interactions = interactions
+        index = interactions.item_index
+        self.columns = [o for o in dict.fromkeys(others) if o in index]
+        self.column_indices = np.array([index[o] for o in self.columns], dtype=np.int64)
+        self.rows = {i: CountsWith(self, i) for i in item_ids if i in index} if self.columns else {}
+
+    def __getitem__(self, item_id: str) -> CountsWith:
+        return self.rows[item_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+class CountsWith(Mapping[str, int]):
+    """One item's row of a `CoConsumption`: other item id -> users who consumed both, counted when
+    first read."""
+
+    def __init__(self, table: CoConsumption, item_id: str):
+        self.table, self.item_id = table, item_id
+        self._counts: dict[str, int] | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        if self._counts is None:
+            table = self.table
+            counts = table.interactions.co_counts(self.item_id)[table.column_indices]
+            self._counts = {table.columns[n]: int(counts[n]) for n in np.flatnonzero(counts)}
+        return self._counts
+
+    def __getitem__(self, other: str) -> int:
+        return self.counts[other]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.counts)
+
+    def __len__(self) -> int:
+        return len(self.counts)
 
 
 def with_labels(interactions: Interactions, labels: sparse.csr_matrix | None, weight: float) -> sparse.csr_matrix:

@@ -3,16 +3,18 @@ from it, the embedder, the vector store, and the language model with the LLM sta
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from tasteprint.config import ExplanationMode, Settings
 from tasteprint.explain.chain import LLMStages
-from tasteprint.explain.evidence import CitableHistory, nearest_history, positive_history
+from tasteprint.explain.evidence import CitableHistory, HistoryLabels, nearest_history
 from tasteprint.llm import CachedBackend, LLMBackend, make_backend
 from tasteprint.models import Item, UserFacts
-from tasteprint.profile.facts import MAX_LABEL_CHARS, FactBook
+from tasteprint.profile.facts import FACTS_CACHED, MAX_LABEL_CHARS, FactBook
 from tasteprint.storage.embeddings import Embedder
 from tasteprint.storage.sqlite import Database
 from tasteprint.storage.vectors import VectorStore, index_items
@@ -33,6 +35,8 @@ class Workspace:
         self._stages: dict[tuple[bool, str], LLMStages] = {}  # (with the model, explanations), for the current facts
         self._label_items: tuple[int, dict[str, set[str]]] | None = None
         self._item_vectors: dict[str, np.ndarray] = {}  # read from the vector store on first use
+        self._history_labels: dict[str, tuple[UserFacts, HistoryLabels]] = {}  # user -> (their facts, labels)
+        self._lock = threading.Lock()
 
     @property
     def backend(self) -> LLMBackend:
@@ -94,15 +98,30 @@ class Workspace:
         facts: UserFacts,
         item_ids: list[str],
         items: dict[str, Item],
-        together: dict[str, dict[str, int]] | None = None,
+        together: Mapping[str, Mapping[str, int]] | None = None,
     ) -> dict[str, list[str]]:
         """For each item, the user's nearest (not disliked) history items: the citations it may use.
         `together` (item -> history item -> people who consumed both, counted in the fitted data) lets
         an item that shares nothing else cite what it was consumed with."""
-        vectors = self.item_vectors(list(item_ids) + positive_history(facts))
-        history = CitableHistory(facts, vectors)
+        labels = self.history_labels(facts)
+        vectors = self.item_vectors(list(item_ids) + labels.ids)
+        history = CitableHistory(facts, vectors, labels)
         together = together or {}
         return {i: nearest_history(vectors.get(i), history, items.get(i), together=together.get(i)) for i in item_ids}
+
+    def history_labels(self, facts: UserFacts) -> HistoryLabels:
+        """The labels and ratings of the user's citable history, built once per facts object (the
+        factbook rebuilds the facts when the history changes); kept for as many users as the facts."""
+        with self._lock:
+            kept = self._history_labels.get(facts.user_id)
+        if kept is not None and kept[0] is facts:
+            return kept[1]
+        labels = HistoryLabels(facts)
+        with self._lock:
+            self._history_labels[facts.user_id] = (facts, labels)
+            while len(self._history_labels) > FACTS_CACHED:
+                del self._history_labels[next(iter(self._history_labels))]
+        return labels
 
     def item_vectors(self, item_ids: list[str]) -> dict[str, np.ndarray]:
         """The items' embeddings, read from the vector store once each and kept in memory (an item's
