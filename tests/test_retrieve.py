@@ -110,3 +110,14 @@ def test_together_counts_the_users_who_consumed_both_items():
         "z": {"y": 2, "z": 2, "x": 1},
     }
     assert world.together(["x"], []) == {}
+
+
+def test_together_counts_an_item_only_when_its_counts_are_read(monkeypatch):
+    world = Interactions.from_histories({"a": ["x", "y"], "b": ["x", "y", "z"], "c": ["y", "z"]})
+    counted = []
+    original = Interactions.co_counts
+    monkeypatch.setattr(Interactions, "co_counts", lambda self, item: counted.append(item) or original(self, item))
+    table = world.together(["x", "z"], ["y", "x"])
+    assert counted == [] and sorted(table) == ["x", "z"]
+    assert table["z"].get("y") == 2 and table["z"].get("x") == 1 and table["z"].get("gone", 0) == 0
+    assert table["z"]["y"] == 2 and counted == ["z"]  # counted once, then kept
