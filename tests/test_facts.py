@@ -94,3 +94,22 @@ def test_prompts_are_the_same_in_every_process(movielens_store):
         runs.append(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout)
     assert "Mystery +17%" in runs[0]
     assert runs[0] == runs[1]
+
+
+def test_the_kept_history_is_the_databases_and_follows_new_events(tmp_path):
+    db = Database(tmp_path)
+    db.add_items([Item(item_id=i, title=i.upper()) for i in "abcd"])
+    db.add_events(
+        [
+            Event(user_id="u", item_id="b", kind="rating", rating=4, timestamp=20),
+            Event(user_id="u", item_id="a", kind="rating", rating=5, timestamp=10),
+            Event(user_id="u", item_id="c", kind="search", text="c films", timestamp=15),
+            Event(user_id="u", item_id="a", kind="view", timestamp=30),
+        ]
+    )
+    book = FactBook(db)
+    facts, history = book.facts_with_history("u")
+    assert history == db.user_history("u") == ["a", "b", "a"]  # oldest first, searches left out
+    assert book.facts_with_history("u")[1] is history and book.facts("u") is facts  # kept
+    db.add_events([Event(user_id="u", item_id="d", kind="rating", rating=3, timestamp=40)])
+    assert book.facts_with_history("u")[1] == ["a", "b", "a", "d"]

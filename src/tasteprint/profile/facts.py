@@ -347,7 +347,7 @@ class FactBook:
         self.db = db
         self._global_shares: dict[str, float] | None = None
         self._generic_aspects: set[str] | None = None
-        self._facts: OrderedDict[str, tuple[tuple[int, int, int], UserFacts]] = OrderedDict()
+        self._facts: OrderedDict[str, tuple[tuple[int, int, int], UserFacts, list[str]]] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -365,19 +365,26 @@ class FactBook:
     def facts(self, user_id: str) -> UserFacts:
         """The user's facts, rebuilt only when their history (or the data version) changed since the
         last call: the most recent `FACTS_CACHED` users' are kept. Callers must not modify them."""
+        return self.facts_with_history(user_id)[0]
+
+    def facts_with_history(self, user_id: str) -> tuple[UserFacts, list[str]]:
+        """The user's facts and the item ids of their events other than searches, oldest first (what a
+        recommender reads), both kept as `facts` keeps the facts: reading a history of 2,700 events
+        from the database took 1.5 ms. Callers must not modify them."""
         state = self.db.user_state(user_id)
         with self._lock:
             cached = self._facts.get(user_id)
             if cached is not None and cached[0] == state:
                 self._facts.move_to_end(user_id)
-                return cached[1]
+                return cached[1], cached[2]
         events = self.db.user_events(user_id)
         if not events:
             raise UnknownUserError(user_id)
         items = self.db.items({e.item_id for e in events})
         facts = build_facts(user_id, events, items, self.global_shares, self.generic_aspects)
+        history = [e.item_id for e in events if e.kind != "search"]  # `Database.user_history`'s items
         with self._lock:
-            self._facts[user_id] = (state, facts)
+            self._facts[user_id] = (state, facts, history)
             while len(self._facts) > FACTS_CACHED:
                 self._facts.popitem(last=False)
-        return facts
+        return facts, history

@@ -54,9 +54,9 @@ class RecommendService:
         """See `Tasteprint.recommend`."""
         ws = self.workspace
         steering = Steering.from_edits(ws.db.profiles.edits(user_id), ws.label_items())
-        facts = self._facts(user_id, steering)
+        facts, history = self._facts_and_history(user_id, steering)
         profile = self._profile(user_id, rerank)
-        history = ws.db.user_history(user_id) + steering.liked
+        history = history + steering.liked
         recommender = self.fitting.get()
         exclude = set(exclude) | steering.excluded
         candidates = self._candidates(recommender, facts, profile, history, max(n_candidates, k), exclude)
@@ -81,13 +81,13 @@ class RecommendService:
             result.recommendations, result.reasons = self.word(facts, result.recommendations)
         return result
 
-    def _facts(self, user_id: str, steering: Steering) -> UserFacts:
-        """The user's facts; for a person known only by their edits, the facts of the titles they said
-        they liked (or none)."""
+    def _facts_and_history(self, user_id: str, steering: Steering) -> tuple[UserFacts, list[str]]:
+        """The user's facts and history (item ids, oldest first); for a person known only by their
+        edits, the facts of the titles they said they liked (or none) and no history."""
         ws = self.workspace
         if ws.db.has_user(user_id) or not ws.db.profiles.has_edits(user_id):
-            return ws.factbook.facts(user_id)  # raises UnknownUserError for a stranger
-        return stated_facts(user_id, steering.liked, ws.db.items(steering.liked), ws.factbook.global_shares)
+            return ws.factbook.facts_with_history(user_id)  # raises UnknownUserError for a stranger
+        return stated_facts(user_id, steering.liked, ws.db.items(steering.liked), ws.factbook.global_shares), []
 
     def _profile(self, user_id: str, build: bool) -> UserProfile | None:
         """The stored profile; with `build` (the model reranks) the current one, built or updated first."""
