@@ -168,3 +168,37 @@ def test_at_blend_zero_the_llm_is_not_asked_and_retrieval_order_stands():
     assert backend.history == [] and result.stats.passes == 0 and result.llm_rank == {}
     assert [r.item_id for r in result.recommendations] == ["c1", "c2", "c3", "c4"]
     assert [r.evidence for r in result.recommendations][:2] == [["h1"], ["h2", "h1"]]  # the evidence order
+
+
+def test_a_long_history_cites_the_same_items_as_a_full_sort_would():
+    import random
+
+    import numpy as np
+
+    from tasteprint.explain.evidence import CITE_MIN_COSINE, CitableHistory, nearest_history
+    from tasteprint.profile.facts import DISLIKED_MAX
+
+    rng = random.Random(7)
+    ids = [f"h{n:03d}" for n in range(400)]
+    genres = ["Drama", "Comedy", "War", "Crime"]
+    long = facts().model_copy(
+        update={
+            "history_item_ids": ids,
+            "item_labels": {i: rng.sample(genres, rng.randint(0, 3)) for i in ids},
+            "item_ratings": {i: float(rng.choice([2, 3, 4, 5])) for i in ids},  # many equal ratings
+        }
+    )
+    # Few distinct directions: many items tie on score too, so the item id decides among them.
+    directions = [np.array([1.0, 0.0]), np.array([0.6, 0.8]), np.array([0.0, 1.0])]
+    vectors = {i: directions[rng.randrange(3)] for i in ids}
+    history = CitableHistory(long, vectors)
+    candidate = Item(item_id="c", title="C", attributes={"genres": ["Drama", "War"]})
+    for n in (1, 3, 10, 50):
+        cited = nearest_history(np.array([1.0, 0.0]), history, candidate, n=n)
+        shared = {i: len({"Drama", "War"} & set(long.item_labels[i])) for i in ids}
+        cosine = {i: float(np.float32(vectors[i][0])) for i in ids}  # the candidate is [1, 0]
+        score = {i: cosine[i] + 0.01 * long.item_ratings[i] for i in ids}
+        citable = [i for i in ids if long.item_ratings[i] > DISLIKED_MAX]
+        kept = [i for i in citable if shared[i] or cosine[i] >= CITE_MIN_COSINE]
+        expected = sorted(kept, key=lambda i: (shared[i], score[i], i), reverse=True)[:n]
+        assert cited == expected, n

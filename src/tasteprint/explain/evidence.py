@@ -105,6 +105,8 @@ def nearest_history(
     keep = np.flatnonzero((shared > 0) | (cosines >= CITE_MIN_COSINE))
     if len(keep):  # best first: most labels shared, then cosine plus a touch of rating, then item id
         scores = cosines[keep] + 0.01 * history.ratings[keep]
+        if len(keep) > SORT_ALL_MAX:
+            keep, scores = _contenders(keep, scores, shared[keep], n)
         order = np.lexsort((history.id_array[keep], scores, shared[keep]))[::-1][:n]
         return [history.ids[keep[r]] for r in order]
     if together:
@@ -113,6 +115,22 @@ def nearest_history(
         best = max(((together.get(i, 0), float(rating), i) for i, rating in pairs), default=None)
         return [best[2]] if best and best[0] >= CO_LIKED_MIN else []
     return []
+
+
+SORT_ALL_MAX = 64  # kept items sorted whole; above it only those that can be among the best n
+
+
+def _contenders(keep: np.ndarray, scores: np.ndarray, shared: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The kept items (and their scores) that can be among the best `n` by (shared, score): those
+    sharing more labels than the n-th best, and of those sharing as many, the ones scoring at least
+    what the last place needs, ties included, so the full sort's order survives. Sorting 1,500 kept
+    items with their ids took 30 us a candidate."""
+    floor = np.partition(shared, -n)[-n]
+    ahead, level = shared > floor, shared == floor
+    places = n - int(ahead.sum())  # at least 1: fewer than n share more than the n-th best
+    cut = np.partition(scores[level], -places)[-places]
+    within = ahead | (level & (scores >= cut))
+    return keep[within], scores[within]
 
 
 def rated_above_mean(facts: UserFacts, rating: float | None) -> bool:
