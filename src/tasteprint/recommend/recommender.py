@@ -274,11 +274,10 @@ class Recommender:
     # -- ranking ------------------------------------------------------------------------------
 
     def _scores(
-        self, history: Sequence[str], plain: np.ndarray, profile_vector: np.ndarray | None = None
+        self, plain: np.ndarray, recent: np.ndarray, profile_vector: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:
-        """Each retriever's score of every fitted item for one history (oldest first), whose plain
-        vector (`Interactions.vector`) is `plain`."""
-        recent = plain if self.half_life is None else self.interactions.vector(history, self.half_life)
+        """Each retriever's score of every fitted item for one history, given as its plain and its
+        recency-weighted vector (`Interactions.vector`)."""
 
         def weighted(retriever) -> tuple[np.ndarray, np.ndarray]:
             """(recency-weighted score mixed with the plain one, plain score)."""
@@ -305,10 +304,12 @@ class Recommender:
     ) -> Pool:
         """The candidates (given, or the union of every retriever's top list) with their features."""
         index = self.interactions.item_index
-        plain = self.interactions.vector(history)
+        looked_up = self.interactions.lookup(history)
+        plain = self.interactions.vector(history, looked_up=looked_up)
+        recent = plain if self.half_life is None else self.interactions.vector(history, self.half_life, looked_up)
         seen = plain > 0
         seen[[index[i] for i in exclude if i in index]] = True
-        scores = self._scores(history, plain, profile_vector)
+        scores = self._scores(plain, recent, profile_vector)
         if candidates is None:
             candidates = np.unique(np.concatenate([top_indices(s, seen) for s in scores.values()]))
         ranks = {}

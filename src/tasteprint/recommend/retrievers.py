@@ -73,12 +73,19 @@ class Interactions:
         data = np.ones(len(cells), dtype=np.float32)
         return sparse.csr_matrix((data, (rows, columns)), shape=(len(self.items), len(names)))
 
-    def vector(self, history: Sequence[str], half_life: float | None = None) -> np.ndarray:
+    def lookup(self, history: Sequence[str]) -> np.ndarray:
+        """Each history item's index among the fitted items, -1 for an item the fit has not seen."""
+        index = self.item_index.get
+        return np.fromiter((index(i, -1) for i in history), dtype=np.int64, count=len(history))
+
+    def vector(
+        self, history: Sequence[str], half_life: float | None = None, looked_up: np.ndarray | None = None
+    ) -> np.ndarray:
         """The history as a vector over items: 1 per consumed item, or with `half_life`, 0.5 ** (steps back
-        from the most recent item / half_life), counting each item at its latest position."""
+        from the most recent item / half_life), counting each item at its latest position. `looked_up`
+        is the history's `lookup`, when the caller has it already."""
         row = np.zeros(len(self.items), dtype=np.float32)
-        lookup = self.item_index.get
-        indices = np.fromiter((lookup(i, -1) for i in history), dtype=np.int64, count=len(history))
+        indices = self.lookup(history) if looked_up is None else looked_up
         positions = np.flatnonzero(indices >= 0)  # where in the history each fitted item stands
         indices = indices[positions]
         if not len(indices):
