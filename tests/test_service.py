@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from tasteprint import Tasteprint
 from tasteprint.cli.demo import BUILT_IN
+from tasteprint.errors import TasteprintError
 from tasteprint.service import create_app
 from tasteprint.service.app import warm
 
@@ -74,6 +75,16 @@ def test_a_worker_warms_its_caches_most_recent_users_first(served, monkeypatch):
     assert tp.db.recent_users(1) == [newest]
     assert warm(tp, budget_s=0) == 1  # the budget is checked after each user
     assert warm(tp) == len(recent)
+    answer = tp.recommend
+
+    def failing_for_the_newest(user_id, *args, **kwargs):
+        if user_id == newest:
+            raise TasteprintError("this user cannot be answered")
+        return answer(user_id, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tp, "recommend", failing_for_the_newest)
+        assert warm(tp) == len(recent) - 1  # one user's error does not stop a worker from starting
 
     def no_build(*args, **kwargs):
         raise AssertionError("facts built after the warm-up")

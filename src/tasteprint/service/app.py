@@ -324,8 +324,11 @@ def warm(tp: Tasteprint, budget_s: float = WARM_SECONDS) -> int:
     users = tp.db.recent_users(FACTS_CACHED)
     answered = 0
     for user_id in users:
-        tp.recommend(user_id, 10, rerank=False, reasons=False)
-        answered += 1
+        try:
+            tp.recommend(user_id, 10, rerank=False, reasons=False)
+            answered += 1
+        except TasteprintError:  # answered with its error when asked; no reason to refuse to start
+            pass
         if time.perf_counter() - started > budget_s:
             break
     if users:
