@@ -54,10 +54,14 @@ class Interactions:
     def by_item(self) -> sparse.csc_matrix:
         return self.matrix.tocsc()
 
-    def together(self, item_ids: Iterable[str], others: Iterable[str]) -> CoConsumption:
+    def together(self, item_ids: Iterable[str], others: Iterable[str]) -> dict[str, CountsWith]:
         """For each of `item_ids`, how many users consumed both it and each of `others` (counts of 0
-        and items outside the fitted data left out), counted for an item when first asked for."""
-        return CoConsumption(self, item_ids, others)
+        and items outside the fitted data left out), counted for an item when first read."""
+        columns = [o for o in dict.fromkeys(others) if o in self.item_index]
+        if not columns:
+            return {}
+        column_indices = np.array([self.item_index[o] for o in columns], dtype=np.int64)
+        return {i: CountsWith(self, i, columns, column_indices) for i in item_ids if i in self.item_index}
 
     def co_counts(self, item_id: str) -> np.ndarray:
         """How many users consumed both `item_id` and each fitted item."""
@@ -100,43 +104,22 @@ class Interactions:
         return row
 
 
-class CoConsumption(Mapping[str, Mapping[str, int]]):
-    """Item id -> other item id -> how many users consumed both, for the `item_ids` and `others` given
-    (counts of 0 and items outside the fitted data left out). An item's counts are computed when they
-    are first read: a pick is cited by co-consumption only when it shares no label or close embedding
-    with the history, and counting every candidate against a long history cost up to 3 ms a request."""
-
-    def __init__(self, interactions: Interactions, item_ids: Iterable[str], others: Iterable[str]):
-        self.interactions = interactions
-        index = interactions.item_index
-        self.columns = [o for o in dict.fromkeys(others) if o in index]
-        self.column_indices = np.array([index[o] for o in self.columns], dtype=np.int64)
-        self.rows = {i: CountsWith(self, i) for i in item_ids if i in index} if self.columns else {}
-
-    def __getitem__(self, item_id: str) -> CountsWith:
-        return self.rows[item_id]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-
 class CountsWith(Mapping[str, int]):
-    """One item's row of a `CoConsumption`: other item id -> users who consumed both, counted when
-    first read."""
+    """One item's co-consumption counts: other item id (of `columns`) -> how many users consumed both,
+    counts of 0 left out. Computed when first read: a pick is cited by co-consumption only when it
+    shares no label or close embedding with the history, and counting every candidate against a long
+    history cost up to 3 ms a request."""
 
-    def __init__(self, table: CoConsumption, item_id: str):
-        self.table, self.item_id = table, item_id
+    def __init__(self, interactions: Interactions, item_id: str, columns: list[str], column_indices: np.ndarray):
+        self.interactions, self.item_id = interactions, item_id
+        self.columns, self.column_indices = columns, column_indices
         self._counts: dict[str, int] | None = None
 
     @property
     def counts(self) -> dict[str, int]:
         if self._counts is None:
-            table = self.table
-            counts = table.interactions.co_counts(self.item_id)[table.column_indices]
-            self._counts = {table.columns[n]: int(counts[n]) for n in np.flatnonzero(counts)}
+            counts = self.interactions.co_counts(self.item_id)[self.column_indices]
+            self._counts = {self.columns[n]: int(counts[n]) for n in np.flatnonzero(counts)}
         return self._counts
 
     def __getitem__(self, other: str) -> int:
