@@ -121,3 +121,27 @@ def test_together_counts_an_item_only_when_its_counts_are_read(monkeypatch):
     assert counted == [] and sorted(table) == ["x", "z"]
     assert table["z"].get("y") == 2 and table["z"].get("x") == 1 and table["z"].get("gone", 0) == 0
     assert table["z"]["y"] == 2 and counted == ["z"]  # counted once, then kept
+
+
+def test_scanning_many_queries_at_once_gives_each_its_own_scores_bit_for_bit():
+    from threadpoolctl import threadpool_limits
+
+    from tasteprint.recommend.retrievers import SCAN_ROWS, Embedding
+
+    rng = np.random.default_rng(7)
+    items = 3 * SCAN_ROWS + 37  # a last block shorter than the rest
+    embedding = Embedding(rng.standard_normal((items, 48)).astype(np.float32))
+    histories = []
+    for length in (1, 5, 40, 0, 300):
+        vector = np.zeros(items, dtype=np.float32)
+        vector[rng.choice(items, length, replace=False)] = rng.random(length).astype(np.float32)
+        histories.append(vector)
+    extras = [None, rng.standard_normal(48).astype(np.float32), None, None, None]  # the 4th asks nothing
+    with threadpool_limits(1):  # as a service worker runs
+        together = embedding.scores_many(histories, extras)
+        alone = [embedding.scores(h, e) for h, e in zip(histories, extras)]
+    assert len(together) == len(histories)
+    for mine, own in zip(together, alone):
+        assert mine.dtype == np.float32 and np.array_equal(mine, own)
+    assert not together[3].any() and together[1].any()
+    assert not np.array_equal(together[0], together[2])  # each query its own row of the scan

@@ -4,6 +4,7 @@ picks obey, chat sessions, forget, metrics without user data, and a background r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -12,9 +13,10 @@ from fastapi.testclient import TestClient
 
 from tasteprint import Tasteprint
 from tasteprint.cli.demo import BUILT_IN
-from tasteprint.errors import TasteprintError
+from tasteprint.errors import TasteprintError, UnknownUserError
 from tasteprint.service import create_app
 from tasteprint.service.app import warm
+from tasteprint.service.batching import Batches
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("service")]
 ADMIN = "admin-secret-for-tests"
@@ -65,6 +67,44 @@ def test_recommendations_are_what_recommend_serves(served):
     assert bad.status_code == 422 and "k" in bad.json()["detail"]
     unknown = client.get("/v1/users/nobody/recommendations", headers=auth(ADMIN))
     assert unknown.status_code == 404 and "nobody" in unknown.json()["detail"]
+
+
+def test_recommend_many_answers_each_user_as_recommend_does_and_errors_stay_in_place(served):
+    from threadpoolctl import threadpool_limits
+
+    _, tp, _ = served
+    users = ["ana", "nobody", "ben", "ana"]
+    with threadpool_limits(1):
+        together = tp.recommend_many(users, 5, rerank=False, reasons=False)
+        alone = {u: tp.recommend(u, 5, rerank=False, reasons=False).recommendations for u in ("ana", "ben")}
+    assert isinstance(together[1], UnknownUserError) and "nobody" in str(together[1])
+    for user, result in zip(users, together):
+        if user != "nobody":
+            assert [r.model_dump() for r in result.recommendations] == [r.model_dump() for r in alone[user]]
+    assert together[0].recommendations != together[2].recommendations  # each user their own picks
+
+
+def test_requests_waiting_together_are_answered_in_one_batch_per_k():
+    asked = []
+
+    def answer(user_ids: list[str], k: int) -> list:
+        asked.append((user_ids, k))
+        return [UnknownUserError(u) if u == "nobody" else f"{u}:{k}" for u in user_ids]
+
+    sizes = []
+    batches = Batches(answer, sizes.append)
+
+    async def many():
+        waiting = [batches.picks(u, k) for u, k in (("ana", 10), ("nobody", 10), ("ben", 5), ("cy", 10))]
+        first = await asyncio.gather(*waiting, return_exceptions=True)
+        later = await batches.picks("ana", 3)  # after the batch: a batch of its own
+        return first, later
+
+    first, later = asyncio.run(many())
+    assert first[0] == "ana:10" and first[2] == "ben:5" and first[3] == "cy:10"
+    assert isinstance(first[1], UnknownUserError)
+    assert asked == [(["ana", "nobody", "cy"], 10), (["ben"], 5), (["ana"], 3)] and later == "ana:3"
+    assert sizes == [4, 1]
 
 
 def test_a_worker_warms_its_caches_most_recent_users_first(served, monkeypatch):
@@ -243,7 +283,7 @@ def test_an_unexpected_fault_is_answered_in_the_error_shape(served, monkeypatch)
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(tp.services.recommending, "recommend", broken)
+    monkeypatch.setattr(tp.services.recommending, "recommend_many", broken)
     quiet = TestClient(client.app, raise_server_exceptions=False)
     response = quiet.get("/v1/users/ana/recommendations", headers=auth(tokens["ana"]))
     assert response.status_code == 500 and response.json() == {

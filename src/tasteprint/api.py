@@ -323,6 +323,26 @@ class Tasteprint:
             str(user_id), k, rerank=rerank, n_candidates=n, exclude=exclude, reasons=reasons
         )
 
+    def recommend_many(
+        self,
+        user_ids: Iterable[str],
+        k: int = 10,
+        *,
+        rerank: bool = True,
+        n_candidates: int | None = None,
+        exclude: Iterable[str] = (),
+        reasons: bool = True,
+    ) -> list[RecommendResult | TasteprintError]:
+        """`recommend` for each of `user_ids`, in order, with the same arguments for all. A user that
+        cannot be answered (an unknown user, say) gets its error in place; the others are answered.
+        Faster than one call each: the embedding retriever reads the catalogue's vectors once for all
+        of them. On one BLAS thread each user's picks equal what `recommend` returns for that user alone.
+        """
+        n = self.settings.candidates if n_candidates is None else n_candidates
+        return self.services.recommending.recommend_many(
+            [str(u) for u in user_ids], k, rerank=rerank, n_candidates=n, exclude=exclude, reasons=reasons
+        )
+
     def word(
         self, user_id: str, recommendations: list[Recommendation], explanations: ExplanationMode | None = None
     ) -> tuple[list[Recommendation], ReasonStats]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import resource
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
@@ -47,6 +48,19 @@ LABEL_SE = 1.0  # a heavier label weight must gain one standard error on validat
 # Given the recommender as fitted before the final refit and its held-out check cases, a tuner returns the
 # LLM rerank blend and its validation gain (`explain.rerank.blend_tuner`).
 RerankTuner = Callable[["Recommender", list[Case]], tuple[float, dict[str, float]]]
+
+
+@dataclass
+class Ask:
+    """One `Recommender.recommend` call's arguments: a history (oldest first), how many picks, items
+    to leave out, the candidates to order (None: every item), and the profile vector that joins the
+    embedding retriever's query."""
+
+    history: Sequence[str]
+    n: int = 20
+    exclude: Iterable[str] = ()
+    candidates: Sequence[str] | None = None
+    profile_vector: np.ndarray | None = None
 
 
 class Recommender:
@@ -273,11 +287,15 @@ class Recommender:
 
     # -- ranking ------------------------------------------------------------------------------
 
-    def _scores(
-        self, plain: np.ndarray, recent: np.ndarray, profile_vector: np.ndarray | None = None
-    ) -> dict[str, np.ndarray]:
+    def _vectors(self, history: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The history's plain and recency-weighted vectors over the fitted items (`Interactions.vector`)."""
+        looked_up = self.interactions.lookup(history)
+        plain = self.interactions.vector(history, looked_up=looked_up)
+        return plain, plain if self.half_life is None else self.interactions.vector(history, self.half_life, looked_up)
+
+    def _scores(self, plain: np.ndarray, recent: np.ndarray, embedded: np.ndarray | None) -> dict[str, np.ndarray]:
         """Each retriever's score of every fitted item for one history, given as its plain and its
-        recency-weighted vector (`Interactions.vector`)."""
+        recency-weighted vector, with the embedding retriever's scores (`embedded`) when it has one."""
 
         def weighted(retriever) -> tuple[np.ndarray, np.ndarray]:
             """(recency-weighted score mixed with the plain one, plain score)."""
@@ -291,8 +309,8 @@ class Recommender:
         scores = {"main": main, "second": weighted(self.second)[0], "pop": self.interactions.popularity}
         if self.half_life is not None:  # the whole history as its own list orders what recency cannot tell apart
             scores["main-plain"] = main_plain
-        if self.embedding is not None:
-            scores["embed"] = self.embedding.scores(recent, profile_vector)
+        if embedded is not None:
+            scores["embed"] = embedded
         return scores
 
     def _pool(
@@ -300,16 +318,18 @@ class Recommender:
         history: Sequence[str],
         candidates: np.ndarray | None = None,
         exclude: Iterable[str] = (),
-        profile_vector: np.ndarray | None = None,
+        vectors: tuple[np.ndarray, np.ndarray] | None = None,
+        embedded: np.ndarray | None = None,
     ) -> Pool:
-        """The candidates (given, or the union of every retriever's top list) with their features."""
+        """The candidates (given, or the union of every retriever's top list) with their features.
+        `vectors` (`_vectors`) and `embedded` (the embedding retriever's scores) when the caller has them."""
         index = self.interactions.item_index
-        looked_up = self.interactions.lookup(history)
-        plain = self.interactions.vector(history, looked_up=looked_up)
-        recent = plain if self.half_life is None else self.interactions.vector(history, self.half_life, looked_up)
+        plain, recent = self._vectors(history) if vectors is None else vectors
+        if embedded is None and self.embedding is not None:
+            embedded = self.embedding.scores(recent)
         seen = plain > 0
         seen[[index[i] for i in exclude if i in index]] = True
-        scores = self._scores(plain, recent, profile_vector)
+        scores = self._scores(plain, recent, embedded)
         if candidates is None:
             candidates = np.unique(np.concatenate([top_indices(s, seen) for s in scores.values()]))
         ranks = {}
@@ -344,19 +364,33 @@ class Recommender:
     ) -> list[Candidate]:
         """The best `n` unconsumed items for a history (oldest first), or `candidates` in ranked order.
         Candidates the fitted data has never seen rank last, in the order given."""
+        return self.recommend_many([Ask(history, n, exclude, candidates, profile_vector)])[0]
+
+    def recommend_many(self, asks: Sequence[Ask]) -> list[list[Candidate]]:
+        """`recommend` for each of `asks`, with one scan of the item embeddings for all of them
+        (`Embedding.scores_many`): what answering several people at once saves."""
         self._require_fit()
+        vectors = [self._vectors(ask.history) for ask in asks]
+        embedded = [None] * len(asks)
+        if self.embedding is not None:
+            embedded = self.embedding.scores_many([recent for _, recent in vectors], [a.profile_vector for a in asks])
+        return [self._ranked(*asked) for asked in zip(asks, vectors, embedded, strict=True)]
+
+    def _ranked(self, ask: Ask, vectors: tuple[np.ndarray, np.ndarray], embedded: np.ndarray | None) -> list[Candidate]:
         index = self.interactions.item_index
-        known = None if candidates is None else np.array([index[c] for c in candidates if c in index], dtype=int)
-        pool = self._pool(history, known, exclude, profile_vector)
+        known = None
+        if ask.candidates is not None:
+            known = np.array([index[c] for c in ask.candidates if c in index], dtype=int)
+        pool = self._pool(ask.history, known, ask.exclude, vectors, embedded)
         scores = self._ranking_scores(pool) if len(pool.items) else np.zeros(0)
         position = {int(item): n for n, item in enumerate(pool.items)}
         result = []
-        for item in self._ordered(pool, scores)[:n]:
+        for item in self._ordered(pool, scores)[: ask.n]:
             at = position[int(item)]
             ranks = {s: int(pool.ranks[s][at]) for s in pool.ranks}
             result.append(Candidate(self.interactions.items[item], float(scores[at]), ranks))
-        unknown = [c for c in candidates or () if c not in index]
-        return result + [Candidate(c, float("-inf")) for c in unknown][: max(0, n - len(result))]
+        unknown = [Candidate(c, float("-inf")) for c in ask.candidates or () if c not in index]
+        return result + unknown[: max(0, ask.n - len(result))]
 
     def single(self, method: str, history: Sequence[str], n: int = 20, candidates: Sequence[str] | None = None):
         """Item ids ranked by one classical retriever on the plain history (the baselines eval compares

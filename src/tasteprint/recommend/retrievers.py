@@ -249,6 +249,9 @@ class ALS:
         return (self.model.item_factors @ factor).astype(np.float32)
 
 
+SCAN_ROWS = 512  # item vectors scanned at a time for several queries: 0.8 MB of 384-d rows, within a core's L2
+
+
 class Embedding:
     """Embedding neighbours: cosine of each item's text embedding with the user's query, the
     history-weighted mean of the consumed items' embeddings (plus a profile vector when given)."""
@@ -271,6 +274,28 @@ class Embedding:
     def scores(self, user_vector: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
         query = self.query(user_vector, extra)
         return np.zeros(len(self.vectors), np.float32) if query is None else self.vectors @ query
+
+    def scores_many(self, user_vectors: Sequence[np.ndarray], extras: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+        """`scores` for each (user vector, extra) pair, reading the item vectors once for all of them.
+
+        The scan of every item's vector is memory-bound (15 MB for ml-latest-small, evicted from the
+        cache by the rest of a request): one query took 1.2 ms on one thread, eight took 2.9 ms when each
+        block of rows served every query while it was in the cache. Each block is the same matrix-vector
+        product as `scores` makes over the whole matrix, in blocks whose size is a multiple of any row
+        grouping the BLAS kernel uses, so on one BLAS thread (as a service worker runs) each query's
+        scores equal its `scores` bit for bit, whichever queries share the scan."""
+        queries = [self.query(vector, extra) for vector, extra in zip(user_vectors, extras, strict=True)]
+        asked = [q for q in queries if q is not None]
+        if len(asked) == 1:
+            scanned = [self.vectors @ asked[0]]
+        else:
+            scanned = np.empty((len(asked), len(self.vectors)), dtype=np.float32)
+            for start in range(0, len(self.vectors), SCAN_ROWS):
+                block = self.vectors[start : start + SCAN_ROWS]
+                for row, query in enumerate(asked):
+                    np.matmul(block, query, out=scanned[row, start : start + SCAN_ROWS])
+        rows = iter(scanned)
+        return [np.zeros(len(self.vectors), np.float32) if q is None else next(rows) for q in queries]
 
 
 @dataclass

@@ -3,12 +3,13 @@ a cold user's list takes in their segment's prior, and the LLM stages rerank, ci
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from tasteprint.config import COLD_START_MAX, ExplanationMode
-from tasteprint.errors import UnknownItemError
+from tasteprint.errors import TasteprintError, UnknownItemError
 from tasteprint.explain.chain import RecommendResult
 from tasteprint.explain.item import explain_item
 from tasteprint.explain.reasons import ReasonChecker, ReasonStats, catalogue_names
@@ -16,7 +17,7 @@ from tasteprint.explain.rerank import DEFAULT_BLEND
 from tasteprint.llm import on_behalf_of
 from tasteprint.models import Explanation, Recommendation, UserFacts, UserProfile
 from tasteprint.profile.facts import LOVED_MIN, stated_facts
-from tasteprint.recommend.recommender import Recommender
+from tasteprint.recommend.recommender import Ask, Recommender
 from tasteprint.recommend.retrievers import Candidate, fuse
 from tasteprint.recommend.steering import Steering, with_wanted
 from tasteprint.storage.embeddings import profile_text
@@ -27,6 +28,21 @@ from .segments import SegmentService
 from .workspace import Workspace
 
 SEGMENT_PRIOR_WEIGHT = 0.5  # the segment prior's weight beside the fitted list, for cold users
+
+
+@dataclass
+class Asked:
+    """What one user's picks are computed from, read before the recommender ranks: their steering
+    (edits), facts, profile, history (oldest first, with the titles they said they liked), the items
+    left out, and the profile's embedding."""
+
+    user_id: str
+    steering: Steering
+    facts: UserFacts
+    profile: UserProfile | None
+    history: list[str]
+    exclude: set[str]
+    profile_vector: np.ndarray | None
 
 
 class RecommendService:
@@ -52,15 +68,68 @@ class RecommendService:
         self, user_id: str, k: int, *, rerank: bool, n_candidates: int, exclude: Iterable[str], reasons: bool
     ) -> RecommendResult:
         """See `Tasteprint.recommend`."""
+        (result,) = self.recommend_many(
+            [user_id], k, rerank=rerank, n_candidates=n_candidates, exclude=exclude, reasons=reasons
+        )
+        if isinstance(result, TasteprintError):
+            raise result
+        return result
+
+    def recommend_many(
+        self,
+        user_ids: Sequence[str],
+        k: int,
+        *,
+        rerank: bool,
+        n_candidates: int,
+        exclude: Iterable[str],
+        reasons: bool,
+    ) -> list[RecommendResult | TasteprintError]:
+        """See `Tasteprint.recommend_many`: each user's inputs first, then one `Recommender.recommend_many`
+        for all of them, then each user's evidence and explanations."""
+        exclude = set(exclude)
+        asked: list[Asked | TasteprintError] = []
+        for user_id in user_ids:
+            try:
+                asked.append(self._asked(user_id, rerank, exclude))
+            except TasteprintError as exc:
+                asked.append(exc)
+        ready = [a for a in asked if isinstance(a, Asked)]
+        if not ready:
+            return asked
+        recommender = self.fitting.get()
+        n = max(n_candidates, k)
+        fitted = iter(
+            recommender.recommend_many([Ask(a.history, n, a.exclude, profile_vector=a.profile_vector) for a in ready])
+        )
+        results: list[RecommendResult | TasteprintError] = []
+        for one in asked:
+            if isinstance(one, Asked):
+                ranked = next(fitted)
+                try:
+                    one = self._answer(recommender, one, self._with_segment(one, ranked, n), k, rerank, reasons)
+                except TasteprintError as exc:
+                    one = exc
+            results.append(one)
+        return results
+
+    def _asked(self, user_id: str, rerank: bool, exclude: set[str]) -> Asked:
+        """What the user's picks are computed from; UnknownUserError for a stranger."""
         ws = self.workspace
         steering = Steering.from_edits(ws.db.profiles.edits(user_id), ws.label_items())
         facts, history = self._facts_and_history(user_id, steering)
         profile = self._profile(user_id, rerank)
         history = history + steering.liked
-        recommender = self.fitting.get()
-        exclude = set(exclude) | steering.excluded
-        candidates = self._candidates(recommender, facts, profile, history, max(n_candidates, k), exclude)
-        consumed = set(history) | set(exclude)
+        excluded = exclude | steering.excluded
+        return Asked(user_id, steering, facts, profile, history, excluded, self.profile_vector(profile))
+
+    def _answer(
+        self, recommender: Recommender, asked: Asked, candidates: list[Candidate], k: int, rerank: bool, reasons: bool
+    ) -> RecommendResult:
+        """The top `k` of `candidates` after steering, with evidence and explanations (the model's when
+        `rerank`, and its worded reasons too with `reasons`)."""
+        ws, steering, facts, history = self.workspace, asked.steering, asked.facts, asked.history
+        consumed = set(history) | asked.exclude
         candidates = with_wanted(recommender, history, candidates, steering, k, consumed)
         ids = [c.item_id for c in candidates]
         items = ws.db.items(ids)
@@ -70,9 +139,9 @@ class RecommendService:
         if blend is None:
             blend = DEFAULT_BLEND if recommender.rerank_blend is None else recommender.rerank_blend
         stages = ws.stages(model=rerank)  # without the model: the fitted order, template explanations
-        with on_behalf_of(user_id):
+        with on_behalf_of(asked.user_id):
             ranked = stages.rerank(
-                facts, profile, candidates, items, evidence, k=len(candidates), blend=blend, together=together
+                facts, asked.profile, candidates, items, evidence, k=len(candidates), blend=blend, together=together
             )
         picks = {r.item_id: r for r in ranked.recommendations}
         top = steering.top(list(picks), k, consumed, recommender.more_boost)
@@ -96,26 +165,15 @@ class RecommendService:
             return self.profiles.get(user_id)
         return db.profiles.latest(user_id)
 
-    def _candidates(
-        self,
-        recommender: Recommender,
-        facts: UserFacts,
-        profile: UserProfile | None,
-        history: list[str],
-        n: int,
-        exclude: Iterable[str],
-    ) -> list[Candidate]:
-        """`recommender`'s top `n`, fused with the segment prior for a cold user."""
-        exclude = set(exclude)
-        profile_vector = self.profile_vector(profile)
-        candidates = recommender.recommend(history, n=n, exclude=exclude, profile_vector=profile_vector)
-        if len(facts.history_item_ids) > COLD_START_MAX or not self.segments.file.exists():
-            return candidates
-        query = profile_vector
-        if query is None and (loved := self.workspace.vectors.item_vectors(history)):
+    def _with_segment(self, asked: Asked, fitted: list[Candidate], n: int) -> list[Candidate]:
+        """The fitted recommender's top `n`, fused with the segment prior for a cold user."""
+        if len(asked.facts.history_item_ids) > COLD_START_MAX or not self.segments.file.exists():
+            return fitted
+        query = asked.profile_vector
+        if query is None and (loved := self.workspace.vectors.item_vectors(asked.history)):
             query = np.mean(list(loved.values()), axis=0)
-        prior = self.segments.prior(query, set(history) | exclude)
-        lists = {"fitted": [c.item_id for c in candidates], "segment": prior}
+        prior = self.segments.prior(query, set(asked.history) | asked.exclude)
+        lists = {"fitted": [c.item_id for c in fitted], "segment": prior}
         return fuse(lists, {"fitted": 1.0, "segment": SEGMENT_PRIOR_WEIGHT})[:n]
 
     def _catalogue_names(self) -> list[tuple[str, str]]:
