@@ -39,6 +39,20 @@ def wait_for(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None
     raise TimeoutError(f"{url} not ready after {timeout_s} s")
 
 
+def wait_for_workers(url: str, workers: int, timeout_s: float) -> set[int]:
+    """The worker pids that answered `url` (/healthz) on new connections, once `workers` of them have:
+    a worker listens only after its warm-up, and a benchmark that starts before then measures fewer."""
+    answered: set[int] = set()
+    deadline = time.monotonic() + timeout_s
+    while len(answered) < workers:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(answered)} of {workers} workers answered {url} after {timeout_s} s")
+        with urllib.request.urlopen(url, timeout=5) as response:
+            answered.add(json.load(response)["worker"])
+        time.sleep(0.05)
+    return answered
+
+
 @contextmanager
 def tasteprint_server(store, admin_token: str, workers: int = 1, timeout_s: float = 300) -> Iterator[str]:
     """`tasteprint serve` over `store` on a free port with `admin_token` and `workers` processes; yields
@@ -51,6 +65,7 @@ def tasteprint_server(store, admin_token: str, workers: int = 1, timeout_s: floa
         process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz", process, timeout_s)
+        wait_for_workers(f"http://127.0.0.1:{port}/healthz", workers, timeout_s)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()

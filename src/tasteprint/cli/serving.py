@@ -29,6 +29,8 @@ def serve(
     a person's from `tasteprint token create USER`."""
     import uvicorn
 
+    from tasteprint.service.listeners import own_listeners_supported, serve_with_own_listeners
+
     tp = where.open(refit_stale=False)
     tp.recommender(progress=True)  # fitted before the first request when the store has none, never during one
     store = tp.settings.store
@@ -37,16 +39,20 @@ def serve(
     chosen = where.options(store=str(store))
     os.environ.update({f"TASTEPRINT_{name.upper()}": str(value) for name, value in chosen.items() if value})
     err_console.print(f"serving {store} on http://{host}:{port} with {workers} worker(s) (docs at /docs)")
-    uvicorn.run(
-        "tasteprint.service.app:from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,  # a line per request costs more than some requests; /metrics counts them
-        timeout_graceful_shutdown=5,
-    )
+    options = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_level": "warning",
+        "access_log": False,  # a line per request costs more than some requests; /metrics counts them
+        "timeout_graceful_shutdown": 5,
+    }
+    factory = "tasteprint.service.app:from_environment"
+    if own_listeners_supported(workers):
+        serve_with_own_listeners(uvicorn.Config(factory, **options))
+    else:
+        uvicorn.run(factory, **options)
 
 
 @command("create", llm=False, group=token_app)

@@ -172,7 +172,12 @@ def create_app(tp: Tasteprint) -> FastAPI:
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict:
         fitted = tp.services.fitting.latest()
-        return {"status": "ok", "fitted": fitted is not None, "refitting": background.pending("fit")}
+        return {
+            "status": "ok",
+            "fitted": fitted is not None,
+            "refitting": background.pending("fit"),
+            "worker": os.getpid(),  # which worker process answered
+        }
 
     @app.get("/metrics", tags=["service"])
     def metrics() -> Response:
