@@ -1,5 +1,6 @@
 """`tasteprint serve --workers 2` spreads connections over its workers: each listens on a socket of its
-own (SO_REUSEPORT), so keep-alive clients that connect at once do not all land on one worker."""
+own (SO_REUSEPORT), so keep-alive clients that connect at once do not all land on one worker; and
+/metrics counts every worker's requests, whichever worker answers."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from http_servers import tasteprint_server
 from tasteprint import Tasteprint
 from tasteprint.cli.demo import BUILT_IN
 
+HEALTHZ_200 = 'tasteprint_requests_total{route="/healthz",status="200"}'
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux balances")]
 
 
@@ -43,9 +45,17 @@ def test_each_worker_listens_on_its_own_socket_and_connections_spread_over_them(
             for _ in range(2):  # the same connection stays with its worker
                 client.request("GET", "/healthz")
                 workers.append(json.loads(client.getresponse().read())["worker"])
+        totals = []
+        for client in (clients[workers.index(w) // 2] for w in sorted(set(workers))):  # one per worker
+            client.request("GET", "/metrics")
+            text = client.getresponse().read().decode()
+            totals.append(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if HEALTHZ_200 in line))
+        for client in clients:
             client.close()
     assert all(workers[n] == workers[n + 1] for n in range(0, len(workers), 2))
     assert len(set(workers)) == 2  # all 16 on one worker: 2 in 65,536 with the ports hashed
+    # /metrics adds up both workers' counts, whichever answers (each worker's own would differ)
+    assert totals[0] == totals[1] >= len(workers)
 
     with socket.socket() as taken:  # a port some other program listens on: one clear error, exit 1
         taken.bind(("127.0.0.1", 0))

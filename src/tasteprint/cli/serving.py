@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Annotated
 
 import typer
@@ -30,6 +31,7 @@ def serve(
     import uvicorn
 
     from tasteprint.service.listeners import own_listeners_supported, serve_with_own_listeners
+    from tasteprint.service.metrics import SHARED_FOLDER
 
     tp = where.open(refit_stale=False)
     tp.recommender(progress=True)  # fitted before the first request when the store has none, never during one
@@ -49,10 +51,13 @@ def serve(
         "timeout_graceful_shutdown": 5,
     }
     factory = "tasteprint.service.app:from_environment"
-    if own_listeners_supported(workers):
-        serve_with_own_listeners(uvicorn.Config(factory, **options))
-    else:
-        uvicorn.run(factory, **options)
+    with tempfile.TemporaryDirectory(prefix="tasteprint-metrics-") as shared:
+        if workers > 1:  # /metrics adds up every worker's values (`service.metrics`); a folder set already is kept
+            os.environ.setdefault(SHARED_FOLDER, shared)
+        if own_listeners_supported(workers):
+            serve_with_own_listeners(uvicorn.Config(factory, **options))
+        else:
+            uvicorn.run(factory, **options)
 
 
 @command("create", llm=False, group=token_app)

@@ -16,7 +16,6 @@ from typing import Annotated, Literal
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, Field
 
 from tasteprint.api import Tasteprint
@@ -36,34 +35,11 @@ from .access import ApiError, Caller, bearer, identify
 from .background import Background
 from .batching import Batches
 from .limits import BodyLimit
+from .metrics import Measured, ServiceMetrics
 from .page import register_page
 
 Explanations = Literal["template", "auto", "prose", "slots"]
 log = logging.getLogger("tasteprint")
-
-
-class Measured:
-    """ASGI middleware counting requests by route template (no user ids) and status, and timing them."""
-
-    def __init__(self, app, requests: Counter, seconds: Histogram):
-        self.app, self.requests, self.seconds = app, requests, seconds
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        started, status = time.perf_counter(), [500]
-
-        async def noting(message):
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, noting)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self.requests.labels(route, str(status[0])).inc()
-            self.seconds.labels(route).observe(time.perf_counter() - started)
 
 
 class ProfileEdits(BaseModel):
@@ -119,15 +95,7 @@ def create_app(tp: Tasteprint) -> FastAPI:
     app = FastAPI(title="tasteprint", summary="User profiles and explained recommendations over one store")
     app.add_middleware(BodyLimit, limit=tp.settings.max_body_bytes)
     app.state.tp = tp
-    registry = CollectorRegistry()
-    requests = Counter("tasteprint_requests", "HTTP requests answered", ["route", "status"], registry=registry)
-    seconds = Histogram("tasteprint_request_seconds", "time to answer, by route", ["route"], registry=registry)
-    batch_sizes = Histogram(
-        "tasteprint_recommendation_batch_size",
-        "recommendation requests answered together",
-        buckets=(1, 2, 4, 8, 16, 32),
-        registry=registry,
-    )
+    metrics = ServiceMetrics()
     # One batch of recommendations computed at a time: the work holds the GIL most of the time, and
     # threads that took turns at it slowed 16 concurrent clients to 64 requests/s from 84 one at a time.
     compute = threading.Lock()
@@ -143,9 +111,9 @@ def create_app(tp: Tasteprint) -> FastAPI:
             results = tp.recommend_many(user_ids, k, rerank=False, reasons=False)
         return [r if isinstance(r, Exception) else r.recommendations for r in results]
 
-    batches = Batches(picks_of_many, batch_sizes.observe)
+    batches = Batches(picks_of_many, metrics.batch_sizes.observe)
 
-    app.add_middleware(Measured, requests=requests, seconds=seconds)
+    app.add_middleware(Measured, metrics=metrics)
 
     def error(status: int, name: str, detail: str) -> JSONResponse:
         return JSONResponse({"error": name, "detail": detail}, status_code=status)
@@ -180,8 +148,8 @@ def create_app(tp: Tasteprint) -> FastAPI:
         }
 
     @app.get("/metrics", tags=["service"])
-    def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    def prometheus() -> Response:
+        return Response(metrics.exposition(), media_type=metrics.content_type)
 
     @app.get("/v1/users/{user_id}/recommendations", tags=["users"])
     async def recommendations(
