@@ -1,14 +1,17 @@
 """The ranking stage over the retrievers' candidates: weighted reciprocal-rank fusion, or LambdaMART
 (LightGBM's `LGBMRanker`, objective lambdarank) over per-candidate features. The recommender picks
-one on validation users; both see the same features, computed here."""
+one on validation users (`choose_ranker`); both see the same features, computed here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from .metrics import ndcg_at_k
 from .retrievers import RRF_K
+from .validation import Case, keeps_long_term, objective
 
 FUSION_GRID = tuple(
     {"main": 1.0, "main-plain": plain, "second": second, "embed": embed, "pop": pop}
@@ -38,6 +41,10 @@ class Pool:
         for source, ranks in self.ranks.items():
             total += weights.get(source, 0.0) / (RRF_K + ranks)
         return total
+
+    def ordered(self, scores: np.ndarray) -> np.ndarray:
+        """The pool's items best first by `scores`; ties by the main retriever's score, then item index."""
+        return self.items[np.lexsort((self.items, -self.scores["main"], -scores))]
 
     def features(self, popularity: np.ndarray) -> np.ndarray:
         """One row per candidate: each retriever's log rank and score relative to the user's best, item
@@ -96,3 +103,50 @@ def fit_lambdamart(pools: list[Pool], targets: list[set[int]], popularity: np.nd
     )
     model.fit(np.vstack(rows), np.concatenate(labels), group=groups)
     return model.booster_  # the trained booster alone: what a store saves as LightGBM's model text
+
+
+def choose_ranker(
+    tune_cases: list[Case],
+    check_cases: list[Case],
+    pool_of: dict[int, Pool],
+    popularity: np.ndarray,
+    ranker: str,
+    seed: int,
+):
+    """Fusion weights tuned on `tune_cases`, LambdaMART trained on them (unless `ranker` is "fusion";
+    "lambdamart" forces it), or the leading retriever alone. On `check_cases` (other users) a tuned
+    stage must beat the leader alone with the 95% confidence interval of the paired gain above 0 (noise
+    on small data otherwise picks it); the best that does is kept. `pool_of` maps `id(case)` to its
+    pool. Returns the LambdaMART booster (None unless chosen), the fusion weights (`LEAD_ALONE` unless
+    fusion is chosen), and each stage's NDCG@10 on `check_cases`."""
+
+    def ndcgs(cases: list[Case], score: Callable[[Pool], np.ndarray]) -> np.ndarray:
+        pools = [pool_of[id(c)] for c in cases]
+        return np.array([c.weight * ndcg_at_k(c.wanted, p.ordered(score(p))[:10]) for c, p in zip(cases, pools)])
+
+    def mean(values: np.ndarray) -> float:
+        return float(values.mean()) if len(values) else 0.0
+
+    fusion_means = [objective(ndcgs(tune_cases, lambda p, w=w: p.fused(w)), tune_cases) for w in FUSION_GRID]
+    tuned = dict(FUSION_GRID[int(np.argmax(fusion_means))])
+    lead = ndcgs(check_cases, lambda p: p.fused(LEAD_ALONE))
+    results = {"fusion": ndcgs(check_cases, lambda p: p.fused(tuned))}
+    model = None
+    if ranker != "fusion":
+        model = fit_lambdamart([pool_of[id(c)] for c in tune_cases], [c.wanted for c in tune_cases], popularity, seed)
+        if model is not None:
+            results["lambdamart"] = ndcgs(check_cases, lambda p: model.predict(p.features(popularity)))
+
+    earning = [stage for stage, values in results.items() if earns_its_place(values, lead)]
+    earning = [
+        stage
+        for stage in earning
+        if objective(results[stage], check_cases) > objective(lead, check_cases)
+        and keeps_long_term(results[stage], lead, check_cases)
+    ]
+    chosen = max(earning, key=lambda stage: objective(results[stage], check_cases), default="lead alone")
+    if ranker == "lambdamart" and model is not None:
+        chosen = "lambdamart"
+    weights = tuned if chosen == "fusion" else dict(LEAD_ALONE)
+    scored = {stage: mean(values) for stage, values in results.items()} | {"lead alone": mean(lead)}
+    return (model if chosen == "lambdamart" else None), weights, scored

@@ -34,10 +34,9 @@ from scipy import sparse
 from tasteprint.errors import TasteprintError
 from tasteprint.models import FitConfig, FitReport
 
-from .metrics import ndcg_at_k
-from .ranking import FUSION_GRID, LEAD_ALONE, Pool, earns_its_place, fit_lambdamart
+from .ranking import FUSION_GRID, LEAD_ALONE, Pool, choose_ranker, earns_its_place
 from .retrievers import ALS, EASE, Candidate, Embedding, Interactions, ItemKNN, batch_scores, top_indices
-from .validation import Case, hold_out, keeps_long_term, objective, recency_ndcgs, weigh_cases
+from .validation import Case, hold_out, objective, recency_ndcgs, weigh_cases
 from .validation import shortlists as validation_shortlists
 from .wanted import choose_more_boost
 
@@ -152,8 +151,12 @@ class Recommender:
         validation |= self._choose_recency(cases, shortlists)
         pools = [self._pool(c.history, shortlists[n] if shortlists else None) for n, c in enumerate(cases)]
         pool_of = {id(c): pool for c, pool in zip(cases, pools)}
-        validation |= self._choose_ranker(tune_cases, check_cases, pool_of)
-        orders = [self._ordered(pool_of[id(c)], self._ranking_scores(pool_of[id(c)])) for c in cases]
+        popularity, config = self.interactions.popularity, self.config
+        self.model, self.weights, ranked = choose_ranker(
+            tune_cases, check_cases, pool_of, popularity, config.ranker, config.seed
+        )
+        validation |= ranked
+        orders = [pool_of[id(c)].ordered(self._ranking_scores(pool_of[id(c)])) for c in cases]
         self.more_boost, more = choose_more_boost(cases, orders, self.labels)
         validation |= more
         gain = None
@@ -240,51 +243,6 @@ class Recommender:
         }
         return {name: float(ndcgs[key].mean()) if len(cases) else 0.0 for name, key in named.items()}
 
-    def _choose_ranker(self, tune_cases: list[Case], check_cases: list[Case], pool_of: dict[int, Pool]):
-        """Fusion weights tuned on `tune_cases`, LambdaMART trained on them, or the leading retriever
-        alone. On `check_cases` (other users) a tuned stage must beat the leader alone with the 95%
-        confidence interval of the paired gain above 0 (noise on small data otherwise picks it); the best that does
-        is kept. Returns each one's NDCG@10 on `check_cases`."""
-
-        def ndcgs(cases: list[Case], score: Callable[[Pool], np.ndarray]) -> np.ndarray:
-            pools = [pool_of[id(c)] for c in cases]
-            return np.array(
-                [c.weight * ndcg_at_k(c.wanted, self._ordered(p, score(p))[:10]) for c, p in zip(cases, pools)]
-            )
-
-        def mean(values: np.ndarray) -> float:
-            return float(values.mean()) if len(values) else 0.0
-
-        fusion_means = [objective(ndcgs(tune_cases, lambda p, w=w: p.fused(w)), tune_cases) for w in FUSION_GRID]
-        tuned = dict(FUSION_GRID[int(np.argmax(fusion_means))])
-        lead = ndcgs(check_cases, lambda p: p.fused(LEAD_ALONE))
-        results = {"fusion": ndcgs(check_cases, lambda p: p.fused(tuned))}
-        model = None
-        if self.config.ranker != "fusion":
-            model = fit_lambdamart(
-                [pool_of[id(c)] for c in tune_cases],
-                [c.wanted for c in tune_cases],
-                self.interactions.popularity,
-                self.config.seed,
-            )
-            if model is not None:
-                popularity = self.interactions.popularity
-                results["lambdamart"] = ndcgs(check_cases, lambda p: model.predict(p.features(popularity)))
-
-        earning = [stage for stage, values in results.items() if earns_its_place(values, lead)]
-        earning = [
-            stage
-            for stage in earning
-            if objective(results[stage], check_cases) > objective(lead, check_cases)
-            and keeps_long_term(results[stage], lead, check_cases)
-        ]
-        chosen = max(earning, key=lambda stage: objective(results[stage], check_cases), default="lead alone")
-        if self.config.ranker == "lambdamart" and model is not None:
-            chosen = "lambdamart"
-        self.model = model if chosen == "lambdamart" else None
-        self.weights = tuned if chosen == "fusion" else dict(LEAD_ALONE)
-        return {stage: mean(values) for stage, values in results.items()} | {"lead alone": mean(lead)}
-
     # -- ranking ------------------------------------------------------------------------------
 
     def _vectors(self, history: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -344,11 +302,6 @@ class Recommender:
             affinity = np.asarray(self.labels[candidates] @ profile).ravel().astype(np.float32)
         return Pool(candidates, {s: v[candidates] for s, v in scores.items()}, ranks, len(set(history)), affinity)
 
-    def _ordered(self, pool: Pool, scores: np.ndarray) -> np.ndarray:
-        """Pool items best first by `scores`; ties by the main retriever's score, then item index."""
-        order = np.lexsort((pool.items, -pool.scores["main"], -scores))
-        return pool.items[order]
-
     def _ranking_scores(self, pool: Pool) -> np.ndarray:
         if self.model is not None:
             return self.model.predict(pool.features(self.interactions.popularity))
@@ -377,6 +330,7 @@ class Recommender:
         return [self._ranked(*asked) for asked in zip(asks, vectors, embedded, strict=True)]
 
     def _ranked(self, ask: Ask, vectors: tuple[np.ndarray, np.ndarray], embedded: np.ndarray | None) -> list[Candidate]:
+        """`ask`'s picks, given its history's vectors (`_vectors`) and embedding scores."""
         index = self.interactions.item_index
         known = None
         if ask.candidates is not None:
@@ -385,7 +339,7 @@ class Recommender:
         scores = self._ranking_scores(pool) if len(pool.items) else np.zeros(0)
         position = {int(item): n for n, item in enumerate(pool.items)}
         result = []
-        for item in self._ordered(pool, scores)[: ask.n]:
+        for item in pool.ordered(scores)[: ask.n]:
             at = position[int(item)]
             ranks = {s: int(pool.ranks[s][at]) for s in pool.ranks}
             result.append(Candidate(self.interactions.items[item], float(scores[at]), ranks))
