@@ -10,24 +10,24 @@ import asyncio
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-Picks = TypeVar("Picks")
+Result = TypeVar("Result")
 
 
-class Batches(Generic[Picks]):
+class Batches(Generic[Result]):
     """Queues (user, k) requests on the running event loop and answers each queue in one step.
     `answer` gives, for users and one k, each user's picks or the error to answer them with, in order;
     `measured` is told each batch's size."""
 
     def __init__(
         self,
-        answer: Callable[[list[str], int], list[Picks | Exception]],
+        answer: Callable[[list[str], int], list[Result | Exception]],
         measured: Callable[[int], None] = lambda _: None,
     ):
         self.answer = answer
         self.measured = measured
         self.waiting: list[tuple[str, int, asyncio.Future]] = []
 
-    async def picks(self, user_id: str, k: int) -> Picks:
+    async def picks(self, user_id: str, k: int) -> Result:
         """`user_id`'s top `k`, answered in the next batch (raises the user's error)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
