@@ -39,8 +39,8 @@ def wait_for(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None
     raise TimeoutError(f"{url} not ready after {timeout_s} s")
 
 
-def wait_for_workers(url: str, workers: int, timeout_s: float) -> set[int]:
-    """The worker pids that answered `url` (/healthz) on new connections, once `workers` of them have:
+def wait_for_workers(url: str, workers: int, timeout_s: float) -> None:
+    """Wait until `workers` distinct worker processes have answered `url` (/healthz) on new connections:
     a worker listens only after its warm-up, and a benchmark that starts before then measures fewer."""
     answered: set[int] = set()
     deadline = time.monotonic() + timeout_s
@@ -50,7 +50,6 @@ def wait_for_workers(url: str, workers: int, timeout_s: float) -> set[int]:
         with urllib.request.urlopen(url, timeout=5) as response:
             answered.add(json.load(response)["worker"])
         time.sleep(0.05)
-    return answered
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from it, the embedder, the vector store, and the language model with the LLM sta
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,7 +36,8 @@ class Workspace:
         self._stages: dict[tuple[bool, str], LLMStages] = {}  # (with the model, explanations), for the current facts
         self._label_items: tuple[int, dict[str, set[str]]] | None = None
         self._item_vectors: dict[str, np.ndarray] = {}  # read from the vector store on first use
-        self._history_labels: dict[str, tuple[UserFacts, HistoryLabels]] = {}  # user -> (their facts, labels)
+        # user -> (the facts their labels were built from, the labels), least recently used first
+        self._history_labels: OrderedDict[str, tuple[UserFacts, HistoryLabels]] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -114,13 +116,15 @@ class Workspace:
         factbook rebuilds the facts when the history changes); kept for as many users as the facts."""
         with self._lock:
             kept = self._history_labels.get(facts.user_id)
-        if kept is not None and kept[0] is facts:
-            return kept[1]
+            if kept is not None and kept[0] is facts:
+                self._history_labels.move_to_end(facts.user_id)  # least recently used go first, as facts do
+                return kept[1]
         labels = HistoryLabels(facts)
         with self._lock:
             self._history_labels[facts.user_id] = (facts, labels)
+            self._history_labels.move_to_end(facts.user_id)
             while len(self._history_labels) > FACTS_CACHED:
-                del self._history_labels[next(iter(self._history_labels))]
+                self._history_labels.popitem(last=False)
         return labels
 
     def item_vectors(self, item_ids: list[str]) -> dict[str, np.ndarray]:
